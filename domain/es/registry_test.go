@@ -1,0 +1,101 @@
+package es_test
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/chronicle-go/chronicle/domain/es"
+)
+
+type renamedV2 struct {
+	First string `json:"first"`
+	Last  string `json:"last"`
+}
+
+func (renamedV2) EventType() string { return "person.renamed.v2" }
+
+type noted struct {
+	Text string `json:"text"`
+}
+
+func (noted) EventType() string { return "person.noted.v1" }
+
+func registry() *es.Registry {
+	r := es.NewRegistry()
+	es.Register[renamedV2](r, 1)
+	es.Register[noted](r, 2)
+	// person.renamed.v1 {"name": "Ada Lovelace"} is read as person.renamed.v2.
+	r.AddUpcaster(es.Upcaster{Type: "person.renamed.v1", Schema: 1,
+		Up: func(data json.RawMessage) (string, int, json.RawMessage, error) {
+			var v1 struct{ Name string }
+			if err := json.Unmarshal(data, &v1); err != nil {
+				return "", 0, nil, err
+			}
+			first, last, _ := strings.Cut(v1.Name, " ")
+			out, err := json.Marshal(renamedV2{First: first, Last: last})
+			return "person.renamed.v2", 1, out, err
+		}})
+	// person.noted.v1 schema 1 called the field "body".
+	r.AddUpcaster(es.Upcaster{Type: "person.noted.v1", Schema: 1,
+		Up: func(data json.RawMessage) (string, int, json.RawMessage, error) {
+			var v struct{ Body string }
+			if err := json.Unmarshal(data, &v); err != nil {
+				return "", 0, nil, err
+			}
+			out, err := json.Marshal(noted{Text: v.Body})
+			return "person.noted.v1", 2, out, err
+		}})
+	return r
+}
+
+func TestRegistryDecode(t *testing.T) {
+	r := registry()
+	tests := []struct {
+		name    string
+		rec     es.Record
+		want    es.Event
+		wantErr error
+	}{
+		{"current shape", es.Record{Type: "person.renamed.v2", SchemaVersion: 1, Data: json.RawMessage(`{"first":"Ada","last":"L"}`)},
+			renamedV2{First: "Ada", Last: "L"}, nil},
+		{"old type upcast", es.Record{Type: "person.renamed.v1", SchemaVersion: 1, Data: json.RawMessage(`{"name":"Ada Lovelace"}`)},
+			renamedV2{First: "Ada", Last: "Lovelace"}, nil},
+		{"old schema upcast", es.Record{Type: "person.noted.v1", SchemaVersion: 1, Data: json.RawMessage(`{"body":"hi"}`)},
+			noted{Text: "hi"}, nil},
+		{"unknown type", es.Record{Type: "person.teleported.v1", SchemaVersion: 1, Data: json.RawMessage(`{}`)}, nil, es.ErrUnknownEvent},
+		{"unknown schema", es.Record{Type: "person.noted.v1", SchemaVersion: 7, Data: json.RawMessage(`{}`)}, nil, es.ErrUnknownEvent},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := r.Decode(tc.rec)
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err %v, want %v", err, tc.wantErr)
+			}
+			if got != tc.want {
+				t.Fatalf("got %#v, want %#v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRegistryEncode(t *testing.T) {
+	typ, schema, data, err := registry().Encode(noted{Text: "x"})
+	if err != nil || typ != "person.noted.v1" || schema != 2 || string(data) != `{"text":"x"}` {
+		t.Fatalf("got %s %d %s %v", typ, schema, data, err)
+	}
+	if _, _, _, err := es.NewRegistry().Encode(noted{}); !errors.Is(err, es.ErrUnknownEvent) {
+		t.Fatalf("unregistered: %v", err)
+	}
+}
+
+func TestUpcasterCycle(t *testing.T) {
+	r := es.NewRegistry()
+	r.AddUpcaster(es.Upcaster{Type: "a.v1", Schema: 1, Up: func(d json.RawMessage) (string, int, json.RawMessage, error) {
+		return "a.v1", 1, d, nil
+	}})
+	if _, err := r.Decode(es.Record{Type: "a.v1", SchemaVersion: 1, Data: json.RawMessage(`{}`)}); !errors.Is(err, es.ErrUnknownEvent) {
+		t.Fatalf("cycle: %v", err)
+	}
+}

@@ -1,0 +1,237 @@
+package es
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Options tune a Service. Zero values take the defaults.
+type Options struct {
+	// SnapshotEvery writes a snapshot after an append that crosses a multiple
+	// of it. 0 disables snapshots.
+	SnapshotEvery int
+	// MaxAttempts bounds load-decide-append rounds on version conflicts (default 5).
+	MaxAttempts int
+	// Backoff is the base of the jittered exponential wait between attempts (default 5ms).
+	Backoff time.Duration
+	// IdempotencyTTL is how long idempotency records live (default 24h).
+	IdempotencyTTL time.Duration
+	// Now is the clock (default time.Now, in UTC).
+	Now func() time.Time
+	// NewID makes event ids (default UUID v7).
+	NewID func() string
+}
+
+// Service runs commands against one kind of aggregate: load, decide, append at
+// the expected version, retry on conflict. It also answers time-travel and
+// what-if questions. It is safe for concurrent use.
+type Service[S, C any] struct {
+	decider  Decider[S, C]
+	registry *Registry
+	store    Store
+	opts     Options
+}
+
+// NewService returns a Service for d, storing events in store.
+func NewService[S, C any](d Decider[S, C], reg *Registry, store Store, opts Options) *Service[S, C] {
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = 5
+	}
+	if opts.Backoff <= 0 {
+		opts.Backoff = 5 * time.Millisecond
+	}
+	if opts.IdempotencyTTL <= 0 {
+		opts.IdempotencyTTL = 24 * time.Hour
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.NewID == nil {
+		opts.NewID = func() string { return uuid.Must(uuid.NewV7()).String() }
+	}
+	return &Service[S, C]{decider: d, registry: reg, store: store, opts: opts}
+}
+
+// Decider returns the service's decider.
+func (s *Service[S, C]) Decider() Decider[S, C] { return s.decider }
+
+// Registry returns the service's codec registry.
+func (s *Service[S, C]) Registry() *Registry { return s.registry }
+
+// ExecOptions carry what a command needs besides itself.
+type ExecOptions struct {
+	// ExpectedVersion, when set, makes the command fail with a
+	// *PreconditionError unless the aggregate is at that version; there is
+	// then no retry on conflict.
+	ExpectedVersion *int64
+	// Metadata is recorded on every event the command causes.
+	Metadata Metadata
+	// Idempotency, when set, makes a repeat of the same request return the
+	// first result and write nothing.
+	Idempotency *IdempotencyKey
+}
+
+// IdempotencyKey identifies a request made with an idempotency key.
+type IdempotencyKey struct {
+	Key         string // the caller's key, scoped as the caller sees fit
+	RequestHash string // what identifies the request; another hash is ErrIdempotencyMismatch
+}
+
+// Result is the outcome of a command.
+type Result[S any] struct {
+	Aggregate[S]              // state after the command
+	Records      []Record     // events appended; none for a no-op or a replay
+	Replayed     bool         // the first result of an idempotent request, nothing written
+	Attempts     int          // load-decide-append rounds
+	SnapshotErr  error        // a failed snapshot write, which never fails the command
+}
+
+// Execute runs cmd against aggregate id. Domain errors from Decide are returned
+// as they are; store errors are wrapped with context.
+func (s *Service[S, C]) Execute(ctx context.Context, id string, cmd C, x ExecOptions) (Result[S], error) {
+	if x.Idempotency != nil {
+		if res, ok, err := s.replay(ctx, *x.Idempotency); ok || err != nil {
+			return res, err
+		}
+	}
+	for attempt := 1; ; attempt++ {
+		res, err := s.attempt(ctx, id, cmd, x)
+		res.Attempts = attempt
+		switch {
+		case err == nil:
+			return res, nil
+		case errors.Is(err, ErrIdempotencyReplay):
+			// A concurrent request with the same key won the race.
+			r, _, rerr := s.replay(ctx, *x.Idempotency)
+			r.Attempts = attempt
+			return r, rerr
+		case !errors.Is(err, ErrConflict):
+			return res, err
+		case x.ExpectedVersion != nil:
+			cur, lerr := s.Load(ctx, id)
+			if lerr != nil {
+				return res, lerr
+			}
+			return res, &PreconditionError{Expected: *x.ExpectedVersion, Current: cur.Version}
+		case attempt >= s.opts.MaxAttempts:
+			return res, fmt.Errorf("execute on %s after %d attempts: %w", id, attempt, err)
+		}
+		if err := s.wait(ctx, attempt); err != nil {
+			return res, err
+		}
+	}
+}
+
+func (s *Service[S, C]) attempt(ctx context.Context, id string, cmd C, x ExecOptions) (Result[S], error) {
+	agg, err := s.Load(ctx, id)
+	if err != nil {
+		return Result[S]{}, err
+	}
+	if x.ExpectedVersion != nil && agg.Version != *x.ExpectedVersion {
+		return Result[S]{Aggregate: agg}, &PreconditionError{Expected: *x.ExpectedVersion, Current: agg.Version}
+	}
+	now := s.now(agg)
+	events, err := s.decider.Decide(agg.State, cmd, now)
+	if err != nil {
+		return Result[S]{Aggregate: agg}, err
+	}
+	recs, err := s.records(agg, events, now, x.Metadata)
+	if err != nil {
+		return Result[S]{Aggregate: agg}, err
+	}
+	next := s.decider.Fold(agg, recs)
+	req := AppendRequest{AggregateID: id, ExpectedVersion: agg.Version, Records: recs}
+	req.Claims, req.Releases = s.decider.guards(id, agg.State, next.State)
+	if x.Idempotency != nil {
+		req.Idempotency = &IdempotencyRecord{
+			Key: x.Idempotency.Key, RequestHash: x.Idempotency.RequestHash,
+			AggregateID: id, Version: next.Version,
+			CreatedAt: now, ExpiresAt: now.Add(s.opts.IdempotencyTTL),
+		}
+	}
+	if req.Items() == 0 {
+		return Result[S]{Aggregate: next}, nil // a no-op: nothing to write
+	}
+	if err := s.store.Append(ctx, req); err != nil {
+		return Result[S]{Aggregate: agg}, fmt.Errorf("append %s v%d: %w", id, agg.Version+1, err)
+	}
+	res := Result[S]{Aggregate: next, Records: recs}
+	if n := int64(s.opts.SnapshotEvery); n > 0 && len(recs) > 0 && next.Version/n > agg.Version/n {
+		res.SnapshotErr = s.snapshot(ctx, next, now)
+	}
+	return res, nil
+}
+
+// now is the clock, never earlier than the aggregate's last event, so that
+// occurred-at never decreases along a stream and "as of T" is a prefix of it.
+func (s *Service[S, C]) now(agg Aggregate[S]) time.Time {
+	now := s.opts.Now().UTC()
+	if now.Before(agg.UpdatedAt) {
+		return agg.UpdatedAt
+	}
+	return now
+}
+
+func (s *Service[S, C]) records(agg Aggregate[S], events []Event, now time.Time, md Metadata) ([]Record, error) {
+	recs := make([]Record, 0, len(events))
+	for i, e := range events {
+		typ, schema, data, err := s.registry.Encode(e)
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, Record{
+			ID: s.opts.NewID(), AggregateID: agg.ID, AggregateType: s.decider.Type,
+			Version: agg.Version + int64(i) + 1, Type: typ, SchemaVersion: schema,
+			OccurredAt: now, Data: data, Metadata: md, Event: e,
+		})
+	}
+	return recs, nil
+}
+
+func (s *Service[S, C]) replay(ctx context.Context, k IdempotencyKey) (Result[S], bool, error) {
+	rec, ok, err := s.store.Idempotency(ctx, k.Key)
+	if err != nil {
+		return Result[S]{}, false, fmt.Errorf("read idempotency key: %w", err)
+	}
+	if !ok {
+		return Result[S]{}, false, nil
+	}
+	if rec.RequestHash != k.RequestHash {
+		return Result[S]{}, true, ErrIdempotencyMismatch
+	}
+	res := Result[S]{Replayed: true}
+	res.ID, res.Version = rec.AggregateID, rec.Version
+	return res, true, nil
+}
+
+func (s *Service[S, C]) snapshot(ctx context.Context, agg Aggregate[S], now time.Time) error {
+	state, err := json.Marshal(agg.State)
+	if err != nil {
+		return fmt.Errorf("snapshot %s v%d: %w", agg.ID, agg.Version, err)
+	}
+	snap := Snapshot{AggregateID: agg.ID, Version: agg.Version, SchemaVersion: s.decider.StateSchema,
+		State: state, UpdatedAt: agg.UpdatedAt, TakenAt: now}
+	if err := s.store.PutSnapshot(ctx, snap); err != nil {
+		return fmt.Errorf("snapshot %s v%d: %w", agg.ID, agg.Version, err)
+	}
+	return nil
+}
+
+// wait sleeps before attempt+1: full jitter over an exponential ceiling.
+func (s *Service[S, C]) wait(ctx context.Context, attempt int) error {
+	ceiling := min(s.opts.Backoff<<(attempt-1), time.Second)
+	t := time.NewTimer(rand.N(ceiling) + time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

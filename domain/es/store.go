@@ -1,0 +1,109 @@
+package es
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Store is what the kernel needs from a persistence adapter. Every
+// implementation passes the conformance suite in package estest.
+type Store interface {
+	EventStore
+	SnapshotStore
+}
+
+// EventStore appends and loads event streams.
+type EventStore interface {
+	// Append writes req atomically: all its events, guard claims and releases
+	// and its idempotency record, or nothing. Errors wrap ErrConflict,
+	// ErrDuplicate (as *DuplicateError), ErrIdempotencyReplay, ErrTooLarge or
+	// ErrInvalidAppend.
+	Append(ctx context.Context, req AppendRequest) error
+	// Load returns the records of a stream with from <= version <= to, in
+	// version order; to <= 0 means no upper bound. An unknown stream is empty.
+	Load(ctx context.Context, aggregateID string, from, to int64) ([]Record, error)
+	// Idempotency returns the live record stored under key, if any.
+	Idempotency(ctx context.Context, key string) (IdempotencyRecord, bool, error)
+}
+
+// SnapshotStore keeps the latest snapshot of each aggregate.
+type SnapshotStore interface {
+	// Snapshot returns the latest snapshot of an aggregate, if any.
+	Snapshot(ctx context.Context, aggregateID string) (Snapshot, bool, error)
+	// PutSnapshot stores s unless a snapshot at the same or a later version is there.
+	PutSnapshot(ctx context.Context, s Snapshot) error
+}
+
+// AppendRequest is one unit of work: new events at the next versions of one
+// stream, the unique values claimed and released with them, and the
+// idempotency record of the request that caused them.
+type AppendRequest struct {
+	AggregateID     string
+	ExpectedVersion int64    // version of the stream before these events
+	Records         []Record // versions ExpectedVersion+1, +2, ...
+	Claims          []Guard  // unique values to take (or keep) for Owner
+	Releases        []Guard  // unique values Owner gives up
+	Idempotency     *IdempotencyRecord
+}
+
+// Guard is a unique-value reservation: Key ("email#alice@example.com") held by Owner.
+type Guard struct {
+	Key   string
+	Owner string // aggregate id
+}
+
+// IdempotencyRecord remembers the first outcome of a request made with an
+// idempotency key, so that a repeat returns it instead of writing again.
+type IdempotencyRecord struct {
+	Key         string
+	RequestHash string // hash of what identifies the request (route, body)
+	AggregateID string
+	Version     int64 // version after the first request
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
+}
+
+// Snapshot is an aggregate's state at a version, encoded as JSON. A snapshot
+// whose SchemaVersion differs from the decider's StateSchema is ignored.
+type Snapshot struct {
+	AggregateID   string
+	Version       int64
+	SchemaVersion int
+	State         json.RawMessage
+	UpdatedAt     time.Time // OccurredAt of the event at Version
+	TakenAt       time.Time
+}
+
+// Validate checks the shape of an append request: what every store requires
+// before it writes anything.
+func (req AppendRequest) Validate() error {
+	if req.AggregateID == "" {
+		return fmt.Errorf("append: empty aggregate id: %w", ErrInvalidAppend)
+	}
+	if req.ExpectedVersion < 0 {
+		return fmt.Errorf("append %s: negative expected version: %w", req.AggregateID, ErrInvalidAppend)
+	}
+	if len(req.Records) == 0 && req.Idempotency == nil && len(req.Claims) == 0 && len(req.Releases) == 0 {
+		return fmt.Errorf("append %s: nothing to write: %w", req.AggregateID, ErrInvalidAppend)
+	}
+	for i, r := range req.Records {
+		want := req.ExpectedVersion + int64(i) + 1
+		if r.AggregateID != req.AggregateID || r.Version != want || r.ID == "" || r.Type == "" {
+			return fmt.Errorf("append %s: record %d must have id, type, aggregate id and version %d: %w",
+				req.AggregateID, i, want, ErrInvalidAppend)
+		}
+	}
+	seen := map[string]bool{}
+	for _, g := range append(append([]Guard{}, req.Claims...), req.Releases...) {
+		if g.Key == "" || g.Owner == "" || seen[g.Key] {
+			return fmt.Errorf("append %s: guard %q empty or listed twice: %w", req.AggregateID, g.Key, ErrInvalidAppend)
+		}
+		seen[g.Key] = true
+	}
+	if req.Idempotency != nil && req.Idempotency.Key == "" {
+		return fmt.Errorf("append %s: empty idempotency key: %w", req.AggregateID, ErrInvalidAppend)
+	}
+	return nil
+}

@@ -1,0 +1,60 @@
+package user
+
+import "github.com/chronicle-go/chronicle/domain/es"
+
+// Created: a user came into being, optionally linked to an identity (sub).
+type Created struct {
+	Name  string `json:"name"`
+	Email string `json:"email"`
+	Sub   string `json:"sub,omitempty"`
+}
+
+// Renamed: the user's name changed.
+type Renamed struct {
+	Name string `json:"name"`
+}
+
+// EmailChanged: the user's email changed; Previous was freed.
+type EmailChanged struct {
+	Email    string `json:"email"`
+	Previous string `json:"previous"`
+}
+
+// Suspended: the user may no longer act until reactivated.
+type Suspended struct {
+	Reason string `json:"reason"`
+}
+
+// Reactivated: a suspended user is active again.
+type Reactivated struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// Deleted: the user is gone for good; it accepts no further command.
+type Deleted struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+func (Created) EventType() string      { return "user.created.v1" }
+func (Renamed) EventType() string      { return "user.renamed.v1" }
+func (EmailChanged) EventType() string { return "user.email_changed.v1" }
+func (Suspended) EventType() string    { return "user.suspended.v1" }
+func (Reactivated) EventType() string  { return "user.reactivated.v1" }
+func (Deleted) EventType() string      { return "user.deleted.v1" }
+
+// Register adds the user events to r at their current schema versions.
+func Register(r *es.Registry) {
+	es.Register[Created](r, 1)
+	es.Register[Renamed](r, 1)
+	es.Register[EmailChanged](r, 1)
+	es.Register[Suspended](r, 1)
+	es.Register[Reactivated](r, 1)
+	es.Register[Deleted](r, 1)
+}
+
+// NewRegistry returns a registry holding the user events.
+func NewRegistry() *es.Registry {
+	r := es.NewRegistry()
+	Register(r)
+	return r
+}

@@ -1,0 +1,165 @@
+package user
+
+import (
+	"time"
+
+	"github.com/chronicle-go/chronicle/domain/es"
+)
+
+// Status is where a user is in its life.
+type Status string
+
+// The statuses; a user that was never created has the empty status.
+const (
+	StatusActive    Status = "active"
+	StatusSuspended Status = "suspended"
+	StatusDeleted   Status = "deleted"
+)
+
+// State is a user as its events left it. Its JSON is the snapshot shape.
+type State struct {
+	Name          string    `json:"name"`
+	Email         string    `json:"email"`
+	Sub           string    `json:"sub,omitempty"`
+	Status        Status    `json:"status"`
+	CreatedAt     time.Time `json:"createdAt"`
+	SuspendReason string    `json:"suspendReason,omitempty"`
+	DeletedAt     time.Time `json:"deletedAt,omitzero"`
+	DeletedBy     string    `json:"deletedBy,omitempty"`
+	DeleteReason  string    `json:"deleteReason,omitempty"`
+}
+
+// Exists reports whether the user was created.
+func (s State) Exists() bool { return s.Status != "" }
+
+// StateSchema is the version of State's JSON shape in snapshots.
+const StateSchema = 1
+
+// AggregateType names user streams in stored records.
+const AggregateType = "user"
+
+// Decider returns the User aggregate.
+func Decider() es.Decider[State, Command] {
+	return es.Decider[State, Command]{
+		Type:        AggregateType,
+		Decide:      Decide,
+		Evolve:      Evolve,
+		Unique:      Unique,
+		StateSchema: StateSchema,
+	}
+}
+
+// Validate normalizes cmd (trimmed, lower-cased email) and lists every invalid
+// field. It needs no state, so the edge can answer 400 before loading anything.
+func Validate(cmd Command) (Command, error) {
+	var v validation
+	switch c := cmd.(type) {
+	case Create:
+		c.Name = normalizeName(&v, "name", c.Name)
+		c.Email = normalizeEmail(&v, "email", c.Email)
+		c.Sub = normalizeSub(&v, c.Sub)
+		cmd = c
+	case Rename:
+		c.Name = normalizeName(&v, "name", c.Name)
+		cmd = c
+	case ChangeEmail:
+		c.Email = normalizeEmail(&v, "email", c.Email)
+		cmd = c
+	case Suspend:
+		c.Reason = normalizeReason(&v, c.Reason, true)
+		cmd = c
+	case Reactivate:
+		c.Reason = normalizeReason(&v, c.Reason, false)
+		cmd = c
+	case Delete:
+		c.Reason = normalizeReason(&v, c.Reason, false)
+		cmd = c
+	default:
+		v.add("command", "unknown command")
+	}
+	return cmd, v.err()
+}
+
+// Decide returns the events cmd causes for a user in state s, or the rule it
+// breaks. A command that changes nothing yields no event.
+func Decide(s State, cmd Command, _ time.Time) ([]es.Event, error) {
+	cmd, err := Validate(cmd)
+	if err != nil {
+		return nil, err
+	}
+	if c, ok := cmd.(Create); ok {
+		if s.Exists() {
+			return nil, ErrAlreadyExists
+		}
+		return []es.Event{Created(c)}, nil
+	}
+	switch {
+	case !s.Exists():
+		return nil, ErrNotFound
+	case s.Status == StatusDeleted:
+		return nil, ErrDeleted
+	}
+	switch c := cmd.(type) {
+	case Rename:
+		if c.Name == s.Name {
+			return nil, nil
+		}
+		return []es.Event{Renamed(c)}, nil
+	case ChangeEmail:
+		if c.Email == s.Email {
+			return nil, nil
+		}
+		return []es.Event{EmailChanged{Email: c.Email, Previous: s.Email}}, nil
+	case Suspend:
+		if s.Status == StatusSuspended {
+			return nil, ErrAlreadySuspended
+		}
+		return []es.Event{Suspended(c)}, nil
+	case Reactivate:
+		if s.Status != StatusSuspended {
+			return nil, ErrNotSuspended
+		}
+		return []es.Event{Reactivated(c)}, nil
+	case Delete:
+		return []es.Event{Deleted(c)}, nil
+	}
+	return nil, nil // unreachable: Validate rejects unknown commands
+}
+
+// Evolve applies one event. It never fails: events are facts.
+func Evolve(s State, rec es.Record) State {
+	switch e := rec.Event.(type) {
+	case Created:
+		s = State{Name: e.Name, Email: e.Email, Sub: e.Sub, Status: StatusActive, CreatedAt: rec.OccurredAt}
+	case Renamed:
+		s.Name = e.Name
+	case EmailChanged:
+		s.Email = e.Email
+	case Suspended:
+		s.Status, s.SuspendReason = StatusSuspended, e.Reason
+	case Reactivated:
+		s.Status, s.SuspendReason = StatusActive, ""
+	case Deleted:
+		s.Status, s.DeletedAt, s.DeletedBy, s.DeleteReason = StatusDeleted, rec.OccurredAt, rec.Metadata.Actor, e.Reason
+	}
+	return s
+}
+
+// Unique lists the values a live user holds alone: its email and its identity.
+// A deleted user holds none, so deleting frees them.
+func Unique(s State) []string {
+	if !s.Exists() || s.Status == StatusDeleted {
+		return nil
+	}
+	keys := []string{EmailKey(s.Email)}
+	if s.Sub != "" {
+		keys = append(keys, SubKey(s.Sub))
+	}
+	return keys
+}
+
+// EmailKey is the guard key of an email address.
+func EmailKey(email string) string { return "email#" + email }
+
+// SubKey is the guard key of an identity: one user per sub.
+func SubKey(sub string) string { return "sub#" + sub }

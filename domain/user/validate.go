@@ -1,0 +1,81 @@
+package user
+
+import (
+	"net/mail"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits of the contract (API.md).
+const (
+	MaxNameLength   = 200  // characters, after trimming
+	MaxEmailLength  = 254  // RFC 5321 path limit
+	MaxReasonLength = 1000 // characters
+	MaxSubLength    = 256
+)
+
+// normalizeName trims a name; it is valid when 1..200 characters of printable text.
+func normalizeName(v *validation, field, name string) string {
+	name = strings.TrimSpace(name)
+	switch n := utf8.RuneCountInString(name); {
+	case !utf8.ValidString(name):
+		v.add(field, "must be valid UTF-8")
+	case n == 0:
+		v.add(field, "must not be empty")
+	case n > MaxNameLength:
+		v.add(field, "must be at most 200 characters")
+	case strings.IndexFunc(name, unicode.IsControl) >= 0:
+		v.add(field, "must not contain control characters")
+	}
+	return name
+}
+
+// normalizeEmail lower-cases an email and checks it is a bare RFC 5322
+// addr-spec of printable ASCII (no display name, no comments, no look-alike
+// Unicode), at most 254 characters with a local part of at most 64.
+func normalizeEmail(v *validation, field, email string) string {
+	email = strings.ToLower(strings.TrimSpace(email))
+	if !validEmail(email) {
+		v.add(field, "must be a valid email address, like alice@example.com")
+	}
+	return email
+}
+
+func validEmail(email string) bool {
+	if email == "" || len(email) > MaxEmailLength {
+		return false
+	}
+	for i := 0; i < len(email); i++ {
+		if email[i] <= ' ' || email[i] > '~' {
+			return false
+		}
+	}
+	addr, err := mail.ParseAddress(email)
+	if err != nil || addr.Name != "" || addr.Address != email {
+		return false
+	}
+	local, domain, ok := strings.Cut(email, "@")
+	return ok && len(local) <= 64 && domain != "" && !strings.HasPrefix(domain, "[")
+}
+
+func normalizeReason(v *validation, reason string, required bool) string {
+	reason = strings.TrimSpace(reason)
+	switch {
+	case required && reason == "":
+		v.add("reason", "must not be empty")
+	case !utf8.ValidString(reason):
+		v.add("reason", "must be valid UTF-8")
+	case utf8.RuneCountInString(reason) > MaxReasonLength:
+		v.add("reason", "must be at most 1000 characters")
+	}
+	return reason
+}
+
+func normalizeSub(v *validation, sub string) string {
+	sub = strings.TrimSpace(sub)
+	if len(sub) > MaxSubLength || strings.IndexFunc(sub, func(r rune) bool { return r <= ' ' || r == '#' || r > '~' }) >= 0 {
+		v.add("sub", "must be at most 256 printable ASCII characters without spaces or '#'")
+	}
+	return sub
+}
