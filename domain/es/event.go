@@ -23,17 +23,17 @@ type Metadata struct {
 
 // Record is an event as it is stored: immutable once appended.
 type Record struct {
-	ID            string          // UUID v7, time ordered
-	AggregateID   string          // stream the event belongs to
-	AggregateType string          // "user"
-	Version       int64           // 1-based position in the stream, no gaps
-	Type          string          // versioned type name, "user.created.v1"
-	SchemaVersion int             // shape of Data under Type
-	OccurredAt    time.Time       // UTC
-	Data          json.RawMessage // the event, encoded by the registry
-	Metadata      Metadata
+	ID            string          `json:"eventId"`       // UUID v7, time ordered
+	AggregateID   string          `json:"aggregateId"`   // stream the event belongs to
+	AggregateType string          `json:"aggregateType"` // "user"
+	Version       int64           `json:"version"`       // 1-based position in the stream, no gaps
+	Type          string          `json:"type"`          // versioned type name, "user.created.v1"
+	SchemaVersion int             `json:"schemaVersion"` // shape of Data under Type
+	OccurredAt    time.Time       `json:"occurredAt"`    // UTC
+	Data          json.RawMessage `json:"data"`          // the event, encoded by the registry
+	Metadata      Metadata        `json:"metadata"`
 
 	// Event is the decoded event in its current shape (after upcasting). Stores
 	// neither read nor write it; Registry.Decode fills it.
-	Event Event
+	Event Event `json:"-"`
 }

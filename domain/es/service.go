@@ -85,11 +85,11 @@ type IdempotencyKey struct {
 
 // Result is the outcome of a command.
 type Result[S any] struct {
-	Aggregate[S]              // state after the command
-	Records      []Record     // events appended; none for a no-op or a replay
-	Replayed     bool         // the first result of an idempotent request, nothing written
-	Attempts     int          // load-decide-append rounds
-	SnapshotErr  error        // a failed snapshot write, which never fails the command
+	Aggregate[S]          // state after the command
+	Records      []Record // events appended; none for a no-op or a replay
+	Replayed     bool     // the first result of an idempotent request, nothing written
+	Attempts     int      // load-decide-append rounds
+	SnapshotErr  error    // a failed snapshot write, which never fails the command
 }
 
 // Execute runs cmd against aggregate id. Domain errors from Decide are returned
