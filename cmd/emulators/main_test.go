@@ -1,0 +1,84 @@
+//go:build unix
+
+package main
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestParseOptions(t *testing.T) {
+	tests := []struct {
+		name      string
+		args      []string
+		wantChild []string
+		printEnv  bool
+		wantErr   bool
+	}{
+		{name: "command after --", args: []string{"--", "go", "test", "-race"}, wantChild: []string{"go", "test", "-race"}},
+		{name: "command without --", args: []string{"go", "test"}, wantChild: []string{"go", "test"}},
+		{name: "print-env", args: []string{"-print-env"}, printEnv: true},
+		{name: "print-env with a command", args: []string{"--print-env", "--", "ls"}, wantErr: true},
+		{name: "no command", args: nil, wantErr: true},
+		{name: "unknown flag", args: []string{"-nope", "--", "ls"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseOptions(tt.args)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("parseOptions(%q) error = %v, want error %v", tt.args, err, tt.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			if !slices.Equal(got.child, tt.wantChild) || got.printEnv != tt.printEnv {
+				t.Errorf("parseOptions(%q) = child %q print-env %v, want %q %v",
+					tt.args, got.child, got.printEnv, tt.wantChild, tt.printEnv)
+			}
+		})
+	}
+}
+
+func TestMergeEnvReplacesEarlierValues(t *testing.T) {
+	got := mergeEnv([]string{"HOME=/root", "AWS_REGION=eu-west-1", "PATH=/bin"},
+		map[string]string{"AWS_REGION": "us-east-1", "CHRONICLE_REQUIRE_EMULATORS": "1"})
+	want := []string{"HOME=/root", "PATH=/bin", "AWS_REGION=us-east-1", "CHRONICLE_REQUIRE_EMULATORS=1"}
+	if !slices.Equal(got, want) {
+		t.Errorf("mergeEnv = %q, want %q", got, want)
+	}
+}
+
+func TestChildEnvKeepsGivenRegionAndCredentials(t *testing.T) {
+	st := &stack{ddb: &emulator{port: 8000}, moto: &emulator{port: 5000}}
+	given := map[string]string{"AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKIA", "AWS_SECRET_ACCESS_KEY": "s"}
+	env := childEnv(st, func(k string) string { return given[k] })
+	for _, k := range []string{"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} {
+		if v, ok := env[k]; ok {
+			t.Errorf("childEnv sets %s=%s although the environment gives one", k, v)
+		}
+	}
+	if env["AWS_ENDPOINT_URL_DYNAMODB_STREAMS"] != "http://127.0.0.1:8000" || env["AWS_ENDPOINT_URL_SESV2"] != "http://127.0.0.1:5000" {
+		t.Errorf("childEnv endpoints = %v", env)
+	}
+
+	env = childEnv(st, func(string) string { return "" })
+	if env["AWS_REGION"] != "us-east-1" || env["AWS_ACCESS_KEY_ID"] != "test" || env["CHRONICLE_REQUIRE_EMULATORS"] != "1" {
+		t.Errorf("childEnv defaults = %v", env)
+	}
+}
+
+func TestParseJavaMajor(t *testing.T) {
+	tests := map[string]int{
+		`openjdk version "17.0.15" 2025-04-15`: 17,
+		`openjdk version "21" 2023-09-19`:      21,
+		`java version "1.8.0_392"`:             8,
+	}
+	for out, want := range tests {
+		if got, err := parseJavaMajor(out); err != nil || got != want {
+			t.Errorf("parseJavaMajor(%q) = %d, %v; want %d", out, got, err, want)
+		}
+	}
+	if _, err := parseJavaMajor("command not found"); err == nil {
+		t.Error("parseJavaMajor accepted output without a version")
+	}
+}
