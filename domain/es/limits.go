@@ -26,7 +26,8 @@ func (req AppendRequest) Items() int {
 }
 
 // Check returns a *LimitError when req exceeds l. itemSize gives the stored
-// size of one record, as the store computes it.
+// size of one record, as the store computes it; the transaction total counts
+// the records only, so a store whose other items weigh more checks them too.
 func (l Limits) Check(req AppendRequest, itemSize func(Record) int) error {
 	if n := req.Items(); n > l.MaxTransactionItems {
 		return &LimitError{What: "transaction items", Size: n, Limit: l.MaxTransactionItems}

@@ -99,3 +99,30 @@ func TestUpcasterCycle(t *testing.T) {
 		t.Fatalf("cycle: %v", err)
 	}
 }
+
+func TestDecodeAllMalformed(t *testing.T) {
+	good := es.Record{Type: "person.noted.v1", SchemaVersion: 2, Data: json.RawMessage(`{"text":"ok"}`)}
+	for name, data := range map[string]string{
+		"trailing data": `{"text":"a"}{"text":"b"}`,
+		"truncated":     `{"text":`,
+		"empty":         ``,
+		"trailing }":    `{"text":"a"}}`,
+		"wrong type":    `{"text":1}`,
+	} {
+		for _, pos := range []int{0, 1, 2} {
+			recs := []es.Record{good, good, good}
+			recs[pos].Data = json.RawMessage(data)
+			if err := registry().DecodeAll(recs); err == nil {
+				t.Errorf("%s at %d: decoded without error", name, pos)
+			}
+		}
+	}
+	recs := make([]es.Record, 3000) // long enough to decode in parallel
+	for i := range recs {
+		recs[i] = good
+	}
+	recs[2999].Data = json.RawMessage(`{"text":"last"}`)
+	if err := registry().DecodeAll(recs); err != nil || recs[2999].Event != (noted{Text: "last"}) || recs[0].Event != (noted{Text: "ok"}) {
+		t.Fatalf("long run: %v", err)
+	}
+}

@@ -107,10 +107,18 @@ func (s *Service[S, C]) Execute(ctx context.Context, id string, cmd C, x ExecOpt
 		case err == nil:
 			return res, nil
 		case errors.Is(err, ErrIdempotencyReplay):
-			// A concurrent request with the same key won the race.
-			r, _, rerr := s.replay(ctx, *x.Idempotency)
+			// A concurrent request with the same key won the race: answer
+			// with its result. Should its record have expired in between,
+			// the key is free again and the next attempt writes.
+			r, ok, rerr := s.replay(ctx, *x.Idempotency)
 			r.Attempts = attempt
-			return r, rerr
+			if ok || rerr != nil || attempt >= s.opts.MaxAttempts {
+				if !ok && rerr == nil {
+					rerr = fmt.Errorf("execute on %s: %w", id, err)
+				}
+				return r, rerr
+			}
+			continue
 		case !errors.Is(err, ErrConflict):
 			return res, err
 		case x.ExpectedVersion != nil:
@@ -133,10 +141,17 @@ func (s *Service[S, C]) attempt(ctx context.Context, id string, cmd C, x ExecOpt
 	if err != nil {
 		return Result[S]{}, err
 	}
+	now := s.now(agg)
 	if x.ExpectedVersion != nil && agg.Version != *x.ExpectedVersion {
+		if agg.Version == 0 {
+			// An aggregate that does not exist answers as the decider says
+			// (not found), not with a failed precondition.
+			if _, err := s.decider.Decide(agg.State, cmd, now); err != nil {
+				return Result[S]{Aggregate: agg}, err
+			}
+		}
 		return Result[S]{Aggregate: agg}, &PreconditionError{Expected: *x.ExpectedVersion, Current: agg.Version}
 	}
-	now := s.now(agg)
 	events, err := s.decider.Decide(agg.State, cmd, now)
 	if err != nil {
 		return Result[S]{Aggregate: agg}, err
@@ -159,7 +174,7 @@ func (s *Service[S, C]) attempt(ctx context.Context, id string, cmd C, x ExecOpt
 		return Result[S]{Aggregate: next}, nil // a no-op: nothing to write
 	}
 	if err := s.store.Append(ctx, req); err != nil {
-		return Result[S]{Aggregate: agg}, fmt.Errorf("append %s v%d: %w", id, agg.Version+1, err)
+		return Result[S]{Aggregate: agg}, err // stores say which append failed
 	}
 	res := Result[S]{Aggregate: next, Records: recs}
 	if n := int64(s.opts.SnapshotEvery); n > 0 && len(recs) > 0 && next.Version/n > agg.Version/n {

@@ -19,7 +19,13 @@ type EventStore interface {
 	// Append writes req atomically: all its events, guard claims and releases
 	// and its idempotency record, or nothing. Errors wrap ErrConflict,
 	// ErrDuplicate (as *DuplicateError), ErrIdempotencyReplay, ErrTooLarge or
-	// ErrInvalidAppend.
+	// ErrInvalidAppend. When several parts fail, the first of these wins:
+	// idempotency replay, version conflict, duplicate value, release of a
+	// value held by another.
+	//
+	// ExpectedVersion must be the version the caller loaded: stores detect a
+	// version already taken, not one skipped. The kernel only appends after
+	// loading, so streams never have gaps.
 	Append(ctx context.Context, req AppendRequest) error
 	// Load returns the records of a stream with from <= version <= to, in
 	// version order; to <= 0 means no upper bound. An unknown stream is empty.
@@ -62,7 +68,7 @@ type IdempotencyRecord struct {
 	AggregateID string
 	Version     int64 // version after the first request
 	CreatedAt   time.Time
-	ExpiresAt   time.Time
+	ExpiresAt   time.Time // stores may keep it to the second, rounded up
 }
 
 // Snapshot is an aggregate's state at a version, encoded as JSON. A snapshot

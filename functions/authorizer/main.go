@@ -1,5 +1,7 @@
 // Command authorizer is the API Gateway TOKEN authorizer: it verifies the
 // caller's bearer JWT and hands its sub and roles to the route functions.
+//
+// The wiring lives in infra/lambdafn, which the local runner shares.
 package main
 
 import (
@@ -10,7 +12,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/chronicle-go/chronicle/infra/auth"
+	"github.com/chronicle-go/chronicle/infra/lambdafn"
 )
 
 func main() {
@@ -21,34 +23,11 @@ func main() {
 }
 
 func run(ctx context.Context, getenv func(string) string) error {
-	cfg := loadConfig(getenv)
-	v, err := auth.NewVerifier(cfg)
+	logger := slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	h, err := lambdafn.Authorizer(getenv, logger)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	logger := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	h := auth.NewAuthorizer(v, logger)
 	lambda.StartWithOptions(h.Handle, lambda.WithContext(ctx))
 	return nil
-}
-
-// loadConfig reads the environment; auth.NewVerifier validates the result.
-func loadConfig(getenv func(string) string) auth.Config {
-	cfg := auth.Config{
-		Issuer:   envOr(getenv, "JWT_ISSUER", "chronicle-local"),
-		Audience: envOr(getenv, "JWT_AUDIENCE", "chronicle-api"),
-		JWKSURL:  getenv("JWKS_URL"),
-	}
-	// The local secret is only a fallback: with a JWKS, HS256 tokens must not pass.
-	if cfg.JWKSURL == "" {
-		cfg.LocalSecret = []byte(envOr(getenv, "LOCAL_JWT_SECRET", "dev-secret"))
-	}
-	return cfg
-}
-
-func envOr(getenv func(string) string, key, def string) string {
-	if v := getenv(key); v != "" {
-		return v
-	}
-	return def
 }

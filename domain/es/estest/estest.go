@@ -334,6 +334,13 @@ func testIdempotencyRecord(t *testing.T, s es.Store) {
 	if !errors.Is(err, es.ErrIdempotencyReplay) {
 		t.Fatalf("second use of a key: got %v, want ErrIdempotencyReplay", err)
 	}
+	// A repeat that would also conflict and take a held value is told it is a
+	// repeat: the key wins over the other failures.
+	err = s.Append(ctx, es.AppendRequest{AggregateID: id, ExpectedVersion: 0, Records: records(id, 0, 1), Idempotency: &rec2,
+		Claims: []es.Guard{{Key: "email#held-" + id, Owner: id}}})
+	if !errors.Is(err, es.ErrIdempotencyReplay) {
+		t.Fatalf("repeat that also conflicts: got %v, want ErrIdempotencyReplay", err)
+	}
 	assertVersions(t, load(t, s, id, 1, 0), 1, 1)
 	// A record alone (a no-op command made with a key) is a valid append.
 	key2 := "key-" + newID()

@@ -52,6 +52,13 @@ func (s *Store) Append(ctx context.Context, req es.AppendRequest) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// The key is checked first: a repeat must be told it is one, not that it
+	// conflicts with its own first run.
+	if r := req.Idempotency; r != nil {
+		if old, ok := s.idempotency[r.Key]; ok && old.ExpiresAt.After(s.now()) {
+			return fmt.Errorf("append %s: %w", req.AggregateID, es.ErrIdempotencyReplay)
+		}
+	}
 	if cur := int64(len(s.streams[req.AggregateID])); cur != req.ExpectedVersion {
 		return fmt.Errorf("append %s at v%d, stream is at v%d: %w", req.AggregateID, req.ExpectedVersion, cur, es.ErrConflict)
 	}
@@ -66,9 +73,6 @@ func (s *Store) Append(ctx context.Context, req es.AppendRequest) error {
 		}
 	}
 	if r := req.Idempotency; r != nil {
-		if old, ok := s.idempotency[r.Key]; ok && old.ExpiresAt.After(s.now()) {
-			return fmt.Errorf("append %s: %w", req.AggregateID, es.ErrIdempotencyReplay)
-		}
 		s.idempotency[r.Key] = *r
 	}
 	for _, g := range req.Claims {

@@ -1,0 +1,240 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/mail"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sesv2"
+	sestypes "github.com/aws/aws-sdk-go-v2/service/sesv2/types"
+	"github.com/google/uuid"
+
+	"github.com/chronicle-go/chronicle/infra/lambdafn"
+	"github.com/chronicle-go/chronicle/infra/template"
+)
+
+// function is a function of the template, built and ready to invoke.
+type function struct {
+	id      string // logical id
+	name    string // physical name
+	arn     string
+	timeout time.Duration
+	env     map[string]string
+	// handler is the function's Handle method. Each invocation wraps it
+	// in its own lambda.NewHandler: the wrapper's Invoke returns bytes of
+	// a pooled buffer that it has already put back, which one Lambda
+	// sandbox (one invocation at a time) never notices and concurrent
+	// invocations would share.
+	handler any
+}
+
+// buildFunctions resolves each function's environment and builds its
+// handler with infra/lambdafn, as its Lambda main does.
+func (r *Runner) buildFunctions() error {
+	r.functions = map[string]*function{}
+	for _, f := range r.plan.functions {
+		env, err := r.environment(f)
+		if err != nil {
+			return fmt.Errorf("function %s: %w", f.Name, err)
+		}
+		logger := r.fnLog.With("function", f.Name)
+		h, err := lambdafn.Handler(codeName(f.Name), r.cfg.AWS, func(k string) string { return env[k] }, logger)
+		if err != nil {
+			return fmt.Errorf("function %s: %w", f.Name, err)
+		}
+		name := r.res.physicalName(f.Name)
+		r.functions[f.Name] = &function{
+			id: f.Name, name: name, arn: functionARN(r.region, name),
+			timeout: time.Duration(f.Timeout) * time.Second, env: env,
+			handler: h,
+		}
+	}
+	return nil
+}
+
+// environment is what a function sees: the variables Lambda sets, the
+// template's (globals merged), resolved, and passedThrough. A variable that
+// refers to a parameter with no value is left unset, as the function's
+// default (JwksUrl, say: without it the authorizer takes local HS256 tokens).
+func (r *Runner) environment(f template.Function) (map[string]string, error) {
+	name := r.res.physicalName(f.Name)
+	env := map[string]string{
+		"AWS_REGION":                      r.region,
+		"AWS_DEFAULT_REGION":              r.region,
+		"AWS_LAMBDA_FUNCTION_NAME":        name,
+		"AWS_LAMBDA_FUNCTION_VERSION":     "$LATEST",
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": strconv.Itoa(f.MemorySize),
+		"AWS_LAMBDA_LOG_GROUP_NAME":       "/aws/lambda/" + name,
+		"_HANDLER":                        f.Handler,
+	}
+	for _, k := range passedThrough {
+		if v := r.cfg.Getenv(k); v != "" {
+			env[k] = v
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(f.Environment)) {
+		v, err := r.tpl.Resolve(f.Environment[k], r.res)
+		if errors.Is(err, template.ErrNoValue) {
+			r.log.Info("variable left unset: its parameter has no value", "function", f.Name, "variable", k, "reason", err.Error())
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("environment %s: %w", k, err)
+		}
+		env[k] = v
+	}
+	return env, nil
+}
+
+// verifySenders verifies in SES the sender address of every function that
+// sends mail (its EMAIL_SENDER): the emulators, like SES in its sandbox,
+// refuse mail from an unverified identity.
+func (r *Runner) verifySenders(ctx context.Context) error {
+	done := map[string]bool{}
+	for _, id := range slices.Sorted(maps.Keys(r.functions)) {
+		from := r.functions[id].env["EMAIL_SENDER"]
+		if from == "" {
+			continue
+		}
+		addr, err := mail.ParseAddress(from)
+		if err != nil {
+			return fmt.Errorf("function %s: EMAIL_SENDER %q: %w", id, from, err)
+		}
+		if done[addr.Address] {
+			continue
+		}
+		done[addr.Address] = true
+		_, err = r.ses.CreateEmailIdentity(ctx, &sesv2.CreateEmailIdentityInput{EmailIdentity: aws.String(addr.Address)})
+		var exists *sestypes.AlreadyExistsException
+		if err != nil && !errors.As(err, &exists) {
+			return fmt.Errorf("verify sender %s in SES: %w", addr.Address, err)
+		}
+	}
+	return nil
+}
+
+// errTimeout is the error of an invocation that ran past its function's timeout.
+var errTimeout = errors.New("Task timed out")
+
+// invocationError is a function error, as Lambda reports it.
+type invocationError struct {
+	outcome string
+	err     error
+}
+
+func (e *invocationError) Error() string { return e.err.Error() }
+func (e *invocationError) Unwrap() error { return e.err }
+
+// invoke runs fn on event, as Lambda would: the event and the answer go
+// through JSON, the context carries the Lambda context and the function's
+// timeout as deadline, and a panic is the function's error. The answer is
+// decoded into out. The returned error is an *invocationError.
+func (r *Runner) invoke(ctx context.Context, fn *function, event, out any) (requestID string, err error) {
+	requestID = uuid.NewString()
+	payload, err := json.Marshal(event)
+	if err != nil {
+		return requestID, &invocationError{OutcomeError, fmt.Errorf("encode event: %w", err)}
+	}
+	ctx = lambdacontext.NewContext(ctx, &lambdacontext.LambdaContext{AwsRequestID: requestID, InvokedFunctionArn: fn.arn})
+	ctx, cancel := context.WithTimeout(ctx, fn.timeout)
+	defer cancel()
+
+	type result struct {
+		b   []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				r.fnLog.Error("function panicked", "function", fn.id, "aws_request_id", requestID,
+					"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				done <- result{err: &invocationError{OutcomePanic, fmt.Errorf("panic: %v", v)}}
+			}
+		}()
+		b, err := lambda.NewHandler(fn.handler).Invoke(ctx, payload)
+		done <- result{b, err}
+	}()
+	select {
+	case res := <-done:
+		var ie *invocationError
+		switch {
+		case errors.As(res.err, &ie):
+			return requestID, ie
+		case res.err != nil:
+			return requestID, &invocationError{OutcomeError, res.err}
+		}
+		if out != nil {
+			if err := json.Unmarshal(res.b, out); err != nil {
+				return requestID, &invocationError{OutcomeInvalid, fmt.Errorf("decode answer: %w", err)}
+			}
+		}
+		return requestID, nil
+	case <-ctx.Done():
+		// Lambda would stop the sandbox; the goroutine sees its context end.
+		return requestID, &invocationError{OutcomeTimeout, fmt.Errorf("%w after %s", errTimeout, fn.timeout)}
+	}
+}
+
+// outcomeOf is the outcome of an invocation that returned err.
+func outcomeOf(err error) string {
+	var ie *invocationError
+	if errors.As(err, &ie) {
+		return ie.outcome
+	}
+	if err != nil {
+		return OutcomeError
+	}
+	return OutcomeOK
+}
+
+// report logs one line about an invocation and tells Observe.
+func (r *Runner) report(ctx context.Context, inv Invocation, requestID string, err error) {
+	level := slog.LevelInfo
+	switch {
+	case inv.Outcome == OutcomePartial:
+		level = slog.LevelWarn
+	case inv.Outcome != OutcomeOK:
+		level = slog.LevelError
+	}
+	attrs := []slog.Attr{
+		slog.String("function", inv.Function),
+		slog.String("trigger", inv.Trigger),
+		slog.String("source", inv.Source),
+		slog.Float64("duration_ms", float64(inv.Duration.Microseconds())/1000),
+		slog.String("outcome", inv.Outcome),
+		slog.String("aws_request_id", requestID),
+	}
+	if inv.Status != 0 {
+		attrs = append(attrs, slog.Int("status", inv.Status))
+	}
+	if inv.Trigger == triggerSQS || inv.Trigger == triggerStream {
+		attrs = append(attrs, slog.Int("records", inv.Records), slog.Int("failures", inv.Failures))
+	}
+	if err != nil {
+		attrs = append(attrs, slog.String("error", err.Error()))
+	}
+	r.log.LogAttrs(ctx, level, "invoke", attrs...)
+	if r.cfg.Observe != nil {
+		r.cfg.Observe(inv)
+	}
+}
+
+// Triggers of an invocation.
+const (
+	triggerAPI        = "api"
+	triggerAuthorizer = "authorizer"
+	triggerSQS        = "sqs"
+	triggerStream     = "dynamodb"
+)

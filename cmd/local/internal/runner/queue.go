@@ -1,0 +1,210 @@
+package runner
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/chronicle-go/chronicle/infra/template"
+)
+
+const (
+	// queueConcurrency is how many batches of one queue may be in flight at
+	// once: Lambda starts an SQS mapping with five concurrent batches. A
+	// FIFO queue still hands out one message group to one batch at a time.
+	queueConcurrency = 5
+	// maxReceive is ReceiveMessage's limit per call.
+	maxReceive = 10
+	// idleWait is the long poll of an idle queue, in seconds.
+	idleWait = 2
+	// While batches are in flight, an empty receive is retried after a
+	// pause that doubles from busyMin to busyMax.
+	busyMin = 10 * time.Millisecond
+	busyMax = 100 * time.Millisecond
+)
+
+// pollQueue runs an SQS event source mapping until ctx ends. Messages a
+// batch reports failed, and every message of a batch that fails as a whole,
+// are left to the queue: they come back after its visibility timeout, and
+// the queue's redrive policy moves them to its DLQ after maxReceiveCount
+// receives. The others are deleted.
+//
+// One loop receives and hands each batch to a goroutine, at most
+// queueConcurrency at once. It long-polls only while no batch is in flight
+// and no failed message may be waiting out its visibility timeout, and
+// short-polls otherwise: moto answers a long poll by spinning for its whole
+// wait while the only visible messages belong to FIFO groups in flight,
+// which starves the emulator. (Lambda long-polls with several pollers.)
+func (r *Runner) pollQueue(ctx context.Context, m queueMapping) {
+	q := r.res.queues[m.event.Queue]
+	fn := r.functions[m.function]
+	visibility := time.Duration(r.plan.queue(m.event.Queue).VisibilityTimeout) * time.Second
+	slots := make(chan struct{}, queueConcurrency)
+	var (
+		batches     sync.WaitGroup
+		mu          sync.Mutex
+		lastFailure time.Time
+	)
+	defer batches.Wait()
+	pause := busyMin
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case slots <- struct{}{}:
+		}
+		mu.Lock()
+		quiet := len(slots) == 1 && time.Since(lastFailure) > visibility
+		mu.Unlock()
+		wait := 0
+		if quiet {
+			wait = idleWait
+		}
+		msgs := r.receive(ctx, q, m.event, wait)
+		if len(msgs) == 0 {
+			<-slots
+			if !quiet {
+				sleep(ctx, pause)
+				pause = min(pause*2, busyMax)
+			}
+			continue
+		}
+		pause = busyMin
+		r.inflight.Add(1)
+		batches.Go(func() {
+			defer func() { <-slots; r.inflight.Done() }()
+			// A received batch is finished even when the runner stops:
+			// otherwise it would wait out the visibility timeout.
+			if failed := r.handleMessages(context.WithoutCancel(ctx), m, q, fn, msgs); failed {
+				mu.Lock()
+				lastFailure = time.Now()
+				mu.Unlock()
+			}
+		})
+	}
+}
+
+// receive gathers up to the mapping's batch size: what the queue has (or
+// receives within wait seconds), and, with a batching window, more until
+// the batch is full or the window has passed.
+func (r *Runner) receive(ctx context.Context, q queueInfo, ev template.QueueEvent, wait int) []sqstypes.Message {
+	window := time.Duration(ev.MaximumBatchingWindowInSeconds) * time.Second
+	start := time.Now()
+	var msgs []sqstypes.Message
+	for len(msgs) < ev.BatchSize {
+		out, err := r.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+			QueueUrl:                    aws.String(q.url),
+			MaxNumberOfMessages:         int32(min(ev.BatchSize-len(msgs), maxReceive)),
+			WaitTimeSeconds:             int32(wait),
+			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll},
+			MessageAttributeNames:       []string{"All"},
+		})
+		if err != nil {
+			if ctx.Err() == nil {
+				r.log.Warn("receive", "queue", q.name, "error", err)
+				sleep(ctx, time.Second)
+			}
+			return msgs
+		}
+		msgs = append(msgs, out.Messages...)
+		left := window - time.Since(start)
+		switch {
+		case len(msgs) == 0 || left <= 0:
+			return msgs
+		case len(out.Messages) == 0:
+			sleep(ctx, min(left, busyMax))
+		}
+		wait = 0
+	}
+	return msgs
+}
+
+// handleMessages invokes the function on one batch and deletes the
+// messages it did not report failed. It reports whether any failed.
+func (r *Runner) handleMessages(ctx context.Context, m queueMapping, q queueInfo, fn *function, msgs []sqstypes.Message) (failed bool) {
+	ev := events.SQSEvent{Records: make([]events.SQSMessage, len(msgs))}
+	for i, msg := range msgs {
+		ev.Records[i] = sqsMessage(msg, q.arn, r.region)
+	}
+	var resp events.SQSEventResponse
+	start := time.Now()
+	awsRequestID, err := r.invoke(ctx, fn, ev, &resp)
+	inv := Invocation{Function: fn.id, Trigger: triggerSQS, Source: m.event.Queue, Records: len(msgs),
+		Outcome: outcomeOf(err), Duration: time.Since(start)}
+
+	var keep []string // message ids left to the queue
+	switch {
+	case err != nil:
+		inv.Failures = len(msgs)
+	case m.event.ReportsBatchItemFailures() && len(resp.BatchItemFailures) > 0:
+		inv.Outcome = OutcomePartial
+		for _, f := range resp.BatchItemFailures {
+			if !slices.ContainsFunc(msgs, func(msg sqstypes.Message) bool { return aws.ToString(msg.MessageId) == f.ItemIdentifier }) {
+				// Lambda treats an unknown identifier as a failure of the whole batch.
+				inv.Outcome, inv.Failures = OutcomeInvalid, len(msgs)
+				keep = nil
+				for _, msg := range msgs {
+					keep = append(keep, aws.ToString(msg.MessageId))
+				}
+				break
+			}
+			keep = append(keep, f.ItemIdentifier)
+		}
+		inv.Failures = len(keep)
+	}
+	r.report(ctx, inv, awsRequestID, err)
+	if err != nil {
+		return true
+	}
+	var entries []sqstypes.DeleteMessageBatchRequestEntry
+	for i, msg := range msgs {
+		if slices.Contains(keep, aws.ToString(msg.MessageId)) {
+			continue
+		}
+		entries = append(entries, sqstypes.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: msg.ReceiptHandle})
+	}
+	for chunk := range slices.Chunk(entries, maxReceive) {
+		out, err := r.sqs.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(q.url), Entries: chunk})
+		if err != nil {
+			r.log.Error("delete messages", "queue", q.name, "error", err)
+			continue
+		}
+		for _, f := range out.Failed {
+			r.log.Error("delete message", "queue", q.name, "id", aws.ToString(f.Id), "code", aws.ToString(f.Code), "error", aws.ToString(f.Message))
+		}
+	}
+	return len(keep) > 0
+}
+
+// sqsMessage is a received message as Lambda hands it to a function.
+func sqsMessage(m sqstypes.Message, queueARN, region string) events.SQSMessage {
+	out := events.SQSMessage{
+		MessageId:              aws.ToString(m.MessageId),
+		ReceiptHandle:          aws.ToString(m.ReceiptHandle),
+		Body:                   aws.ToString(m.Body),
+		Md5OfBody:              aws.ToString(m.MD5OfBody),
+		Md5OfMessageAttributes: aws.ToString(m.MD5OfMessageAttributes),
+		Attributes:             m.Attributes,
+		EventSource:            "aws:sqs",
+		EventSourceARN:         queueARN,
+		AWSRegion:              region,
+	}
+	if len(m.MessageAttributes) > 0 {
+		out.MessageAttributes = map[string]events.SQSMessageAttribute{}
+		for k, a := range m.MessageAttributes {
+			out.MessageAttributes[k] = events.SQSMessageAttribute{
+				StringValue: a.StringValue, BinaryValue: a.BinaryValue,
+				StringListValues: a.StringListValues, BinaryListValues: a.BinaryListValues,
+				DataType: aws.ToString(a.DataType),
+			}
+		}
+	}
+	return out
+}

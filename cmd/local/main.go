@@ -1,0 +1,261 @@
+// Command local runs the whole service on one machine from template.yaml:
+// the REST API on 127.0.0.1:3000 with its authorizer, and the stream and
+// queue consumers, against DynamoDB Local and moto (or LocalStack).
+//
+//	go run ./cmd/emulators -- go run ./cmd/local      (what make run does)
+//	go run ./cmd/local token --sub alice --roles admin --ttl 1h
+//	go run ./cmd/local jwks --key localstack/.jwt/key.pem
+//
+// Endpoints come from the SDK's AWS_ENDPOINT_URL[_<SERVICE>] variables,
+// which cmd/emulators sets for its child. See cmd/local/internal/runner for
+// how the template becomes behaviour.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/chronicle-go/chronicle/cmd/local/internal/localjwt"
+	"github.com/chronicle-go/chronicle/cmd/local/internal/runner"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, stop, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run returns the exit code. stop undoes the signal handling, so that a
+// second Ctrl-C during shutdown kills the process.
+func run(ctx context.Context, stop func(), args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "token":
+			return token(args[1:], getenv, stdout, stderr)
+		case "jwks":
+			return jwks(args[1:], stdout, stderr)
+		}
+	}
+	opts, err := parseServe(args, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "local:", err)
+		return 2
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: opts.logLevel}))
+	if err := serve(ctx, stop, opts, getenv, logger, stdout); err != nil {
+		logger.Error("runner stopped", "error", err)
+		return 1
+	}
+	return 0
+}
+
+// localParameters are template parameters with no default that a local
+// run needs; --parameter-overrides wins. JwksUrl is left without a value:
+// then the authorizer takes HS256 tokens signed with LOCAL_JWT_SECRET.
+var localParameters = map[string]string{
+	"JwtIssuer":   localjwt.DefaultIssuer,
+	"EmailSender": "no-reply@example.com",
+}
+
+type serveOptions struct {
+	template, host, stack string
+	port                  int
+	params                map[string]string
+	printToken            bool
+	logLevel              slog.Level
+}
+
+func parseServe(args []string, getenv func(string) string) (serveOptions, error) {
+	o := serveOptions{params: map[string]string{}}
+	port := 3000
+	if p := getenv("PORT"); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			return o, fmt.Errorf("PORT=%q is not a port number", p)
+		}
+		port = n
+	}
+	fs := flag.NewFlagSet("local", flag.ContinueOnError)
+	fs.StringVar(&o.template, "template", "template.yaml", "the SAM template to serve")
+	fs.StringVar(&o.host, "host", "127.0.0.1", "address to listen on")
+	fs.IntVar(&o.port, "port", port, "port to listen on (default $PORT, else 3000)")
+	fs.StringVar(&o.stack, "stack-name", "chronicle-local", "stack name: resources are named after it")
+	var overrides string
+	fs.StringVar(&overrides, "parameter-overrides", "", `template parameters, "Key=Value Key=Value" as sam deploy takes them`)
+	fs.BoolVar(&o.printToken, "print-token", false, "print an admin token for curl at start-up")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: local [flags]\n       local token [--sub alice] [--roles admin] [--ttl 1h]\n       local jwks --key file.pem\n\nflags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := o.logLevel.UnmarshalText([]byte(*level)); err != nil {
+		return o, fmt.Errorf("--log-level: %w", err)
+	}
+	for k, v := range localParameters {
+		o.params[k] = v
+	}
+	for _, kv := range strings.Fields(overrides) {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return o, fmt.Errorf("--parameter-overrides: %q is not Key=Value", kv)
+		}
+		o.params[k] = v
+	}
+	return o, nil
+}
+
+func serve(ctx context.Context, stop func(), o serveOptions, getenv func(string) string, logger *slog.Logger, stdout io.Writer) error {
+	if getenv("AWS_ENDPOINT_URL") == "" && (getenv("AWS_ENDPOINT_URL_DYNAMODB") == "" || getenv("AWS_ENDPOINT_URL_SQS") == "") {
+		return errors.New("no emulator endpoints in the environment (AWS_ENDPOINT_URL, or AWS_ENDPOINT_URL_DYNAMODB and _SQS): " +
+			"run it through make run, or go run ./cmd/emulators -- go run ./cmd/local, so that it never touches a real account")
+	}
+	cfg, err := awsConfig(ctx, getenv)
+	if err != nil {
+		return err
+	}
+	r, err := runner.New(runner.Config{
+		Template: o.template, Parameters: o.params, StackName: o.stack, AWS: cfg, Getenv: getenv, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	// Listen first: a port in use is the likeliest failure, and the cheapest.
+	ln, err := net.Listen("tcp", net.JoinHostPort(o.host, strconv.Itoa(o.port)))
+	if err != nil {
+		return err
+	}
+	if err := r.Provision(ctx); err != nil {
+		ln.Close()
+		return err
+	}
+	url := "http://" + ln.Addr().String()
+	fmt.Fprintf(stdout, "\nChronicle is serving %s (stack %s, template %s)\n", url, o.stack, o.template)
+	fmt.Fprintf(stdout, "Mint an admin token:  export TOKEN=$(go run ./cmd/local token --sub alice --roles admin --ttl 1h)\n")
+	fmt.Fprintf(stdout, "Then:                 curl -s %s/users/... -H \"Authorization: Bearer $TOKEN\"\n", url)
+	if o.printToken {
+		tok, err := minter(getenv).Mint("alice", []string{"admin"}, time.Hour)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "Admin token (sub alice, 1h): %s\n", tok)
+	}
+	fmt.Fprintf(stdout, "Stop with Ctrl-C.\n\n")
+
+	err = r.Serve(ctx, ln)
+	stop()
+	if err == nil {
+		logger.Info("stopped: requests and batches in flight have finished")
+	}
+	return err
+}
+
+// awsConfig is the SDK's default configuration, with what the emulators
+// need when the environment does not say: a region, test credentials, and
+// checksums only where an operation requires them (the emulators send none).
+func awsConfig(ctx context.Context, getenv func(string) string) (aws.Config, error) {
+	opts := []func(*config.LoadOptions) error{
+		config.WithDefaultRegion("us-east-1"),
+		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
+		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
+	}
+	if getenv("AWS_ACCESS_KEY_ID") == "" && getenv("AWS_PROFILE") == "" {
+		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("aws config: %w", err)
+	}
+	return cfg, nil
+}
+
+func minter(getenv func(string) string) localjwt.Minter {
+	secret := getenv("LOCAL_JWT_SECRET")
+	if secret == "" {
+		secret = localjwt.DefaultSecret
+	}
+	return localjwt.Minter{Issuer: localjwt.DefaultIssuer, Audience: localjwt.DefaultAudience, Secret: []byte(secret)}
+}
+
+// token prints a bearer token: HS256 with LOCAL_JWT_SECRET (default
+// dev-secret), as the local authorizer takes them, or RS256 with --key.
+func token(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	sub := fs.String("sub", "alice", "subject: the actor recorded on events")
+	roles := fs.String("roles", "", `roles, comma or space separated ("admin" may do everything)`)
+	ttl := fs.Duration("ttl", time.Hour, "validity")
+	m := minter(getenv)
+	fs.StringVar(&m.Issuer, "issuer", m.Issuer, "iss claim")
+	fs.StringVar(&m.Audience, "audience", m.Audience, "aud claim")
+	key := fs.String("key", "", "RSA private key (PEM) to sign RS256 with, instead of HS256 with LOCAL_JWT_SECRET")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *key != "" {
+		k, err := localjwt.LoadKey(*key)
+		if err != nil {
+			fmt.Fprintln(stderr, "token:", err)
+			return 1
+		}
+		m.Key, m.KeyID = k, localjwt.KeyID(k)
+	}
+	tok, err := m.Mint(*sub, strings.FieldsFunc(*roles, func(r rune) bool { return r == ',' || r == ' ' }), *ttl)
+	if err != nil {
+		fmt.Fprintln(stderr, "token:", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, tok)
+	return 0
+}
+
+// jwks prints the JWKS of an RSA key (created when the file does not
+// exist), for a deployment whose JwksUrl serves it.
+func jwks(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("jwks", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	key := fs.String("key", "", "RSA private key (PEM); created when missing")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *key == "" {
+		fmt.Fprintln(stderr, "jwks: --key is required")
+		return 2
+	}
+	k, err := localjwt.LoadOrCreateKey(*key)
+	if err != nil {
+		fmt.Fprintln(stderr, "jwks:", err)
+		return 1
+	}
+	b, err := localjwt.JWKS(k, localjwt.KeyID(k))
+	if err != nil {
+		fmt.Fprintln(stderr, "jwks:", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, string(b))
+	return 0
+}

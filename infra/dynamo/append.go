@@ -1,0 +1,274 @@
+package dynamo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/chronicle-go/chronicle/domain/es"
+)
+
+// Conditions of the items of an append.
+const (
+	// An event is new: no item has its (pk, sk).
+	condNewEvent = "attribute_not_exists(pk)"
+	// A guard is free or already the owner's, both to claim and to release it.
+	condGuardOwner = "attribute_not_exists(pk) OR #owner = :owner"
+	// An idempotency key is unused, or its record has expired (TTL deletes
+	// lazily). Expiry is the same test Idempotency makes: expiresAt <= now.
+	condIdemFree = "attribute_not_exists(pk) OR expiresAt <= :now"
+)
+
+// Cancellation reason codes of TransactionCanceledException.
+const (
+	reasonNone                   = "None"
+	reasonConditionalCheckFailed = "ConditionalCheckFailed"
+	reasonTransactionConflict    = "TransactionConflict"
+)
+
+// part is what one transaction item stands for, so that its cancellation
+// reason can be explained.
+type part struct {
+	kind    partKind
+	key     string // guard or idempotency key
+	version int64  // event version
+}
+
+type partKind int
+
+const (
+	partEvent partKind = iota
+	partClaim
+	partRelease
+	partIdempotency
+)
+
+// Append implements es.EventStore with one atomic write: a TransactWriteItems,
+// or a conditional PutItem when the append is a single event and nothing else.
+// The request is validated and checked against the limits before anything is
+// sent.
+func (s *Store) Append(ctx context.Context, req es.AppendRequest) error {
+	if err := req.Validate(); err != nil {
+		return err
+	}
+	items, parts, err := s.transaction(req)
+	if err != nil {
+		return fmt.Errorf("append %s v%d: %w", req.AggregateID, req.ExpectedVersion+1, err)
+	}
+	if len(items) == 1 && parts[0].kind == partEvent {
+		return s.putEvent(ctx, req, items[0].Put)
+	}
+	for attempt := 1; ; attempt++ {
+		// A fresh input each time: the SDK fills in a new ClientRequestToken,
+		// which its own retries of this call then share.
+		_, err := s.client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+		if err == nil {
+			return nil
+		}
+		if !busy(err) || attempt > s.conflictRetries {
+			return fmt.Errorf("append %s v%d: %w", req.AggregateID, req.ExpectedVersion+1, cancellation(err, parts))
+		}
+		if err := backoff(ctx, attempt); err != nil {
+			return fmt.Errorf("append %s v%d: %w", req.AggregateID, req.ExpectedVersion+1, err)
+		}
+	}
+}
+
+// putEvent appends a single event with no guard and no idempotency record
+// (most commands: rename, suspend, ...) as one conditional PutItem: as atomic
+// as a one-item transaction, at half its write cost and about half its latency.
+func (s *Store) putEvent(ctx context.Context, req es.AppendRequest, put *types.Put) error {
+	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:           put.TableName,
+		Item:                put.Item,
+		ConditionExpression: put.ConditionExpression,
+	})
+	var failed *types.ConditionalCheckFailedException
+	if errors.As(err, &failed) {
+		err = es.ErrConflict
+	}
+	if err != nil {
+		return fmt.Errorf("append %s v%d: %w", req.AggregateID, req.ExpectedVersion+1, err)
+	}
+	return nil
+}
+
+// transaction builds the items of req, in the order events, claims, releases,
+// idempotency record, and checks them against the store's limits.
+func (s *Store) transaction(req es.AppendRequest) ([]types.TransactWriteItem, []part, error) {
+	n := req.Items()
+	tx := make([]types.TransactWriteItem, 0, n)
+	parts := make([]part, 0, n)
+	if err := checkKey("aggregate id", req.AggregateID); err != nil {
+		return nil, nil, err
+	}
+
+	events := make([]map[string]types.AttributeValue, len(req.Records))
+	for i, r := range req.Records {
+		events[i] = ItemFromRecord(r)
+	}
+	first := req.ExpectedVersion + 1 // Validate made versions contiguous from here
+	if err := s.limits.Check(req, func(r es.Record) int { return ItemSize(events[r.Version-first]) }); err != nil {
+		return nil, nil, err
+	}
+	total := 0
+	for i, item := range events {
+		total += ItemSize(item)
+		tx = append(tx, types.TransactWriteItem{Put: &types.Put{
+			TableName:           aws.String(s.tables.Events),
+			Item:                item,
+			ConditionExpression: aws.String(condNewEvent),
+		}})
+		parts = append(parts, part{kind: partEvent, version: first + int64(i)})
+	}
+
+	now := s.now()
+	ownerNames := map[string]string{"#owner": attrOwner}
+	for _, g := range req.Claims {
+		if err := checkGuardKey(g.Key); err != nil {
+			return nil, nil, err
+		}
+		item := claimItem(g, now)
+		total += ItemSize(item)
+		tx = append(tx, types.TransactWriteItem{Put: &types.Put{
+			TableName:                 aws.String(s.tables.Guards),
+			Item:                      item,
+			ConditionExpression:       aws.String(condGuardOwner),
+			ExpressionAttributeNames:  ownerNames,
+			ExpressionAttributeValues: map[string]types.AttributeValue{":owner": &types.AttributeValueMemberS{Value: g.Owner}},
+		}})
+		parts = append(parts, part{kind: partClaim, key: g.Key})
+	}
+	for _, g := range req.Releases {
+		if err := checkGuardKey(g.Key); err != nil {
+			return nil, nil, err
+		}
+		key := map[string]types.AttributeValue{attrPK: &types.AttributeValueMemberS{Value: g.Key}}
+		total += ItemSize(key)
+		tx = append(tx, types.TransactWriteItem{Delete: &types.Delete{
+			TableName:                 aws.String(s.tables.Guards),
+			Key:                       key,
+			ConditionExpression:       aws.String(condGuardOwner),
+			ExpressionAttributeNames:  ownerNames,
+			ExpressionAttributeValues: map[string]types.AttributeValue{":owner": &types.AttributeValueMemberS{Value: g.Owner}},
+		}})
+		parts = append(parts, part{kind: partRelease, key: g.Key})
+	}
+	if rec := req.Idempotency; rec != nil {
+		if err := checkKey("idempotency key", idemPrefix+rec.Key); err != nil {
+			return nil, nil, err
+		}
+		item := idempotencyItem(*rec)
+		total += ItemSize(item)
+		tx = append(tx, types.TransactWriteItem{Put: &types.Put{
+			TableName:           aws.String(s.tables.Guards),
+			Item:                item,
+			ConditionExpression: aws.String(condIdemFree),
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":now": &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Unix(), 10)},
+			},
+		}})
+		parts = append(parts, part{kind: partIdempotency, key: rec.Key})
+	}
+	// Limits.Check counts the events; DynamoDB counts every item.
+	if total > s.limits.MaxTransactionBytes {
+		return nil, nil, &es.LimitError{What: "transaction size", Size: total, Limit: s.limits.MaxTransactionBytes}
+	}
+	return tx, parts, nil
+}
+
+// checkKey rejects a partition key DynamoDB would refuse for its size.
+func checkKey(what, key string) error {
+	if len(key) > maxKeyBytes {
+		return &es.LimitError{What: what + " size", Size: len(key), Limit: maxKeyBytes}
+	}
+	return nil
+}
+
+// checkGuardKey also keeps guard keys out of the idempotency records' namespace.
+func checkGuardKey(key string) error {
+	if strings.HasPrefix(key, idemPrefix) {
+		return fmt.Errorf("guard key %q uses the reserved prefix %q: %w", key, idemPrefix, es.ErrInvalidAppend)
+	}
+	return checkKey("guard key", key)
+}
+
+// cancellation maps a failed TransactWriteItems to the kernel's errors. Its
+// reasons come one per item, in item order. When several items failed, the
+// answer is the one the in-memory store gives: an idempotency replay first (a
+// repeat must be told it is one, not that it conflicts with its own first
+// run), then a version conflict, a duplicate, a release held by another.
+func cancellation(err error, parts []part) error {
+	var canceled *types.TransactionCanceledException
+	if !errors.As(err, &canceled) {
+		return err
+	}
+	reasons := canceled.CancellationReasons
+	if len(reasons) != len(parts) {
+		return fmt.Errorf("%d cancellation reasons for %d items: %w", len(reasons), len(parts), err)
+	}
+	var failed [partIdempotency + 1]*part // the first failed item of each kind
+	for i, r := range reasons {
+		if aws.ToString(r.Code) == reasonConditionalCheckFailed && failed[parts[i].kind] == nil {
+			failed[parts[i].kind] = &parts[i]
+		}
+	}
+	switch p := failed; {
+	case p[partIdempotency] != nil:
+		return fmt.Errorf("idempotency key %q: %w", p[partIdempotency].key, es.ErrIdempotencyReplay)
+	case p[partEvent] != nil:
+		return fmt.Errorf("event v%d already exists: %w", p[partEvent].version, es.ErrConflict)
+	case p[partClaim] != nil:
+		return &es.DuplicateError{Key: p[partClaim].key}
+	case p[partRelease] != nil:
+		return fmt.Errorf("release of %q held by another owner: %w", p[partRelease].key, es.ErrConflict)
+	case busy(err):
+		return fmt.Errorf("concurrent transaction on the same items: %w", es.ErrConflict)
+	default: // throttling, validation: the exception's message lists the reasons
+		return err
+	}
+}
+
+// busy reports a transaction cancelled only because concurrent transactions
+// held some of its items. Nothing else is known about it, so sending it again
+// is safe (a cancelled transaction wrote nothing) and resolves to success or
+// to one of the errors of cancellation.
+func busy(err error) bool {
+	var canceled *types.TransactionCanceledException
+	if !errors.As(err, &canceled) {
+		return false
+	}
+	conflict := false
+	for _, r := range canceled.CancellationReasons {
+		switch aws.ToString(r.Code) {
+		case "", reasonNone:
+		case reasonTransactionConflict:
+			conflict = true
+		default:
+			return false
+		}
+	}
+	return conflict
+}
+
+// backoff waits before sending a transaction again: full jitter under a
+// ceiling that doubles from 10 ms.
+func backoff(ctx context.Context, attempt int) error {
+	ceiling := min(10*time.Millisecond<<(attempt-1), 200*time.Millisecond)
+	t := time.NewTimer(rand.N(ceiling) + time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,203 @@
+// Package dynamo is the DynamoDB adapter of the event-sourcing kernel: an
+// es.Store over three tables (events, guards, snapshots), the item codec the
+// stream relay shares to decode NEW_IMAGEs, and the table definitions tests
+// and the local runner create.
+//
+// An append is one TransactWriteItems: a conditional Put per event, the guard
+// claims and releases, and the idempotency record. Its cancellation reasons,
+// which DynamoDB lists in item order, become the kernel's errors. An append of
+// a single event and nothing else is one conditional PutItem instead.
+package dynamo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/chronicle-go/chronicle/domain/es"
+)
+
+// Client is the part of *dynamodb.Client the store uses, so that a wrapper
+// (instrumentation, a DAX client) can stand in for it.
+type Client interface {
+	TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, optFns ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
+	Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+}
+
+// Tables names the store's tables.
+type Tables struct {
+	Events    string // pk (S) aggregate id, sk (N) version; stream NEW_IMAGE
+	Guards    string // pk (S): unique-value claims and idempotency records (idem#<key>); TTL on expiresAt
+	Snapshots string // pk (S) aggregate id
+}
+
+// Store is the DynamoDB es.Store. It is safe for concurrent use.
+type Store struct {
+	client Client
+	tables Tables
+	limits es.Limits
+	now    func() time.Time
+	// conflictRetries bounds how often an append cancelled only by
+	// TransactionConflict is sent again before it is reported as ErrConflict.
+	conflictRetries int
+}
+
+var _ es.Store = (*Store)(nil)
+
+// Option tunes a Store.
+type Option func(*Store)
+
+// WithLimits makes the store enforce l instead of es.DefaultLimits. Limits
+// above DynamoDB's only move the failure into DynamoDB.
+func WithLimits(l es.Limits) Option { return func(s *Store) { s.limits = l } }
+
+// WithClock sets the clock that decides whether an idempotency record has
+// expired (default time.Now).
+func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+// New returns a store over tables t, enforcing es.DefaultLimits.
+func New(client Client, t Tables, opts ...Option) *Store {
+	s := &Store{client: client, tables: t, limits: es.DefaultLimits, now: time.Now, conflictRetries: 4}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Key conditions of Load: fixed strings, no expression building per call.
+const (
+	condQueryFrom  = "pk = :id AND sk >= :from"
+	condQueryRange = "pk = :id AND sk BETWEEN :from AND :to"
+)
+
+// Load implements es.EventStore: a consistent, paged Query of the stream.
+func (s *Store) Load(ctx context.Context, aggregateID string, from, to int64) ([]es.Record, error) {
+	from = max(from, 1)
+	if to > 0 && to < from {
+		return nil, nil
+	}
+	in := &dynamodb.QueryInput{
+		TableName:              aws.String(s.tables.Events),
+		KeyConditionExpression: aws.String(condQueryFrom),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":id":   &types.AttributeValueMemberS{Value: aggregateID},
+			":from": &types.AttributeValueMemberN{Value: strconv.FormatInt(from, 10)},
+		},
+		ConsistentRead: aws.Bool(true),
+	}
+	if to > 0 {
+		in.KeyConditionExpression = aws.String(condQueryRange)
+		in.ExpressionAttributeValues[":to"] = &types.AttributeValueMemberN{Value: strconv.FormatInt(to, 10)}
+	}
+	var recs []es.Record
+	for {
+		out, err := s.client.Query(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("load %s from v%d: %w", aggregateID, from, err)
+		}
+		more := len(out.LastEvaluatedKey) > 0
+		if recs == nil {
+			recs = make([]es.Record, 0, capacity(len(out.Items), more, from, to))
+		}
+		for _, item := range out.Items {
+			r, err := RecordFromItem(item)
+			if err != nil {
+				return nil, fmt.Errorf("load %s: %w", aggregateID, err)
+			}
+			recs = append(recs, r)
+		}
+		if !more {
+			return recs, nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+}
+
+// capacity guesses a load's length from its first page: exact when that is
+// the only page, else a few pages' worth, but no more than the range asked for.
+func capacity(page int, more bool, from, to int64) int {
+	if !more {
+		return page
+	}
+	n := int64(page) * 4
+	if to > 0 {
+		n = min(n, to-from+1)
+	}
+	return int(n)
+}
+
+// Idempotency implements es.EventStore. A record past its expiry counts as
+// absent even while DynamoDB's TTL has not yet deleted it.
+func (s *Store) Idempotency(ctx context.Context, key string) (es.IdempotencyRecord, bool, error) {
+	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(s.tables.Guards),
+		Key:            map[string]types.AttributeValue{attrPK: &types.AttributeValueMemberS{Value: idemPrefix + key}},
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return es.IdempotencyRecord{}, false, fmt.Errorf("get idempotency record %q: %w", key, err)
+	}
+	if out.Item == nil {
+		return es.IdempotencyRecord{}, false, nil
+	}
+	rec, err := idempotencyFromItem(key, out.Item)
+	if err != nil {
+		return es.IdempotencyRecord{}, false, err
+	}
+	if !rec.ExpiresAt.After(s.now()) {
+		return es.IdempotencyRecord{}, false, nil
+	}
+	return rec, true, nil
+}
+
+// Snapshot implements es.SnapshotStore.
+func (s *Store) Snapshot(ctx context.Context, aggregateID string) (es.Snapshot, bool, error) {
+	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(s.tables.Snapshots),
+		Key:            map[string]types.AttributeValue{attrPK: &types.AttributeValueMemberS{Value: aggregateID}},
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return es.Snapshot{}, false, fmt.Errorf("get snapshot of %s: %w", aggregateID, err)
+	}
+	if out.Item == nil {
+		return es.Snapshot{}, false, nil
+	}
+	snap, err := snapshotFromItem(out.Item)
+	if err != nil {
+		return es.Snapshot{}, false, fmt.Errorf("get snapshot of %s: %w", aggregateID, err)
+	}
+	return snap, true, nil
+}
+
+const condNewerSnapshot = "attribute_not_exists(pk) OR #v < :v"
+
+// PutSnapshot implements es.SnapshotStore. A snapshot at the same or a later
+// version already stored wins; that is not an error.
+func (s *Store) PutSnapshot(ctx context.Context, snap es.Snapshot) error {
+	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                aws.String(s.tables.Snapshots),
+		Item:                     snapshotItem(snap),
+		ConditionExpression:      aws.String(condNewerSnapshot),
+		ExpressionAttributeNames: map[string]string{"#v": attrVersion},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":v": &types.AttributeValueMemberN{Value: strconv.FormatInt(snap.Version, 10)},
+		},
+	})
+	var stale *types.ConditionalCheckFailedException
+	if errors.As(err, &stale) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("put snapshot of %s v%d: %w", snap.AggregateID, snap.Version, err)
+	}
+	return nil
+}

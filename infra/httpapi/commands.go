@@ -1,0 +1,348 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/chronicle-go/chronicle/domain/es"
+	"github.com/chronicle-go/chronicle/domain/user"
+	"github.com/chronicle-go/chronicle/infra/auth"
+)
+
+// Commands serves the write side of the API: POST /users, PUT
+// /users/{id}/name, PUT /users/{id}/email, POST /users/{id}/suspend, POST
+// /users/{id}/reactivate and DELETE /users/{id}. It is safe for concurrent use.
+type Commands struct {
+	edge
+	svc *es.Service[user.State, user.Command]
+}
+
+// NewCommands returns the command handler over svc, the user service (whose
+// store holds events, guards, idempotency records and snapshots). logger
+// receives one line per server error (slog.Default() when nil).
+func NewCommands(svc *es.Service[user.State, user.Command], logger *slog.Logger, opts ...Option) *Commands {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	h := &Commands{svc: svc}
+	h.edge = edge{side: commandSide, logger: logger, set: newSettings(opts)}
+	h.handlers = map[string]handlerFunc{
+		route{http.MethodPost, resUsers, commandSide}.key():          h.create,
+		route{http.MethodPut, resUserName, commandSide}.key():        h.rename,
+		route{http.MethodPut, resUserEmail, commandSide}.key():       h.changeEmail,
+		route{http.MethodPost, resUserSuspend, commandSide}.key():    h.suspend,
+		route{http.MethodPost, resUserReactivate, commandSide}.key(): h.reactivate,
+		route{http.MethodDelete, resUser, commandSide}.key():         h.delete,
+	}
+	return h
+}
+
+// Handle is the Lambda handler of the command routes.
+func (h *Commands) Handle(ctx context.Context, req events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
+	return h.serve(ctx, req)
+}
+
+// writeAnswer is the body of every successful command.
+type writeAnswer struct {
+	ID      string `json:"id"`
+	Version int64  `json:"version"`
+}
+
+// POST /users {"name","email"[,"sub"][,"reason"]}
+func (h *Commands) create(ctx context.Context, c *call) (reply, error) {
+	p, err := c.principal()
+	if err != nil {
+		return reply{}, err
+	}
+	pre, err := writeHeaders(c.req)
+	if err != nil {
+		return reply{}, err
+	}
+	var name, email, sub, reason field
+	b, err := bodyFields(c.req, true, map[string]*field{"name": &name, "email": &email, "sub": &sub, "reason": &reason})
+	if err != nil {
+		return reply{}, err
+	}
+	link := p.Sub // a user creates its own user
+	if p.IsAdmin() {
+		link = sub.value // an admin links the user to the identity it names, if any
+	} else if sub.set {
+		return reply{}, forbidden(`Only an admin may set "sub": a user is linked to its creator's identity.`)
+	}
+	cmd, why, err := validate(user.Create{Name: name.value, Email: email.value, Sub: link}, &reason)
+	if err != nil {
+		return reply{}, err
+	}
+	return h.exec(ctx, c, p, h.set.newID(), cmd, why, pre, b, http.StatusCreated)
+}
+
+// PUT /users/{id}/name {"name"[,"reason"]}
+func (h *Commands) rename(ctx context.Context, c *call) (reply, error) {
+	var name, reason field
+	return h.ownerCommand(ctx, c, map[string]*field{"name": &name, "reason": &reason}, &reason,
+		func() user.Command { return user.Rename{Name: name.value} })
+}
+
+// PUT /users/{id}/email {"email"[,"reason"]}
+func (h *Commands) changeEmail(ctx context.Context, c *call) (reply, error) {
+	var email, reason field
+	return h.ownerCommand(ctx, c, map[string]*field{"email": &email, "reason": &reason}, &reason,
+		func() user.Command { return user.ChangeEmail{Email: email.value} })
+}
+
+// POST /users/{id}/suspend {"reason"}
+func (h *Commands) suspend(ctx context.Context, c *call) (reply, error) {
+	return h.adminCommand(ctx, c, "suspend", true, func(reason string) user.Command { return user.Suspend{Reason: reason} })
+}
+
+// POST /users/{id}/reactivate [{"reason"}]
+func (h *Commands) reactivate(ctx context.Context, c *call) (reply, error) {
+	return h.adminCommand(ctx, c, "reactivate", false, func(reason string) user.Command { return user.Reactivate{Reason: reason} })
+}
+
+// DELETE /users/{id} [{"reason"}]
+func (h *Commands) delete(ctx context.Context, c *call) (reply, error) {
+	return h.adminCommand(ctx, c, "delete", false, func(reason string) user.Command { return user.Delete{Reason: reason} })
+}
+
+// ownerCommand runs a command that an admin, or the user linked to the
+// caller's identity, may run on an existing user.
+func (h *Commands) ownerCommand(ctx context.Context, c *call, fields map[string]*field, reason *field, cmd func() user.Command) (reply, error) {
+	p, err := c.principal()
+	if err != nil {
+		return reply{}, err
+	}
+	id, err := c.userID()
+	if err != nil {
+		return reply{}, err
+	}
+	pre, err := writeHeaders(c.req)
+	if err != nil {
+		return reply{}, err
+	}
+	b, err := bodyFields(c.req, true, fields)
+	if err != nil {
+		return reply{}, err
+	}
+	valid, why, err := validate(cmd(), reason)
+	if err != nil {
+		return reply{}, err
+	}
+	if !p.IsAdmin() {
+		// 403 whether or not the user exists: a stranger learns nothing.
+		agg, err := h.svc.Load(ctx, id)
+		if err != nil {
+			return reply{}, err
+		}
+		if !owns(p, agg.State) {
+			return reply{}, forbidden("You may only change the user linked to your identity.")
+		}
+	}
+	return h.exec(ctx, c, p, id, valid, why, pre, b, http.StatusOK)
+}
+
+// adminCommand runs a command only an admin may run, whose reason is part
+// of the command (required or not).
+func (h *Commands) adminCommand(ctx context.Context, c *call, verb string, bodyRequired bool, cmd func(reason string) user.Command) (reply, error) {
+	p, err := c.principal()
+	if err != nil {
+		return reply{}, err
+	}
+	if !p.IsAdmin() {
+		return reply{}, forbidden("Only an admin may " + verb + " users.")
+	}
+	id, err := c.userID()
+	if err != nil {
+		return reply{}, err
+	}
+	pre, err := writeHeaders(c.req)
+	if err != nil {
+		return reply{}, err
+	}
+	var reason field
+	b, err := bodyFields(c.req, bodyRequired, map[string]*field{"reason": &reason})
+	if err != nil {
+		return reply{}, err
+	}
+	valid, why, err := validate(cmd(reason.value), nil)
+	if err != nil {
+		return reply{}, err
+	}
+	return h.exec(ctx, c, p, id, valid, why, pre, b, http.StatusOK)
+}
+
+// exec runs a valid command and answers {"id","version"}, with ETag, and
+// Location for a created user. A replay of an idempotent request answers as
+// the first one did.
+func (h *Commands) exec(ctx context.Context, c *call, p auth.Principal, id string, cmd user.Command, reason string,
+	pre preconditions, body []byte, status int) (reply, error) {
+	causation := c.req.RequestContext.RequestID
+	if causation == "" {
+		causation = c.requestID
+	}
+	x := es.ExecOptions{
+		ExpectedVersion: pre.ifMatch,
+		Metadata: es.Metadata{
+			Actor:         p.Sub,
+			Reason:        reason,
+			CorrelationID: c.requestID,
+			CausationID:   causation,
+			CommandID:     h.set.newID(),
+			RequestID:     c.req.RequestContext.RequestID,
+		},
+	}
+	if pre.idempotencyKey != "" {
+		x.Idempotency = &es.IdempotencyKey{
+			Key:         p.Sub + "#" + pre.idempotencyKey,
+			RequestHash: requestHash(c.req.HTTPMethod, pathOf(c.route.resource, c.params), body),
+		}
+	}
+	start := time.Now()
+	res, err := h.svc.Execute(ctx, id, cmd, x)
+	if dup := (*es.DuplicateError)(nil); x.Idempotency != nil && errors.As(err, &dup) {
+		// Racing repeats of one create claim the same email: the stores report
+		// that claim before the idempotency key, so the losers see a duplicate.
+		// Executing again replays the winner's answer, if it was the same
+		// request; otherwise the duplicate stands.
+		res, err = h.svc.Execute(ctx, id, cmd, x)
+	}
+	if h.set.metrics != nil {
+		h.set.metrics.Command(ctx, commandName(cmd), time.Since(start), res.Attempts, err != nil && problemFor(err).Status >= 500)
+	}
+	if err != nil {
+		return reply{}, err
+	}
+	if res.SnapshotErr != nil { // never fails the command; the next load replays more events
+		h.logger.WarnContext(ctx, "snapshot failed", append(h.logAttrs(ctx, c, status),
+			slog.String("aggregate_id", res.ID), slog.Int64("version", res.Version), slog.Any("error", res.SnapshotErr))...)
+	}
+	headers := map[string]string{"ETag": etag(res.Version)}
+	if status == http.StatusCreated {
+		headers["Location"] = "/users/" + res.ID
+	}
+	return reply{status: status, body: writeAnswer{ID: res.ID, Version: res.Version}, headers: headers}, nil
+}
+
+// commandName names cmd in metrics.
+func commandName(cmd user.Command) string {
+	switch cmd.(type) {
+	case user.Create:
+		return "create"
+	case user.Rename:
+		return "rename"
+	case user.ChangeEmail:
+		return "change_email"
+	case user.Suspend:
+		return "suspend"
+	case user.Reactivate:
+		return "reactivate"
+	case user.Delete:
+		return "delete"
+	}
+	return "unknown"
+}
+
+// owns reports whether p may act on, and see, the user in state s: an admin
+// may, and so may the identity the user is linked to.
+func owns(p auth.Principal, s user.State) bool {
+	return p.IsAdmin() || (s.Exists() && s.Sub != "" && s.Sub == p.Sub)
+}
+
+// validate normalizes cmd with user.Validate and checks the optional reason
+// of commands whose reason is only metadata (reason != nil). It returns the
+// command, the reason to record, and a *user.ValidationError listing every
+// invalid field.
+func validate(cmd user.Command, reason *field) (user.Command, string, error) {
+	var fields []user.FieldError
+	valid, err := user.Validate(cmd)
+	var inval *user.ValidationError
+	switch {
+	case errors.As(err, &inval):
+		fields = append(fields, inval.Fields...)
+	case err != nil:
+		return nil, "", err
+	}
+	why := ""
+	switch c := valid.(type) {
+	case user.Suspend:
+		why = c.Reason
+	case user.Reactivate:
+		why = c.Reason
+	case user.Delete:
+		why = c.Reason
+	}
+	if reason != nil {
+		why = strings.TrimSpace(reason.value)
+		if utf8.RuneCountInString(why) > user.MaxReasonLength {
+			fields = append(fields, user.FieldError{Field: "reason", Message: "must be at most " + strconv.Itoa(user.MaxReasonLength) + " characters"})
+		}
+	}
+	if len(fields) > 0 {
+		return nil, "", &user.ValidationError{Fields: fields}
+	}
+	return valid, why, nil
+}
+
+// preconditions are the write headers: If-Match and Idempotency-Key.
+type preconditions struct {
+	ifMatch        *int64
+	idempotencyKey string
+}
+
+func writeHeaders(req *events.APIGatewayProxyRequest) (preconditions, error) {
+	var pre preconditions
+	if v, ok, err := singleHeader(req, headerIfMatch); err != nil {
+		return pre, err
+	} else if ok {
+		n, err := parseIfMatch(v)
+		if err != nil {
+			return pre, err
+		}
+		pre.ifMatch = &n
+	}
+	if v, ok, err := singleHeader(req, headerIdempotencyKey); err != nil {
+		return pre, err
+	} else if ok {
+		if !printable(v, maxTokenLength) {
+			return pre, badField(headerIdempotencyKey, "must be 1..128 printable ASCII characters")
+		}
+		pre.idempotencyKey = v
+	}
+	return pre, nil
+}
+
+// parseIfMatch reads one strong entity tag holding a version: "3" (the
+// quotes may be left out). Weak tags, lists and * are refused.
+func parseIfMatch(v string) (int64, error) {
+	bad := badField(headerIfMatch, `must be one strong version tag such as "3"`)
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		v = v[1 : len(v)-1]
+	}
+	if v == "" || len(v) > 18 || strings.IndexFunc(v, func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
+		return 0, bad
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, bad
+	}
+	return n, nil
+}
+
+// requestHash identifies an idempotent request: its method, its canonical
+// path and its body bytes.
+func requestHash(method, path string, body []byte) string {
+	h := sha256.New()
+	h.Write([]byte(method + "\n" + path + "\n"))
+	h.Write(body)
+	return hex.EncodeToString(h.Sum(nil))
+}

@@ -1,0 +1,71 @@
+package httpapi_test
+
+import (
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chronicle-go/chronicle/infra/httpapi"
+	"github.com/chronicle-go/chronicle/infra/metrics"
+	"github.com/chronicle-go/chronicle/infra/readmodel"
+)
+
+// TestCommandMetrics: with WithMetrics, every command writes one EMF line
+// with its latency, its version-conflict retries and whether it failed;
+// requests refused before the command runs write none.
+func TestCommandMetrics(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var emf syncBuffer
+	cmds := httpapi.NewCommands(e.svc, slog.New(slog.DiscardHandler), httpapi.WithMetrics(metrics.New(&emf, "", "commands")))
+	sub := newSub("metrics")
+	resp := do(t, cmds, request(t, "commands/create-user.json", as(sub),
+		withBody(map[string]string{"name": "Ada", "email": strings.ToLower(sub) + "@example.com"})))
+	var w writeBody
+	wantJSON(t, resp, 201, &w)
+	do(t, cmds, request(t, "commands/rename-user.json", withID(w.ID), as(sub), withBody(map[string]string{"name": "Ada L."})))
+	do(t, cmds, request(t, "commands/rename-user.json", withID(w.ID), as(sub), withBody(map[string]string{"name": ""}))) // 400: no command ran
+
+	var got []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(emf.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		got = append(got, m)
+	}
+	if len(got) != 2 || got[0]["Command"] != "create" || got[1]["Command"] != "rename" {
+		t.Fatalf("lines %v", got)
+	}
+	for _, m := range got {
+		if m["Function"] != "commands" || m["CommandLatency"].(float64) <= 0 || m["VersionConflictRetries"] != 0.0 || m["CommandErrors"] != 0.0 {
+			t.Errorf("line %v", m)
+		}
+	}
+}
+
+// TestOpsProjectionsGenerations: GET /ops/projections says which generation
+// of each projection readers use, and which one a rebuild is filling.
+func TestOpsProjectionsGenerations(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	if _, err := e.rm.BeginBuild(t.Context(), readmodel.ProjectionUserView, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var body struct {
+		Projections map[string]struct {
+			Generation           *int64 `json:"generation"`
+			RebuildingGeneration *int64 `json:"rebuildingGeneration"`
+		} `json:"projections"`
+	}
+	wantJSON(t, do(t, e.qs, request(t, "queries/ops-projections.json")), 200, &body)
+	uv, aa := body.Projections[readmodel.ProjectionUserView], body.Projections[readmodel.ProjectionActorActivity]
+	if uv.Generation == nil || *uv.Generation != 1 || uv.RebuildingGeneration == nil || *uv.RebuildingGeneration != 2 {
+		t.Errorf("user-view: %+v", uv)
+	}
+	if aa.Generation == nil || *aa.Generation != 1 || aa.RebuildingGeneration != nil {
+		t.Errorf("actor-activity: %+v", aa)
+	}
+}

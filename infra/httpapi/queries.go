@@ -1,0 +1,517 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/chronicle-go/chronicle/domain/es"
+	"github.com/chronicle-go/chronicle/domain/user"
+	"github.com/chronicle-go/chronicle/infra/auth"
+	"github.com/chronicle-go/chronicle/infra/readmodel"
+)
+
+// UserLoader rebuilds users from the event store (snapshot + newer events):
+// *es.Service[user.State, user.Command] is one.
+type UserLoader interface {
+	Load(ctx context.Context, id string) (es.Aggregate[user.State], error)
+	LoadAt(ctx context.Context, id string, version int64) (es.Aggregate[user.State], error)
+	LoadAsOf(ctx context.Context, id string, t time.Time) (es.Aggregate[user.State], error)
+}
+
+// EventLoader reads the records of a stream with from <= version <= to (to
+// <= 0: no bound), in version order: *dynamo.Store is one.
+type EventLoader interface {
+	Load(ctx context.Context, aggregateID string, from, to int64) ([]es.Record, error)
+}
+
+// ReadModel is what the queries read from the read-model table:
+// *readmodel.Store is one.
+type ReadModel interface {
+	UserView(ctx context.Context, id string) (user.View, bool, error)
+	UserIDByEmail(ctx context.Context, email string) (string, bool, error)
+	// ActorActivity fails with readmodel.ErrBadCursor for a cursor it did not hand out.
+	ActorActivity(ctx context.Context, sub string, limit int, cursor string) ([]es.Record, string, error)
+	AppliedVersions(ctx context.Context, aggregateID string) (map[string]int64, error)
+	Checkpoints(ctx context.Context) ([]readmodel.Checkpoint, error)
+}
+
+// QueueAttributes reads queue depths: *sqs.Client is one.
+type QueueAttributes interface {
+	GetQueueAttributes(ctx context.Context, in *sqs.GetQueueAttributesInput, optFns ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error)
+}
+
+// Projection names a projection and the queues that feed it, for GET
+// /ops/projections. Projections fed by one queue name the same URLs.
+type Projection struct {
+	Name     string // as in the read model's checkpoints: "user-view", "actor-activity"
+	QueueURL string
+	DLQURL   string // its dead-letter queue
+}
+
+// QueriesDeps are what the query routes read.
+type QueriesDeps struct {
+	Users     UserLoader  // history-free rebuilds: state, read-your-writes, consistency
+	Events    EventLoader // history
+	ReadModel ReadModel
+	// Queues and Projections serve GET /ops/projections; Queues may be nil
+	// when Projections is empty.
+	Queues      QueueAttributes
+	Projections []Projection
+	// Health tells whether the stores answer; GET /healthz is 200 when it
+	// returns nil within HealthTimeout, else 503.
+	Health func(ctx context.Context) error
+	Logger *slog.Logger
+}
+
+// HealthTimeout bounds the health check of GET /healthz.
+const HealthTimeout = 3 * time.Second
+
+// Queries serves the read side of the API: GET /users/{id}, GET
+// /users?email=, GET /users/{id}/history, GET /users/{id}/state, GET
+// /actors/{sub}/activity, GET /ops/projections, GET /users/{id}/consistency
+// and GET /healthz. It is safe for concurrent use.
+type Queries struct {
+	edge
+	deps QueriesDeps
+}
+
+// NewQueries returns the query handler over deps, or an error naming a
+// missing dependency.
+func NewQueries(deps QueriesDeps, opts ...Option) (*Queries, error) {
+	var missing []string
+	for _, d := range []struct {
+		name string
+		nil  bool
+	}{
+		{"Users", deps.Users == nil},
+		{"Events", deps.Events == nil},
+		{"ReadModel", deps.ReadModel == nil},
+		{"Health", deps.Health == nil},
+		{"Logger", deps.Logger == nil},
+		{"Queues (needed by Projections)", deps.Queues == nil && len(deps.Projections) > 0},
+	} {
+		if d.nil {
+			missing = append(missing, d.name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, errors.New("httpapi: NewQueries: missing " + strings.Join(missing, ", "))
+	}
+	q := &Queries{deps: deps}
+	q.edge = edge{side: querySide, logger: deps.Logger, set: newSettings(opts)}
+	q.handlers = q.routes()
+	return q, nil
+}
+
+// routes are the handlers of the query routes, by route.key().
+func (q *Queries) routes() map[string]handlerFunc {
+	get := func(res string) string { return route{http.MethodGet, res, querySide}.key() }
+	return map[string]handlerFunc{
+		get(resUser):            q.user,
+		get(resUsers):           q.userByEmail,
+		get(resUserHistory):     q.history,
+		get(resUserState):       q.state,
+		get(resActorActivity):   q.activity,
+		get(resOpsProjections):  q.projections,
+		get(resUserConsistency): q.consistency,
+		get(resHealthz):         q.healthz,
+	}
+}
+
+// Handle is the Lambda handler of the query routes.
+func (q *Queries) Handle(ctx context.Context, req events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
+	return q.serve(ctx, req)
+}
+
+// Where a GET /users/{id} answer came from (X-Source).
+const (
+	sourceProjection = "projection"
+	sourceEventStore = "event-store"
+)
+
+// userAnswer is a live user, as GET /users/{id} answers it.
+type userAnswer struct {
+	ID        string      `json:"id"`
+	Name      string      `json:"name"`
+	Email     string      `json:"email"`
+	Sub       string      `json:"sub,omitempty"`
+	Status    user.Status `json:"status"`
+	Version   int64       `json:"version"`
+	CreatedAt time.Time   `json:"createdAt"`
+	UpdatedAt time.Time   `json:"updatedAt"`
+}
+
+// deletedAnswer is the body of the 410 of a deleted user.
+type deletedAnswer struct {
+	ID        string      `json:"id"`
+	Status    user.Status `json:"status"`
+	Version   int64       `json:"version"`
+	DeletedAt time.Time   `json:"deletedAt"`
+	DeletedBy string      `json:"deletedBy"`
+	Reason    string      `json:"reason"`
+}
+
+// GET /users/{id}[?minVersion=N][&consistent=true], X-Min-Version: N
+func (q *Queries) user(ctx context.Context, c *call) (reply, error) {
+	p, err := c.principal()
+	if err != nil {
+		return reply{}, err
+	}
+	id, err := c.userID()
+	if err != nil {
+		return reply{}, err
+	}
+	minVersion, err := minVersion(c.req)
+	if err != nil {
+		return reply{}, err
+	}
+	consistent, err := queryBool(c.req, "consistent")
+	if err != nil {
+		return reply{}, err
+	}
+	v, source, found, err := q.view(ctx, id, minVersion, consistent)
+	if err != nil {
+		return reply{}, err
+	}
+	if !p.IsAdmin() && (!found || v.Sub == "" || v.Sub != p.Sub) {
+		return reply{}, forbidden("You may only read the user linked to your identity.")
+	}
+	if !found {
+		return reply{}, user.ErrNotFound
+	}
+	return viewReply(v, source), nil
+}
+
+// view is the current view of user id: from the read model when it is at
+// minVersion or later, else rebuilt from the event store, as it is when
+// consistent is set.
+func (q *Queries) view(ctx context.Context, id string, minVersion int64, consistent bool) (user.View, string, bool, error) {
+	if !consistent {
+		v, ok, err := q.deps.ReadModel.UserView(ctx, id)
+		if err != nil {
+			return user.View{}, "", false, err
+		}
+		if ok && v.Version >= minVersion {
+			return v, sourceProjection, true, nil
+		}
+	}
+	agg, err := q.deps.Users.Load(ctx, id)
+	if err != nil {
+		return user.View{}, "", false, err
+	}
+	if agg.Version == 0 {
+		return user.View{}, sourceEventStore, false, nil
+	}
+	return user.ViewOf(id, agg.Version, agg.UpdatedAt, agg.State), sourceEventStore, true, nil
+}
+
+// minVersion is the larger of ?minVersion and X-Min-Version (0: none).
+func minVersion(req *events.APIGatewayProxyRequest) (int64, error) {
+	n, err := queryInt(req, "minVersion", 1, maxInt, 0)
+	if err != nil {
+		return 0, err
+	}
+	v, ok, err := singleHeader(req, headerMinVersion)
+	if err != nil || !ok {
+		return n, err
+	}
+	h, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || h < 1 {
+		return 0, badField(headerMinVersion, "must be an integer of at least 1")
+	}
+	return max(n, h), nil
+}
+
+// viewReply answers a view: 200, or 410 for a deleted user.
+func viewReply(v user.View, source string) reply {
+	headers := map[string]string{"ETag": etag(v.Version), "X-Source": source}
+	if v.Status == user.StatusDeleted {
+		return reply{status: http.StatusGone, headers: headers, body: deletedAnswer{
+			ID: v.ID, Status: v.Status, Version: v.Version,
+			DeletedAt: v.DeletedAt.UTC(), DeletedBy: v.DeletedBy, Reason: v.DeleteReason,
+		}}
+	}
+	return reply{status: http.StatusOK, headers: headers, body: userAnswer{
+		ID: v.ID, Name: v.Name, Email: v.Email, Sub: v.Sub, Status: v.Status, Version: v.Version,
+		CreatedAt: v.CreatedAt.UTC(), UpdatedAt: v.UpdatedAt.UTC(),
+	}}
+}
+
+// GET /users?email=a@b.c: the live user holding that address.
+func (q *Queries) userByEmail(ctx context.Context, c *call) (reply, error) {
+	p, err := c.principal()
+	if err != nil {
+		return reply{}, err
+	}
+	raw, ok, err := queryValue(c.req, "email")
+	if err != nil {
+		return reply{}, err
+	}
+	if !ok {
+		return reply{}, badField("email", "is required: GET /users?email=alice@example.com")
+	}
+	valid, err := user.Validate(user.ChangeEmail{Email: raw})
+	if err != nil {
+		return reply{}, err
+	}
+	email := valid.(user.ChangeEmail).Email
+	v, source, found, err := q.holder(ctx, email)
+	if err != nil {
+		return reply{}, err
+	}
+	if !p.IsAdmin() && (!found || v.Sub == "" || v.Sub != p.Sub) {
+		return reply{}, forbidden("You may only read the user linked to your identity.")
+	}
+	if !found {
+		return reply{}, user.ErrNotFound
+	}
+	return viewReply(v, source), nil
+}
+
+// holder is the live user holding email, by the read model's lookup. A view
+// the projection has not written yet is rebuilt from the event store; a
+// lookup that disagrees with the view is stale and counts as absent.
+func (q *Queries) holder(ctx context.Context, email string) (user.View, string, bool, error) {
+	id, ok, err := q.deps.ReadModel.UserIDByEmail(ctx, email)
+	if err != nil || !ok {
+		return user.View{}, "", false, err
+	}
+	v, source, found, err := q.view(ctx, id, 0, false)
+	if err != nil || !found || v.Status == user.StatusDeleted || v.Email != email {
+		return user.View{}, "", false, err
+	}
+	return v, source, true, nil
+}
+
+// eventAnswer is one event of a history or of an actor's activity.
+type eventAnswer struct {
+	EventID       string          `json:"eventId"`
+	AggregateID   string          `json:"aggregateId,omitempty"` // activity only
+	Version       int64           `json:"version"`
+	Type          string          `json:"type"`
+	OccurredAt    time.Time       `json:"occurredAt"`
+	Actor         string          `json:"actor"`
+	Reason        string          `json:"reason"`
+	CorrelationID string          `json:"correlationId"`
+	CausationID   string          `json:"causationId"`
+	Data          json.RawMessage `json:"data"`
+}
+
+func eventOf(r es.Record, withAggregate bool) eventAnswer {
+	e := eventAnswer{
+		EventID: r.ID, Version: r.Version, Type: r.Type, OccurredAt: r.OccurredAt.UTC(),
+		Actor: r.Metadata.Actor, Reason: r.Metadata.Reason,
+		CorrelationID: r.Metadata.CorrelationID, CausationID: r.Metadata.CausationID,
+		Data: r.Data,
+	}
+	if !json.Valid(e.Data) {
+		e.Data = json.RawMessage("null")
+	}
+	if withAggregate {
+		e.AggregateID = r.AggregateID
+	}
+	return e
+}
+
+type historyAnswer struct {
+	ID         string        `json:"id"`
+	Events     []eventAnswer `json:"events"`
+	NextCursor string        `json:"nextCursor,omitempty"`
+}
+
+// GET /users/{id}/history?fromVersion=&limit=&cursor=
+func (q *Queries) history(ctx context.Context, c *call) (reply, error) {
+	p, err := c.principal()
+	if err != nil {
+		return reply{}, err
+	}
+	id, err := c.userID()
+	if err != nil {
+		return reply{}, err
+	}
+	from, err := queryInt(c.req, "fromVersion", 1, maxInt, 1)
+	if err != nil {
+		return reply{}, err
+	}
+	limit, err := queryInt(c.req, "limit", 1, maxLimit, defaultLimit)
+	if err != nil {
+		return reply{}, err
+	}
+	if cur, ok, err := queryValue(c.req, "cursor"); err != nil {
+		return reply{}, err
+	} else if ok { // the cursor carries on from where the last page ended
+		if from, err = decodeHistoryCursor(cur, id); err != nil {
+			return reply{}, err
+		}
+	}
+	if err := q.mayRead(ctx, p, id); err != nil {
+		return reply{}, err
+	}
+	// One more than asked for tells whether there is a next page.
+	recs, err := q.deps.Events.Load(ctx, id, from, from+limit)
+	if err != nil {
+		return reply{}, err
+	}
+	if len(recs) == 0 { // no such user, or past the end of its history
+		exists := false
+		if from > 1 {
+			first, err := q.deps.Events.Load(ctx, id, 1, 1)
+			if err != nil {
+				return reply{}, err
+			}
+			exists = len(first) > 0
+		}
+		if !exists {
+			return reply{}, user.ErrNotFound
+		}
+	}
+	ans := historyAnswer{ID: id, Events: make([]eventAnswer, 0, min(len(recs), int(limit)))}
+	if int64(len(recs)) > limit {
+		recs = recs[:limit]
+		ans.NextCursor = encodeHistoryCursor(id, recs[len(recs)-1].Version+1)
+	}
+	for _, r := range recs {
+		ans.Events = append(ans.Events, eventOf(r, false))
+	}
+	return reply{status: http.StatusOK, body: ans}, nil
+}
+
+// mayRead checks that p may read the history and past states of user id:
+// an admin may; so may the identity the user was created for. A user that
+// never existed is not one's own: 403, so that existence does not leak.
+func (q *Queries) mayRead(ctx context.Context, p auth.Principal, id string) error {
+	if p.IsAdmin() {
+		return nil
+	}
+	first, err := q.deps.Users.LoadAt(ctx, id, 1) // the sub is set at creation, never changed
+	if err != nil {
+		return err
+	}
+	if !owns(p, first.State) {
+		return forbidden("You may only read the user linked to your identity.")
+	}
+	return nil
+}
+
+// A history cursor is opaque to clients: the user id and the next version.
+func encodeHistoryCursor(id string, next int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(id + "@" + strconv.FormatInt(next, 10)))
+}
+
+func decodeHistoryCursor(cursor, id string) (int64, error) {
+	bad := badField("cursor", "must be a nextCursor of the same history")
+	b, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil {
+		return 0, bad
+	}
+	cid, v, ok := strings.Cut(string(b), "@")
+	n, err := strconv.ParseInt(v, 10, 64)
+	if !ok || cid != id || err != nil || n < 1 {
+		return 0, bad
+	}
+	return n, nil
+}
+
+type stateAnswer struct {
+	ID      string     `json:"id"`
+	Version int64      `json:"version"`
+	AsOf    time.Time  `json:"asOf"`
+	State   user.State `json:"state"`
+}
+
+// GET /users/{id}/state[?version=N | ?at=<RFC 3339>]
+func (q *Queries) state(ctx context.Context, c *call) (reply, error) {
+	p, err := c.principal()
+	if err != nil {
+		return reply{}, err
+	}
+	id, err := c.userID()
+	if err != nil {
+		return reply{}, err
+	}
+	version, err := queryInt(c.req, "version", 1, maxInt, 0)
+	if err != nil {
+		return reply{}, err
+	}
+	at, byTime, err := queryTime(c.req, "at")
+	if err != nil {
+		return reply{}, err
+	}
+	if version > 0 && byTime {
+		return reply{}, badRequest("Give version or at, not both.",
+			user.FieldError{Field: "version", Message: "cannot be combined with at"},
+			user.FieldError{Field: "at", Message: "cannot be combined with version"})
+	}
+	if err := q.mayRead(ctx, p, id); err != nil {
+		return reply{}, err
+	}
+	var agg es.Aggregate[user.State]
+	switch {
+	case version > 0:
+		agg, err = q.deps.Users.LoadAt(ctx, id, version)
+	case byTime:
+		agg, err = q.deps.Users.LoadAsOf(ctx, id, at)
+	default:
+		agg, err = q.deps.Users.Load(ctx, id)
+	}
+	if err != nil {
+		return reply{}, err
+	}
+	if agg.Version == 0 { // no such user, or not yet at that time
+		return reply{}, user.ErrNotFound
+	}
+	asOf := agg.UpdatedAt.UTC()
+	if byTime {
+		asOf = at
+	}
+	return reply{status: http.StatusOK, body: stateAnswer{ID: id, Version: agg.Version, AsOf: asOf, State: agg.State},
+		headers: map[string]string{"ETag": etag(agg.Version)}}, nil
+}
+
+type activityAnswer struct {
+	Sub        string        `json:"sub"`
+	Events     []eventAnswer `json:"events"`
+	NextCursor string        `json:"nextCursor,omitempty"`
+}
+
+// GET /actors/{sub}/activity?limit=&cursor=
+func (q *Queries) activity(ctx context.Context, c *call) (reply, error) {
+	p, err := c.principal()
+	if err != nil {
+		return reply{}, err
+	}
+	sub, err := parseSub(c.params[paramSub])
+	if err != nil {
+		return reply{}, err
+	}
+	if !p.IsAdmin() && p.Sub != sub {
+		return reply{}, forbidden("You may only read your own activity.")
+	}
+	limit, err := queryInt(c.req, "limit", 1, maxLimit, defaultLimit)
+	if err != nil {
+		return reply{}, err
+	}
+	cursor, _, err := queryValue(c.req, "cursor")
+	if err != nil {
+		return reply{}, err
+	}
+	recs, next, err := q.deps.ReadModel.ActorActivity(ctx, sub, int(limit), cursor)
+	if err != nil {
+		return reply{}, err
+	}
+	ans := activityAnswer{Sub: sub, Events: make([]eventAnswer, 0, len(recs)), NextCursor: next}
+	for _, r := range recs {
+		ans.Events = append(ans.Events, eventOf(r, true))
+	}
+	return reply{status: http.StatusOK, body: ans}, nil
+}

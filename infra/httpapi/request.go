@@ -1,0 +1,315 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/google/uuid"
+
+	"github.com/chronicle-go/chronicle/domain/user"
+)
+
+// Limits of the contract (API.md).
+const (
+	// MaxBodyBytes bounds a request body, after base64 decoding: 64 KiB.
+	MaxBodyBytes = 64 << 10
+	// maxTokenLength bounds Idempotency-Key and X-Request-Id.
+	maxTokenLength = 128
+	// maxSubLength bounds an actor's sub in a path (user.MaxSubLength).
+	maxSubLength = user.MaxSubLength
+	// Paging.
+	defaultLimit = 100
+	maxLimit     = 1000
+)
+
+const jsonContentType = "application/json"
+
+// Header names.
+const (
+	headerContentType    = "Content-Type"
+	headerRequestID      = "X-Request-Id"
+	headerIfMatch        = "If-Match"
+	headerIdempotencyKey = "Idempotency-Key"
+	headerMinVersion     = "X-Min-Version"
+)
+
+// headerValues returns every value of header name, matched without regard to
+// case: those of MultiValueHeaders when it has any, else those of Headers
+// (API Gateway fills both; Headers holds the last of each).
+func headerValues(req *events.APIGatewayProxyRequest, name string) []string {
+	var vals []string
+	for k, vs := range req.MultiValueHeaders {
+		if strings.EqualFold(k, name) {
+			vals = append(vals, vs...)
+		}
+	}
+	if len(vals) > 0 {
+		return vals
+	}
+	for k, v := range req.Headers {
+		if strings.EqualFold(k, name) {
+			vals = append(vals, v)
+		}
+	}
+	return vals
+}
+
+// singleHeader returns the value of a header that may be given once. The same
+// value repeated counts as once; two different values are a 400.
+func singleHeader(req *events.APIGatewayProxyRequest, name string) (string, bool, error) {
+	return single(name, headerValues(req, name))
+}
+
+// queryValue returns the value of a query parameter (names are case sensitive).
+func queryValue(req *events.APIGatewayProxyRequest, name string) (string, bool, error) {
+	vals := slices.Clone(req.MultiValueQueryStringParameters[name])
+	if len(vals) == 0 {
+		if v, ok := req.QueryStringParameters[name]; ok {
+			vals = []string{v}
+		}
+	}
+	return single(name, vals)
+}
+
+func single(name string, vals []string) (string, bool, error) {
+	if len(vals) == 0 {
+		return "", false, nil
+	}
+	v := strings.TrimSpace(vals[0])
+	for _, o := range vals[1:] {
+		if strings.TrimSpace(o) != v {
+			return "", false, badField(name, "must be given once")
+		}
+	}
+	return v, true, nil
+}
+
+// requestID is the request's X-Request-Id when it is a usable one (1..128
+// printable ASCII characters), else a new UUID v7.
+func requestID(req *events.APIGatewayProxyRequest, newID func() string) string {
+	if v, ok, err := singleHeader(req, headerRequestID); err == nil && ok && printable(v, maxTokenLength) {
+		return v
+	}
+	return newID()
+}
+
+// printable reports whether s is 1..maxLen printable ASCII characters.
+func printable(s string, maxLen int) bool {
+	if s == "" || len(s) > maxLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// parseID checks a user id: a UUID in its 36-character form, in any case.
+// It returns the lower-case form, so that one user has one stream.
+func parseID(s string) (string, error) {
+	if len(s) == 36 {
+		if u, err := uuid.Parse(s); err == nil {
+			return u.String(), nil
+		}
+	}
+	return "", badField("id", "must be a UUID such as 0190a5f0-7c3e-7d2a-9b1e-3f4a5b6c7d8e")
+}
+
+// parseSub checks an actor's sub from a path: printable ASCII without spaces.
+func parseSub(s string) (string, error) {
+	if s == "" || len(s) > maxSubLength || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r > '~' }) {
+		return "", badField("sub", "must be 1..256 printable ASCII characters without spaces")
+	}
+	return s, nil
+}
+
+// queryInt reads an integer query parameter in [lo, hi], def when absent.
+func queryInt(req *events.APIGatewayProxyRequest, name string, lo, hi, def int64) (int64, error) {
+	v, ok, err := queryValue(req, name)
+	if err != nil || !ok {
+		return def, err
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < lo || n > hi {
+		if hi == maxInt {
+			return 0, badField(name, "must be an integer of at least "+strconv.FormatInt(lo, 10))
+		}
+		return 0, badField(name, "must be an integer from "+strconv.FormatInt(lo, 10)+" to "+strconv.FormatInt(hi, 10))
+	}
+	return n, nil
+}
+
+const maxInt = int64(^uint64(0) >> 1)
+
+// queryTime reads an RFC 3339 time query parameter.
+func queryTime(req *events.APIGatewayProxyRequest, name string) (time.Time, bool, error) {
+	v, ok, err := queryValue(req, name)
+	if err != nil || !ok {
+		return time.Time{}, false, err
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, false, badField(name, "must be an RFC 3339 time such as 2025-01-02T15:04:05.123456789Z")
+	}
+	return t.UTC(), true, nil
+}
+
+// queryBool reads a true/false query parameter.
+func queryBool(req *events.APIGatewayProxyRequest, name string) (bool, error) {
+	v, ok, err := queryValue(req, name)
+	switch {
+	case err != nil:
+		return false, err
+	case !ok:
+		return false, nil
+	case v == "true":
+		return true, nil
+	case v == "false":
+		return false, nil
+	}
+	return false, badField(name, "must be true or false")
+}
+
+// body returns the request body, base64-decoded when API Gateway encoded it,
+// and refuses one over MaxBodyBytes.
+func body(req *events.APIGatewayProxyRequest) ([]byte, error) {
+	b := []byte(req.Body)
+	if req.IsBase64Encoded {
+		// Lambda bounds the event at 6 MB, so decoding before the size check
+		// costs little, and base64 with line breaks has no exact length bound.
+		var err error
+		if b, err = base64.StdEncoding.DecodeString(req.Body); err != nil {
+			return nil, badRequest("The body is not valid base64, although isBase64Encoded is set.")
+		}
+	}
+	if len(b) > MaxBodyBytes {
+		return nil, tooLarge()
+	}
+	return b, nil
+}
+
+func tooLarge() error {
+	return &edgeError{kind: errBodyTooLarge, detail: "The body is larger than " + strconv.Itoa(MaxBodyBytes) + " bytes."}
+}
+
+// checkJSON refuses a body that is not declared as JSON (a charset other
+// than UTF-8 included).
+func checkJSON(req *events.APIGatewayProxyRequest) error {
+	unsupported := &edgeError{kind: errUnsupportedMedia, detail: "A request body must be sent with Content-Type: application/json."}
+	v, ok, err := singleHeader(req, headerContentType)
+	if err != nil || !ok {
+		return unsupported
+	}
+	mt, params, err := mime.ParseMediaType(v)
+	if err != nil || mt != jsonContentType {
+		return unsupported
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
+		return unsupported
+	}
+	return nil
+}
+
+// field is a string member of a request body.
+type field struct {
+	value string
+	set   bool // present and not null
+}
+
+// bodyFields reads the request body into fields. A body is optional when
+// required is false: an empty one leaves every field unset. A body that is
+// present must be JSON and an object whose members are all known strings.
+func bodyFields(req *events.APIGatewayProxyRequest, required bool, fields map[string]*field) ([]byte, error) {
+	b, err := body(req)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) == 0 {
+		if required {
+			return nil, badRequest("The request needs a JSON object body.")
+		}
+		return b, nil
+	}
+	if err := checkJSON(req); err != nil {
+		return nil, err
+	}
+	return b, decodeObject(b, fields)
+}
+
+// decodeObject decodes a JSON object whose members are strings into fields,
+// strictly: names match exactly (encoding/json would match "NAME" to name),
+// and every unknown, repeated or non-string member is listed. null counts
+// as absent. Trailing data after the object is refused.
+func decodeObject(b []byte, fields map[string]*field) error {
+	if !utf8.Valid(b) {
+		return badRequest("The body is not valid UTF-8.")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	malformed := func(err error) error {
+		offset := dec.InputOffset()
+		if se := (*json.SyntaxError)(nil); errors.As(err, &se) {
+			offset = se.Offset
+		}
+		return badRequest("The body is not valid JSON (at byte " + strconv.FormatInt(offset, 10) + ").")
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return malformed(err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return badRequest("The body must be a JSON object.")
+	}
+	var errs []user.FieldError
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return malformed(err)
+		}
+		name, _ := tok.(string) // the decoder only yields strings as keys
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return malformed(err)
+		}
+		f, known := fields[name]
+		switch {
+		case seen[name]:
+			if known {
+				errs = append(errs, user.FieldError{Field: name, Message: "must be given once"})
+			}
+		case !known:
+			errs = append(errs, user.FieldError{Field: name, Message: "is not a known field"})
+		case string(raw) == "null":
+		default:
+			var s string
+			if err := json.Unmarshal(raw, &s); err != nil {
+				errs = append(errs, user.FieldError{Field: name, Message: "must be a string"})
+				break
+			}
+			f.value, f.set = s, true
+		}
+		seen[name] = true
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return malformed(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return badRequest("The body has data after the JSON object.")
+	}
+	if len(errs) > 0 {
+		return badRequest("One or more fields are invalid.", errs...)
+	}
+	return nil
+}

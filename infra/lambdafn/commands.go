@@ -1,0 +1,60 @@
+package lambdafn
+
+import (
+	"fmt"
+	"log/slog"
+	"strconv"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/chronicle-go/chronicle/domain/es"
+	"github.com/chronicle-go/chronicle/domain/user"
+	"github.com/chronicle-go/chronicle/infra/dynamo"
+	"github.com/chronicle-go/chronicle/infra/httpapi"
+)
+
+// defaultSnapshotInterval is the template's SnapshotInterval default.
+const defaultSnapshotInterval = 100
+
+// commandSettings is what the commands function reads from its environment.
+type commandSettings struct {
+	tables        dynamo.Tables
+	snapshotEvery int // 0 disables snapshots
+}
+
+// Commands builds the handler of the command routes from EVENTS_TABLE,
+// GUARDS_TABLE and SNAPSHOTS_TABLE (required) and SNAPSHOT_INTERVAL (events
+// between snapshots, default 100, 0 for none).
+func Commands(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*httpapi.Commands, error) {
+	s, err := loadCommandSettings(getenv)
+	if err != nil {
+		return nil, err
+	}
+	store := dynamo.New(dynamodb.NewFromConfig(cfg), s.tables)
+	svc := es.NewService(user.Decider(), user.NewRegistry(), store, es.Options{SnapshotEvery: s.snapshotEvery})
+	return httpapi.NewCommands(svc, logger), nil
+}
+
+func loadCommandSettings(getenv Getenv) (commandSettings, error) {
+	r := required{getenv: getenv}
+	s := commandSettings{
+		tables: dynamo.Tables{
+			Events:    r.get("EVENTS_TABLE"),
+			Guards:    r.get("GUARDS_TABLE"),
+			Snapshots: r.get("SNAPSHOTS_TABLE"),
+		},
+		snapshotEvery: defaultSnapshotInterval,
+	}
+	if err := r.err(); err != nil {
+		return commandSettings{}, err
+	}
+	if v := getenv("SNAPSHOT_INTERVAL"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return commandSettings{}, fmt.Errorf("SNAPSHOT_INTERVAL=%q: want a whole number of events, 0 for no snapshots", v)
+		}
+		s.snapshotEvery = n
+	}
+	return s, nil
+}

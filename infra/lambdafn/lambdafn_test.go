@@ -1,0 +1,248 @@
+package lambdafn
+
+import (
+	"io"
+	"log/slog"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/chronicle-go/chronicle/infra/auth"
+	"github.com/chronicle-go/chronicle/infra/dynamo"
+	"github.com/chronicle-go/chronicle/infra/httpapi"
+	"github.com/chronicle-go/chronicle/infra/notifier"
+)
+
+func env(m map[string]string) Getenv { return func(k string) string { return m[k] } }
+
+// TestNamesAreTheFunctions: Handler knows every directory under functions/,
+// and nothing else, so that the runner can serve every function.
+func TestNamesAreTheFunctions(t *testing.T) {
+	entries, err := os.ReadDir("../../functions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dirs []string
+	for _, e := range entries {
+		if e.IsDir() {
+			dirs = append(dirs, e.Name())
+		}
+	}
+	if !slices.Equal(dirs, Names()) {
+		t.Errorf("functions/ has %v, Names() = %v", dirs, Names())
+	}
+}
+
+// TestHandlerBuildsEveryFunction: with a complete environment every
+// function builds, without I/O; without one each names what is missing.
+func TestHandlerBuildsEveryFunction(t *testing.T) {
+	full := env(map[string]string{
+		"EVENTS_TABLE": "e", "GUARDS_TABLE": "g", "SNAPSHOTS_TABLE": "s", "READMODEL_TABLE": "r",
+		"ROUTES": "*=https://q/p", "EMAIL_SENDER": "no-reply@example.com", "REPLAY_QUEUE_URL": "https://q/r.fifo",
+	})
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := aws.Config{Region: "us-east-1"}
+	for _, name := range Names() {
+		h, err := Handler(name, cfg, full, logger)
+		if err != nil || h == nil || reflect.TypeOf(h).Kind() != reflect.Func {
+			t.Errorf("Handler(%s) = %T, %v", name, h, err)
+		}
+		if name == "authorizer" {
+			continue // every variable has a default
+		}
+		if _, err := Handler(name, cfg, env(nil), logger); err == nil || !strings.Contains(err.Error(), "missing environment variable") {
+			t.Errorf("Handler(%s) with no environment: err = %v", name, err)
+		}
+	}
+	if _, err := Handler("nope", cfg, full, logger); err == nil {
+		t.Error("Handler(nope) succeeded")
+	}
+}
+
+func TestAuthConfig(t *testing.T) {
+	cases := []struct {
+		name       string
+		env        map[string]string
+		wantIss    string
+		wantAud    string
+		wantSecret string
+		wantJWKS   string
+		wantErr    bool
+	}{
+		{name: "defaults", wantIss: "chronicle-local", wantAud: "chronicle-api", wantSecret: "dev-secret"},
+		{name: "overrides", env: map[string]string{"JWT_ISSUER": "i", "JWT_AUDIENCE": "a", "LOCAL_JWT_SECRET": "s"},
+			wantIss: "i", wantAud: "a", wantSecret: "s"},
+		{name: "JWKS disables the local secret", env: map[string]string{"JWKS_URL": "https://idp.example/.well-known/jwks.json", "LOCAL_JWT_SECRET": "s"},
+			wantIss: "chronicle-local", wantAud: "chronicle-api", wantJWKS: "https://idp.example/.well-known/jwks.json"},
+		{name: "bad JWKS URL", env: map[string]string{"JWKS_URL": "idp.example/jwks"}, wantErr: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := authConfig(env(tc.env))
+			_, err := auth.NewVerifier(cfg)
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("NewVerifier(%+v) succeeded", cfg)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Issuer != tc.wantIss || cfg.Audience != tc.wantAud || string(cfg.LocalSecret) != tc.wantSecret || cfg.JWKSURL != tc.wantJWKS {
+				t.Errorf("config = %+v", cfg)
+			}
+		})
+	}
+}
+
+func TestCommandSettings(t *testing.T) {
+	tables := map[string]string{"EVENTS_TABLE": "e", "GUARDS_TABLE": "g", "SNAPSHOTS_TABLE": "s"}
+	with := func(k, v string) map[string]string {
+		m := map[string]string{k: v}
+		for k, v := range tables {
+			m[k] = v
+		}
+		return m
+	}
+	all := dynamo.Tables{Events: "e", Guards: "g", Snapshots: "s"}
+	cases := []struct {
+		name    string
+		env     map[string]string
+		want    commandSettings
+		wantErr string
+	}{
+		{name: "defaults", env: tables, want: commandSettings{tables: all, snapshotEvery: 100}},
+		{name: "interval", env: with("SNAPSHOT_INTERVAL", "25"), want: commandSettings{tables: all, snapshotEvery: 25}},
+		{name: "no snapshots", env: with("SNAPSHOT_INTERVAL", "0"), want: commandSettings{tables: all}},
+		{name: "bad interval", env: with("SNAPSHOT_INTERVAL", "often"), wantErr: "SNAPSHOT_INTERVAL"},
+		{name: "negative interval", env: with("SNAPSHOT_INTERVAL", "-1"), wantErr: "SNAPSHOT_INTERVAL"},
+		{name: "missing tables", env: map[string]string{"EVENTS_TABLE": "e"}, wantErr: "GUARDS_TABLE, SNAPSHOTS_TABLE"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := loadCommandSettings(env(tc.env))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one naming %s", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("settings = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestQuerySettings(t *testing.T) {
+	base := func(extra map[string]string) map[string]string {
+		m := map[string]string{"EVENTS_TABLE": "e", "SNAPSHOTS_TABLE": "s", "READMODEL_TABLE": "r"}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	cases := []struct {
+		name    string
+		env     map[string]string
+		want    querySettings
+		wantErr string
+	}{
+		{
+			name: "template's environment",
+			env: base(map[string]string{"GUARDS_TABLE": "g",
+				"PROJECTION_QUEUES": "user-view=https://q/p|https://q/pd;actor-activity=https://q/p|https://q/pd;welcome-mail=https://q/n|https://q/nd"}),
+			want: querySettings{
+				tables:    dynamo.Tables{Events: "e", Snapshots: "s"},
+				readModel: "r",
+				projections: []httpapi.Projection{
+					{Name: "user-view", QueueURL: "https://q/p", DLQURL: "https://q/pd"},
+					{Name: "actor-activity", QueueURL: "https://q/p", DLQURL: "https://q/pd"},
+					{Name: "welcome-mail", QueueURL: "https://q/n", DLQURL: "https://q/nd"},
+				},
+			},
+		},
+		{
+			name: "no queues, no DLQ, spaces",
+			env:  base(map[string]string{"PROJECTION_QUEUES": " user-view = https://q/p ; "}),
+			want: querySettings{
+				tables: dynamo.Tables{Events: "e", Snapshots: "s"}, readModel: "r",
+				projections: []httpapi.Projection{{Name: "user-view", QueueURL: "https://q/p"}},
+			},
+		},
+		{name: "missing", env: map[string]string{"EVENTS_TABLE": "e"}, wantErr: "SNAPSHOTS_TABLE, READMODEL_TABLE"},
+		{name: "malformed", env: base(map[string]string{"PROJECTION_QUEUES": "https://q/p"}), wantErr: "PROJECTION_QUEUES"},
+		{name: "no queue URL", env: base(map[string]string{"PROJECTION_QUEUES": "user-view=|https://q/pd"}), wantErr: "PROJECTION_QUEUES"},
+		{name: "twice", env: base(map[string]string{"PROJECTION_QUEUES": "a=https://q/1;a=https://q/2"}), wantErr: "twice"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := loadQuerySettings(env(tc.env))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one naming %s", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("settings = %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRoutes(t *testing.T) {
+	// As template.yaml writes it.
+	routes, err := loadRoutes(env(map[string]string{"ROUTES": "user.created.v1=https://q/n;*=https://q/p"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := routes.Queues("user.created.v1"); !slices.Equal(slices.Sorted(slices.Values(got)), []string{"https://q/n", "https://q/p"}) {
+		t.Errorf("user.created.v1 goes to %v", got)
+	}
+	if got := routes.Queues("user.renamed.v1"); !slices.Equal(got, []string{"https://q/p"}) {
+		t.Errorf("user.renamed.v1 goes to %v", got)
+	}
+	for _, bad := range []string{"", " ; "} {
+		if _, err := loadRoutes(env(map[string]string{"ROUTES": bad})); err == nil || !strings.Contains(err.Error(), "ROUTES") {
+			t.Errorf("ROUTES=%q: err = %v, want one naming ROUTES", bad, err)
+		}
+	}
+}
+
+func TestProjectorSettings(t *testing.T) {
+	got, err := loadProjectorSettings(env(map[string]string{"EVENTS_TABLE": "e", "READMODEL_TABLE": "r"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (projectorSettings{eventsTable: "e", readModelTable: "r"}); got != want {
+		t.Errorf("settings = %+v, want %+v", got, want)
+	}
+	if _, err := loadProjectorSettings(env(nil)); err == nil || !strings.Contains(err.Error(), "EVENTS_TABLE, READMODEL_TABLE") {
+		t.Errorf("empty environment: err = %v, want one naming both variables", err)
+	}
+}
+
+func TestNotifierSettings(t *testing.T) {
+	got, err := loadNotifierSettings(env(map[string]string{"READMODEL_TABLE": "r", "EMAIL_SENDER": "no-reply@example.com"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (notifierSettings{readModelTable: "r", mail: notifier.Config{From: "no-reply@example.com"}}); got != want {
+		t.Errorf("settings = %+v, want %+v", got, want)
+	}
+	if _, err := loadNotifierSettings(env(nil)); err == nil || !strings.Contains(err.Error(), "READMODEL_TABLE, EMAIL_SENDER") {
+		t.Errorf("empty environment: err = %v, want one naming both variables", err)
+	}
+}

@@ -1,0 +1,105 @@
+package lambdafn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/chronicle-go/chronicle/domain/es"
+	"github.com/chronicle-go/chronicle/domain/user"
+	"github.com/chronicle-go/chronicle/infra/dynamo"
+	"github.com/chronicle-go/chronicle/infra/httpapi"
+	"github.com/chronicle-go/chronicle/infra/readmodel"
+)
+
+// querySettings is what the queries function reads from its environment.
+type querySettings struct {
+	tables      dynamo.Tables // Events and Snapshots: queries never touch the guards
+	readModel   string
+	projections []httpapi.Projection
+}
+
+// Queries builds the handler of the query routes from EVENTS_TABLE,
+// SNAPSHOTS_TABLE and READMODEL_TABLE (required) and PROJECTION_QUEUES
+// (optional: without it GET /ops/projections reports no queue depths).
+func Queries(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*httpapi.Queries, error) {
+	s, err := loadQuerySettings(getenv)
+	if err != nil {
+		return nil, err
+	}
+	ddb := dynamodb.NewFromConfig(cfg)
+	store := dynamo.New(ddb, s.tables)
+	rm := readmodel.New(ddb, s.readModel)
+	return httpapi.NewQueries(httpapi.QueriesDeps{
+		Users:       es.NewService(user.Decider(), user.NewRegistry(), store, es.Options{}),
+		Events:      store,
+		ReadModel:   rm,
+		Queues:      sqs.NewFromConfig(cfg),
+		Projections: s.projections,
+		Health:      health(store, rm),
+		Logger:      logger,
+	})
+}
+
+// probeID is an aggregate id no item has.
+const probeID = "00000000-0000-0000-0000-000000000000"
+
+// health reads a key that no item has from the event store and the read
+// model: that both answer, and that the role may read them.
+func health(events httpapi.EventLoader, rm httpapi.ReadModel) func(context.Context) error {
+	return func(ctx context.Context) error {
+		_, errEvents := events.Load(ctx, probeID, 1, 1)
+		_, _, errView := rm.UserView(ctx, probeID)
+		return errors.Join(errEvents, errView)
+	}
+}
+
+func loadQuerySettings(getenv Getenv) (querySettings, error) {
+	r := required{getenv: getenv}
+	s := querySettings{
+		tables:    dynamo.Tables{Events: r.get("EVENTS_TABLE"), Snapshots: r.get("SNAPSHOTS_TABLE")},
+		readModel: r.get("READMODEL_TABLE"),
+	}
+	if err := r.err(); err != nil {
+		return querySettings{}, err
+	}
+	p, err := parseProjections(getenv("PROJECTION_QUEUES"))
+	if err != nil {
+		return querySettings{}, fmt.Errorf("PROJECTION_QUEUES: %w", err)
+	}
+	s.projections = p
+	return s, nil
+}
+
+// parseProjections reads "name=queueURL|dlqURL;name=queueURL|dlqURL", as
+// template.yaml writes it; the "|dlqURL" part is optional. Projections fed by
+// one queue repeat its URLs.
+func parseProjections(v string) ([]httpapi.Projection, error) {
+	var out []httpapi.Projection
+	seen := map[string]bool{}
+	for item := range strings.SplitSeq(v, ";") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		name, urls, ok := strings.Cut(item, "=")
+		name, urls = strings.TrimSpace(name), strings.TrimSpace(urls)
+		queue, dlq, _ := strings.Cut(urls, "|")
+		queue, dlq = strings.TrimSpace(queue), strings.TrimSpace(dlq)
+		switch {
+		case !ok || name == "" || queue == "":
+			return nil, fmt.Errorf("%q is not name=queueURL|dlqURL", item)
+		case seen[name]:
+			return nil, fmt.Errorf("projection %q listed twice", name)
+		}
+		seen[name] = true
+		out = append(out, httpapi.Projection{Name: name, QueueURL: queue, DLQURL: dlq})
+	}
+	return out, nil
+}

@@ -1,0 +1,323 @@
+// Package projector keeps the read models up to date: it is the SQS handler
+// that applies each event delivered by the relay to every projection.
+//
+// A projection is a pure fold of one aggregate's events plus a store that
+// keeps the fold's result with the version applied. Delivery is at least
+// once and, across retries, out of order, so each event is checked against
+// the applied version: at or below it, it is a duplicate and skipped; past
+// the next one, the missing events are read from the event store and applied
+// first (the gap heals itself). Every write is conditional on the applied
+// version; losing that race means reading again and deciding again.
+//
+// While a rebuild fills a new generation of the read model (package
+// rebuild), the projector writes the active generation and the new one, so
+// that the new generation follows the events that arrive during the
+// rebuild; a failure in either fails the message.
+package projector
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/chronicle-go/chronicle/domain/es"
+	"github.com/chronicle-go/chronicle/domain/user"
+	"github.com/chronicle-go/chronicle/infra/metrics"
+	"github.com/chronicle-go/chronicle/infra/readmodel"
+	"github.com/chronicle-go/chronicle/infra/relay"
+)
+
+// EventLoader reads a stream from the event store: the records with
+// from <= version <= to, in version order.
+type EventLoader interface {
+	Load(ctx context.Context, aggregateID string, from, to int64) ([]es.Record, error)
+}
+
+// ReadModel is the part of the read-model store the projections write.
+type ReadModel interface {
+	UserViewForUpdate(ctx context.Context, id string) (user.View, int64, error)
+	SaveUserView(ctx context.Context, before, after user.View, rec es.Record) error
+	ActivityApplied(ctx context.Context, aggregateID string) (int64, error)
+	SaveActivity(ctx context.Context, rec es.Record) error
+	AdvanceCheckpoint(ctx context.Context, c readmodel.Checkpoint) error
+}
+
+var _ ReadModel = (*readmodel.Store)(nil)
+
+// maxAttempts bounds the read-decide-write rounds of one projection for one
+// message when conditional writes keep losing races.
+const maxAttempts = 5
+
+// Generational is a read model with generations (*readmodel.Store): the
+// projector writes every store WriteTargets names, the active generation
+// first and, while a rebuild fills one, the generation it builds.
+type Generational interface {
+	WriteTargets(ctx context.Context, projection string) ([]*readmodel.Store, error)
+}
+
+var _ Generational = (*readmodel.Store)(nil)
+
+// FailureLog records why a message failed, under its id, for the
+// dead-letter tools: *readmodel.Store is one.
+type FailureLog interface {
+	RecordFailure(ctx context.Context, f readmodel.Failure) error
+}
+
+var _ FailureLog = (*readmodel.Store)(nil)
+
+// Projector is the handler of the projections queue. It is safe for
+// concurrent use.
+type Projector struct {
+	events      EventLoader
+	registry    *es.Registry
+	store       ReadModel
+	log         *slog.Logger
+	now         func() time.Time
+	projections []projection
+
+	metrics    *metrics.Recorder // nil: none
+	failures   FailureLog        // nil: none
+	maxReceive int               // the queue's maxReceiveCount; 0: unknown
+}
+
+// Option tunes a Projector.
+type Option func(*Projector)
+
+// WithMetrics makes the projector write EMF metrics to m after each batch:
+// Messages, BatchFailures, DLQSends and ProjectionLag. Default: none.
+func WithMetrics(m *metrics.Recorder) Option { return func(p *Projector) { p.metrics = m } }
+
+// WithFailureLog makes the projector record each failed delivery in f, so
+// that the dead-letter tools can say why a message failed. Default: only
+// the log line.
+func WithFailureLog(f FailureLog) Option { return func(p *Projector) { p.failures = f } }
+
+// WithMaxReceiveCount tells the projector its queue's maxReceiveCount, so
+// that it can tell a failure SQS will dead-letter (DLQSends, and a log line
+// at error level). Default 0: unknown.
+func WithMaxReceiveCount(n int) Option { return func(p *Projector) { p.maxReceive = n } }
+
+// New returns a projector running the user-view and actor-activity
+// projections into store, healing gaps from events and decoding with
+// registry.
+func New(events EventLoader, registry *es.Registry, store ReadModel, logger *slog.Logger, now func() time.Time, opts ...Option) *Projector {
+	p := &Projector{events: events, registry: registry, store: store, log: logger, now: now}
+	p.projections = []projection{
+		fold[user.View]{name: readmodel.ProjectionUserView, apply: user.ApplyView,
+			bind: func(rm ReadModel) viewStore[user.View] { return userViews{rm} }},
+		fold[struct{}]{name: readmodel.ProjectionActorActivity, apply: noState,
+			bind: func(rm ReadModel) viewStore[struct{}] { return activity{rm} }},
+	}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
+}
+
+// Handle applies each message's event to every projection. A message that
+// fails is reported in BatchItemFailures, and so is every later message of
+// the same message group (the aggregate), so that the queue redelivers them
+// in order; the others are acknowledged. Per-message failures are never the
+// handler's error.
+func (p *Projector) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	start := p.now()
+	var (
+		resp    events.SQSEventResponse
+		failed  = map[string]string{} // message groups with a failed message: its id
+		applied = map[string]*readmodel.Checkpoint{}
+		errs    []string
+		skipped int
+	)
+	lags := map[string][]time.Duration{}
+	dlq := 0
+	for _, msg := range ev.Records {
+		group := groupOf(msg)
+		if first, ok := failed[group]; ok {
+			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: msg.MessageId})
+			skipped++
+			if p.failed(ctx, msg, fmt.Errorf("not attempted: message %s of the same group failed before it", first)) {
+				dlq++
+			}
+			continue
+		}
+		if err := p.handleMessage(ctx, msg, applied, lags); err != nil {
+			failed[group] = msg.MessageId
+			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: msg.MessageId})
+			errs = append(errs, fmt.Sprintf("%s: %v", msg.MessageId, err))
+			if p.failed(ctx, msg, err) {
+				dlq++
+			}
+		}
+	}
+	now := p.now()
+	for _, name := range p.names() {
+		c := applied[name]
+		if c == nil {
+			continue
+		}
+		c.ProcessedAt = now
+		// The read model is already written; a checkpoint that fails to
+		// move is only an older ops view, so it fails no message.
+		if err := p.store.AdvanceCheckpoint(ctx, *c); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	level := slog.LevelInfo
+	if len(resp.BatchItemFailures) > 0 {
+		level = slog.LevelWarn
+	}
+	attrs := []slog.Attr{
+		slog.Int("messages", len(ev.Records)),
+		slog.Int("failures", len(resp.BatchItemFailures)),
+		slog.Int("skipped_after_failure", skipped),
+		slog.Any("applied", appliedCounts(applied)),
+		slog.Int64("duration_ms", now.Sub(start).Milliseconds()),
+	}
+	if len(errs) > 0 {
+		attrs = append(attrs, slog.Any("errors", errs))
+	}
+	p.log.LogAttrs(ctx, level, "projector batch", attrs...)
+	p.metrics.Batch(ctx, metrics.Batch{Messages: len(ev.Records), Failures: len(resp.BatchItemFailures),
+		DLQSends: dlq, Duration: now.Sub(start)})
+	p.metrics.ProjectionLag(ctx, lags)
+	return resp, nil
+}
+
+// failed logs, and records when a FailureLog is set, why msg failed. It
+// reports whether this was the message's last allowed receive: SQS moves it
+// to the dead-letter queue instead of delivering it again.
+func (p *Projector) failed(ctx context.Context, msg events.SQSMessage, err error) bool {
+	receives, _ := strconv.Atoi(msg.Attributes["ApproximateReceiveCount"])
+	last := p.maxReceive > 0 && receives >= p.maxReceive
+	f := readmodel.Failure{MessageID: msg.MessageId, Consumer: "projector", Error: err.Error(), ReceiveCount: receives, At: p.now().UTC()}
+	if rec, derr := relay.DecodeMessage(msg.Body); derr == nil {
+		f.AggregateID, f.EventID, f.EventType, f.Version = rec.AggregateID, rec.ID, rec.Type, rec.Version
+	}
+	level := slog.LevelWarn
+	if last {
+		level = slog.LevelError
+	}
+	p.log.LogAttrs(ctx, level, "projector message failed",
+		slog.String("message_id", msg.MessageId), slog.String("aggregate_id", f.AggregateID),
+		slog.Int64("version", f.Version), slog.String("event_type", f.EventType), slog.String("event_id", f.EventID),
+		slog.Int("receive_count", receives), slog.Bool("dead_letter_next", last), slog.String("error", f.Error))
+	if p.failures != nil {
+		if rerr := p.failures.RecordFailure(ctx, f); rerr != nil {
+			p.log.LogAttrs(ctx, slog.LevelWarn, "record message failure", slog.String("message_id", msg.MessageId), slog.Any("error", rerr))
+		}
+	}
+	return last
+}
+
+// groupOf is the FIFO message group of msg: the aggregate id the relay set.
+// Without one (a standard queue), it is the aggregate id of the body, and a
+// message that has neither is a group of its own.
+func groupOf(msg events.SQSMessage) string {
+	if g := msg.Attributes["MessageGroupId"]; g != "" {
+		return g
+	}
+	if rec, err := relay.DecodeMessage(msg.Body); err == nil {
+		return rec.AggregateID
+	}
+	return "message:" + msg.MessageId
+}
+
+func (p *Projector) names() []string {
+	names := make([]string, len(p.projections))
+	for i, pr := range p.projections {
+		names[i] = pr.projectionName()
+	}
+	return names
+}
+
+func appliedCounts(applied map[string]*readmodel.Checkpoint) map[string]int64 {
+	counts := make(map[string]int64, len(applied))
+	for name, c := range applied {
+		counts[name] = c.Processed
+	}
+	return counts
+}
+
+// handleMessage runs every projection on one message, adding what they
+// applied to the batch's checkpoints and lags.
+func (p *Projector) handleMessage(ctx context.Context, msg events.SQSMessage, applied map[string]*readmodel.Checkpoint, lags map[string][]time.Duration) error {
+	rec, err := relay.DecodeMessage(msg.Body)
+	if err != nil {
+		return err
+	}
+	if rec.Event, err = p.registry.Decode(rec); err != nil {
+		return fmt.Errorf("message %s: %w", msg.MessageId, err)
+	}
+	for _, pr := range p.projections {
+		name := pr.projectionName()
+		targets, err := p.targets(ctx, name)
+		if err != nil {
+			return fmt.Errorf("%s of %s v%d: %w", name, rec.AggregateID, rec.Version, err)
+		}
+		for i, target := range targets {
+			recs, err := pr.project(ctx, p, target, rec)
+			if i == 0 { // the active generation: what the checkpoint and the lag describe
+				now := p.now()
+				for _, r := range recs {
+					c := applied[name]
+					if c == nil {
+						c = &readmodel.Checkpoint{Projection: name}
+						applied[name] = c
+					}
+					c.Processed++
+					if !r.OccurredAt.Before(c.LastEventAt) {
+						c.LastEventID, c.LastEventAt = r.ID, r.OccurredAt
+					}
+					lags[name] = append(lags[name], now.Sub(r.OccurredAt))
+				}
+			}
+			if err != nil {
+				if i > 0 {
+					err = fmt.Errorf("generation being rebuilt: %w", err)
+				}
+				return fmt.Errorf("%s of %s v%d: %w", name, rec.AggregateID, rec.Version, err)
+			}
+		}
+	}
+	return nil
+}
+
+// targets are the read models a projection writes: the store itself, or,
+// for a store with generations, the active one and the one building.
+func (p *Projector) targets(ctx context.Context, projection string) ([]ReadModel, error) {
+	g, ok := p.store.(Generational)
+	if !ok {
+		return []ReadModel{p.store}, nil
+	}
+	stores, err := g.WriteTargets(ctx, projection)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ReadModel, len(stores))
+	for i, s := range stores {
+		out[i] = s
+	}
+	return out, nil
+}
+
+// missing returns the events of rec's stream after applied up to rec, read
+// from the event store and decoded: what a projection at applied must apply
+// to reach rec.
+func (p *Projector) missing(ctx context.Context, rec es.Record, applied int64) ([]es.Record, error) {
+	recs, err := p.events.Load(ctx, rec.AggregateID, applied+1, rec.Version)
+	if err != nil {
+		return nil, fmt.Errorf("heal gap v%d..v%d: %w", applied+1, rec.Version, err)
+	}
+	if want := rec.Version - applied; int64(len(recs)) != want || recs[len(recs)-1].ID != rec.ID {
+		return nil, fmt.Errorf("heal gap v%d..v%d: the event store holds %d of %d events ending with %s",
+			applied+1, rec.Version, len(recs), want, rec.ID)
+	}
+	if err := p.registry.DecodeAll(recs); err != nil {
+		return nil, fmt.Errorf("heal gap v%d..v%d: %w", applied+1, rec.Version, err)
+	}
+	return recs, nil
+}

@@ -1,0 +1,126 @@
+package readmodel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// Attributes of checkpoint items.
+const (
+	attrLastEventID = "lastEventId"
+	attrLastEventAt = "lastEventAt" // stamp, so that conditions compare it as a string
+	attrProcessedAt = "processedAt"
+	attrProcessed   = "processed"
+)
+
+// Checkpoint is how far a projection has got: the latest event it applied
+// (by occurred-at), when it last applied events, and how many it applied in
+// all.
+type Checkpoint struct {
+	Projection  string
+	LastEventID string
+	LastEventAt time.Time
+	ProcessedAt time.Time
+	Processed   int64
+}
+
+// AdvanceCheckpoint records that c.Projection applied c.Processed more
+// events at c.ProcessedAt, the latest of which is c.LastEventID at
+// c.LastEventAt. Batches of different aggregates run concurrently and finish
+// in any order, so the last event only moves forward in time; the count and
+// the processing time always move.
+func (s *Store) AdvanceCheckpoint(ctx context.Context, c Checkpoint) error {
+	k := key(checkpointPK(c.Projection), skCheckpoint)
+	names := map[string]string{"#n": attrProcessed, "#pt": attrProcessedAt}
+	values := map[string]types.AttributeValue{":n": num(c.Processed), ":pt": str(stamp(c.ProcessedAt))}
+	forward := &dynamodb.UpdateItemInput{
+		TableName:           aws.String(s.table),
+		Key:                 k,
+		UpdateExpression:    aws.String("SET #pt = :pt, #id = :id, #at = :at ADD #n :n"),
+		ConditionExpression: aws.String("attribute_not_exists(#at) OR #at <= :at"),
+		ExpressionAttributeNames: map[string]string{
+			"#n": attrProcessed, "#pt": attrProcessedAt, "#id": attrLastEventID, "#at": attrLastEventAt,
+		},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":n": num(c.Processed), ":pt": str(stamp(c.ProcessedAt)),
+			":id": str(c.LastEventID), ":at": str(stamp(c.LastEventAt)),
+		},
+	}
+	_, err := s.client.UpdateItem(ctx, forward)
+	var older *types.ConditionalCheckFailedException
+	if errors.As(err, &older) {
+		_, err = s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:                 aws.String(s.table),
+			Key:                       k,
+			UpdateExpression:          aws.String("SET #pt = :pt ADD #n :n"),
+			ExpressionAttributeNames:  names,
+			ExpressionAttributeValues: values,
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("advance checkpoint of %s: %w", c.Projection, err)
+	}
+	return nil
+}
+
+// Checkpoints returns the checkpoints of the projections in Projections that
+// have applied anything, in that order.
+func (s *Store) Checkpoints(ctx context.Context) ([]Checkpoint, error) {
+	keys := make([]map[string]types.AttributeValue, len(Projections))
+	for i, p := range Projections {
+		keys[i] = key(checkpointPK(p), skCheckpoint)
+	}
+	byPK := map[string]map[string]types.AttributeValue{}
+	req := map[string]types.KeysAndAttributes{s.table: {Keys: keys, ConsistentRead: aws.Bool(true)}}
+	for len(req) > 0 {
+		out, err := s.client.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
+		if err != nil {
+			return nil, fmt.Errorf("get checkpoints: %w", err)
+		}
+		for _, item := range out.Responses[s.table] {
+			pk, err := stringAttr(item, attrPK)
+			if err != nil {
+				return nil, fmt.Errorf("get checkpoints: %w", err)
+			}
+			byPK[pk] = item
+		}
+		// Unprocessed keys are throttled reads; the SDK has already
+		// retried, and the set is tiny, so asking again at once is fine.
+		req = out.UnprocessedKeys
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("get checkpoints: %w", err)
+		}
+	}
+	var cps []Checkpoint
+	for _, p := range Projections {
+		item, ok := byPK[checkpointPK(p)]
+		if !ok {
+			continue
+		}
+		c, err := checkpointFromItem(p, item)
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint of %s: %w", p, err)
+		}
+		cps = append(cps, c)
+	}
+	return cps, nil
+}
+
+func checkpointFromItem(projection string, item map[string]types.AttributeValue) (Checkpoint, error) {
+	c := Checkpoint{Projection: projection}
+	var errs [4]error
+	c.LastEventID, errs[0] = stringAttr(item, attrLastEventID)
+	c.LastEventAt, errs[1] = timeAttr(item, attrLastEventAt)
+	c.ProcessedAt, errs[2] = timeAttr(item, attrProcessedAt)
+	c.Processed, errs[3] = intAttr(item, attrProcessed)
+	if err := errors.Join(errs[:]...); err != nil {
+		return Checkpoint{}, err
+	}
+	return c, nil
+}

@@ -1,0 +1,117 @@
+package readmodel
+
+import (
+	"context"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// Failed messages. SQS keeps no reason when it dead-letters a message, and
+// a message cannot be given attributes on its way to the DLQ, so the queue
+// consumers record why each delivery failed under the message's id, which
+// SQS keeps when it moves the message: `chronicle dlq show` reads it back.
+
+// Failure is one failed delivery of a queue message.
+type Failure struct {
+	MessageID    string
+	Consumer     string // "projector", "notifier"
+	Error        string
+	AggregateID  string
+	EventID      string
+	EventType    string
+	Version      int64
+	ReceiveCount int // SQS's ApproximateReceiveCount of this delivery
+	At           time.Time
+}
+
+// FailureRecord is what is known of a message's failed deliveries: the
+// latest one, when the first was, and how many there were.
+type FailureRecord struct {
+	Failure
+	FirstAt  time.Time
+	Failures int64
+}
+
+// maxErrorBytes bounds the error text kept per message.
+const maxErrorBytes = 2048
+
+const (
+	skFailure         = "failure"
+	attrConsumer      = "consumer"
+	attrError         = "error"
+	attrAggregate     = "aggregateId"
+	attrEventType     = "eventType"
+	attrReceiveCount  = "receiveCount"
+	attrFirstAt       = "firstAt"
+	attrLastAt        = "lastAt"
+	attrFailures      = "failures"
+	failurePrefix     = "failure#"
+	failureExpiration = 14 * 24 * time.Hour // SQS's longest retention
+	attrExpiresAt     = "expiresAt"         // epoch seconds, for a TTL on the table
+)
+
+// RecordFailure records a failed delivery of f.MessageID. It uses only
+// UpdateItem, which the consumers' roles allow.
+func (s *Store) RecordFailure(ctx context.Context, f Failure) error {
+	msg := f.Error
+	if len(msg) > maxErrorBytes {
+		msg = msg[:maxErrorBytes]
+		for !utf8.ValidString(msg) {
+			msg = msg[:len(msg)-1]
+		}
+	}
+	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(s.table),
+		Key:       key(failurePrefix+f.MessageID, skFailure),
+		UpdateExpression: aws.String("SET #c = :c, #e = :e, #agg = :agg, #ev = :ev, #t = :t, #v = :v, " +
+			"#rc = :rc, #last = :at, #first = if_not_exists(#first, :at), #exp = :exp ADD #n :one"),
+		ExpressionAttributeNames: map[string]string{
+			"#c": attrConsumer, "#e": attrError, "#agg": attrAggregate, "#ev": attrEventID, "#t": attrEventType,
+			"#v": attrVersion, "#rc": attrReceiveCount, "#last": attrLastAt, "#first": attrFirstAt,
+			"#exp": attrExpiresAt, "#n": attrFailures,
+		},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":c": str(f.Consumer), ":e": str(msg), ":agg": str(f.AggregateID), ":ev": str(f.EventID),
+			":t": str(f.EventType), ":v": num(f.Version), ":rc": num(int64(f.ReceiveCount)),
+			":at": str(stamp(f.At)), ":exp": num(f.At.Add(failureExpiration).Unix()), ":one": num(1),
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("record failure of message %s: %w", f.MessageID, err)
+	}
+	return nil
+}
+
+// Failure returns what is recorded of the failed deliveries of messageID.
+func (s *Store) Failure(ctx context.Context, messageID string) (FailureRecord, bool, error) {
+	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(s.table),
+		Key:            key(failurePrefix+messageID, skFailure),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return FailureRecord{}, false, fmt.Errorf("get failure of message %s: %w", messageID, err)
+	}
+	if out.Item == nil {
+		return FailureRecord{}, false, nil
+	}
+	r := FailureRecord{Failure: Failure{MessageID: messageID}}
+	it := out.Item
+	r.Consumer, _ = stringAttr(it, attrConsumer)
+	r.Error, _ = stringAttr(it, attrError)
+	r.AggregateID, _ = stringAttr(it, attrAggregate)
+	r.EventID, _ = stringAttr(it, attrEventID)
+	r.EventType, _ = stringAttr(it, attrEventType)
+	r.Version, _ = intAttr(it, attrVersion)
+	rc, _ := intAttr(it, attrReceiveCount)
+	r.ReceiveCount = int(rc)
+	r.At, _ = timeAttr(it, attrLastAt)
+	r.FirstAt, _ = timeAttr(it, attrFirstAt)
+	r.Failures, _ = intAttr(it, attrFailures)
+	return r, true, nil
+}

@@ -1,0 +1,59 @@
+// Package readmodeltest gives integration tests fresh tables on the DynamoDB
+// emulator: a read-model table and an event store, each under a new name and
+// deleted when the test ends. Like awstest, it skips without an emulator
+// unless CHRONICLE_REQUIRE_EMULATORS=1.
+package readmodeltest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/chronicle-go/chronicle/infra/awstest"
+	"github.com/chronicle-go/chronicle/infra/dynamo"
+	"github.com/chronicle-go/chronicle/infra/readmodel"
+)
+
+// cleanupTimeout bounds a table deletion after the test; the test's own
+// context is already cancelled then.
+const cleanupTimeout = time.Minute
+
+// Store returns a read-model store over a new table.
+func Store(tb testing.TB) *readmodel.Store {
+	tb.Helper()
+	client := awstest.DynamoDB(tb)
+	table := awstest.TableName("readmodel")
+	if err := readmodel.CreateTable(tb.Context(), client, table); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		defer cancel()
+		if err := readmodel.DeleteTable(ctx, client, table); err != nil {
+			tb.Errorf("cleanup: %v", err)
+		}
+	})
+	return readmodel.New(client, table)
+}
+
+// EventStore returns a DynamoDB event store over new tables, and their names.
+func EventStore(tb testing.TB) (*dynamo.Store, dynamo.Tables) {
+	tb.Helper()
+	client := awstest.DynamoDB(tb)
+	tables := dynamo.Tables{
+		Events:    awstest.TableName("events"),
+		Guards:    awstest.TableName("guards"),
+		Snapshots: awstest.TableName("snapshots"),
+	}
+	if err := dynamo.CreateTables(tb.Context(), client, tables); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		defer cancel()
+		if err := dynamo.DeleteTables(ctx, client, tables); err != nil {
+			tb.Errorf("cleanup: %v", err)
+		}
+	})
+	return dynamo.New(client, tables), tables
+}

@@ -1,0 +1,197 @@
+// Package readmodel owns the read-model table: one DynamoDB table (pk S, sk S)
+// whose key prefixes belong to the projections and the notifier.
+//
+//	user view        pk "user#<id>"               sk "view"
+//	applied version  pk "user#<id>"               sk "applied#<projection>"
+//	email lookup     pk "email#<email>"           sk "lookup"
+//	actor activity   pk "actor#<sub>"             sk "<occurredAt, fixed width>#<eventId>"
+//	checkpoint       pk "checkpoint#<projection>" sk "checkpoint"
+//	sent mail        pk "mail#<eventId>"          sk "sent"
+//	generations      pk "generations"             sk "generations"
+//	rebuild progress pk "rebuild#<projection>#<generation>" sk "state" | "segment#<i>"
+//	failed message   pk "failure#<messageId>"     sk "failure"
+//
+// The rows of the projections (user view, applied versions, email lookup,
+// actor activity) belong to a generation of their projection: generation 1
+// is the layout above, and generation N > 1 prefixes the partition key with
+// "g<N>#" ("g2#user#<id>"). A rebuild fills a new generation while readers
+// use the active one, then switches them over (generation.go).
+//
+// Reads serve the queries; writes serve the projector and the notifier. Every
+// projection write is conditional on the version the projection had applied
+// to the aggregate, so a duplicate or a lost race never writes twice: the
+// writer gets ErrConflict, reads again and decides again.
+package readmodel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// Projection names: the suffix of the applied-version and checkpoint keys.
+const (
+	ProjectionUserView      = "user-view"      // the user view and the email lookup
+	ProjectionActorActivity = "actor-activity" // the events each actor caused
+)
+
+// Projections lists the projections the table holds, in a stable order.
+var Projections = []string{ProjectionUserView, ProjectionActorActivity}
+
+var (
+	// ErrConflict: a conditional write found the item changed since it was
+	// read (another delivery of the same events, or a concurrent writer of an
+	// email lookup). Read again and decide again.
+	ErrConflict = errors.New("read model changed concurrently")
+	// ErrBadCursor: a paging cursor that this store did not hand out for
+	// this query.
+	ErrBadCursor = errors.New("invalid cursor")
+)
+
+// Client is the part of *dynamodb.Client the store uses.
+type Client interface {
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, optFns ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
+	// BatchWriteItem and Scan serve rebuilds, audits and Prune.
+	BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
+	Scan(ctx context.Context, in *dynamodb.ScanInput, optFns ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
+}
+
+var _ Client = (*dynamodb.Client)(nil)
+
+// Store reads and writes the read-model table. It is safe for concurrent use.
+type Store struct {
+	client Client
+	table  string
+	gens   *genCache
+	// pinned fixes the generation of some projections (At); the others
+	// resolve their active generation through gens.
+	pinned map[string]int64
+}
+
+// Option tunes a Store.
+type Option func(*Store)
+
+// WithGenerationTTL sets how long the store trusts the generations it read
+// (default DefaultGenerationTTL); 0 reads them on every call.
+func WithGenerationTTL(d time.Duration) Option {
+	return func(s *Store) { s.gens.ttl = d }
+}
+
+// New returns a store over table.
+func New(client Client, table string, opts ...Option) *Store {
+	s := &Store{client: client, table: table, gens: &genCache{ttl: DefaultGenerationTTL, now: time.Now}}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Key layout.
+const (
+	attrPK = "pk"
+	attrSK = "sk"
+
+	skView       = "view"
+	skLookup     = "lookup"
+	skCheckpoint = "checkpoint"
+	skSent       = "sent"
+
+	appliedPrefix = "applied#"
+)
+
+func userPK(id string) string         { return "user#" + id }
+func emailPK(email string) string     { return "email#" + email }
+func actorPK(sub string) string       { return "actor#" + sub }
+func checkpointPK(name string) string { return "checkpoint#" + name }
+func mailPK(eventID string) string    { return "mail#" + eventID }
+
+func key(pk, sk string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{attrPK: str(pk), attrSK: str(sk)}
+}
+
+func str(s string) *types.AttributeValueMemberS { return &types.AttributeValueMemberS{Value: s} }
+
+func num(n int64) *types.AttributeValueMemberN {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
+}
+
+// stampLayout is RFC 3339 with all nine fractional digits, in UTC: fixed
+// width, so that stamps sort as strings in time order (keys, conditions).
+const stampLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+func stamp(t time.Time) string { return t.UTC().Format(stampLayout) }
+
+func stringAttr(item map[string]types.AttributeValue, name string) (string, error) {
+	switch v := item[name].(type) {
+	case *types.AttributeValueMemberS:
+		return v.Value, nil
+	case nil:
+		return "", fmt.Errorf("attribute %s missing", name)
+	default:
+		return "", fmt.Errorf("attribute %s is %T, want S", name, v)
+	}
+}
+
+func intAttr(item map[string]types.AttributeValue, name string) (int64, error) {
+	switch v := item[name].(type) {
+	case *types.AttributeValueMemberN:
+		n, err := strconv.ParseInt(v.Value, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("attribute %s: %w", name, err)
+		}
+		return n, nil
+	case nil:
+		return 0, fmt.Errorf("attribute %s missing", name)
+	default:
+		return 0, fmt.Errorf("attribute %s is %T, want N", name, v)
+	}
+}
+
+func timeAttr(item map[string]types.AttributeValue, name string) (time.Time, error) {
+	s, err := stringAttr(item, name)
+	if err != nil {
+		return time.Time{}, err
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("attribute %s: %w", name, err)
+	}
+	return t.UTC(), nil
+}
+
+// conditionFailed reports a write refused by its condition: a
+// ConditionalCheckFailedException, or a cancelled transaction whose reasons
+// are conditions that failed or concurrent transactions on the same items.
+// Either way nothing was written and reading again is the answer.
+func conditionFailed(err error) bool {
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return true
+	}
+	var canceled *types.TransactionCanceledException
+	if !errors.As(err, &canceled) {
+		return false
+	}
+	retry := false
+	for _, r := range canceled.CancellationReasons {
+		switch aws.ToString(r.Code) {
+		case "", "None":
+		case "ConditionalCheckFailed", "TransactionConflict":
+			retry = true
+		default:
+			return false
+		}
+	}
+	return retry
+}

@@ -1,0 +1,103 @@
+package rebuild
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/google/uuid"
+
+	"github.com/chronicle-go/chronicle/domain/user"
+	"github.com/chronicle-go/chronicle/infra/awstest"
+	"github.com/chronicle-go/chronicle/infra/readmodel"
+	"github.com/chronicle-go/chronicle/infra/readmodel/readmodeltest"
+	"github.com/chronicle-go/chronicle/infra/rebuild/rebuildtest"
+	"github.com/chronicle-go/chronicle/infra/relay/relaytest"
+)
+
+// TestReplayAcrossInvocations: the replay handler runs a rebuild one
+// bounded slice per message, sending itself the next slice, until the new
+// generation is active; a continuation delivered again starts nothing.
+func TestReplayAcrossInvocations(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	ddb, client := awstest.DynamoDB(t), awstest.SQS(t)
+	store, tables := readmodeltest.EventStore(t)
+	rm := readmodeltest.Store(t)
+	ids, err := rebuildtest.Seed(ctx, ddb, tables.Events, 30, 3, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := relaytest.FIFOQueue(t, client, relaytest.QueueOptions{})
+	h := NewReplay(New(ddb, tables.Events, store, rm, user.NewRegistry(), nil), client, q.URL, slog.New(slog.DiscardHandler), nil)
+	// A budget always spent: one page per segment per slice.
+	h.margin, h.opts = time.Hour, Options{PageSize: 10, Settle: -1}
+
+	send := func(r Request) {
+		body, _ := json.Marshal(r)
+		if _, err := client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(q.URL), MessageBody: aws.String(string(body)),
+			MessageGroupId: aws.String(MessageGroup(r.Projection)), MessageDeduplicationId: aws.String(uuid.NewString())}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(Request{Projection: readmodel.ProjectionUserView, Segments: 2})
+	slices := 0
+	for deadline := time.Now().Add(time.Minute); ; {
+		if time.Now().After(deadline) {
+			t.Fatalf("not done after %d slices", slices)
+		}
+		ev, err := relaytest.Receive(ctx, client, q, 1, 30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ev.Records) == 0 {
+			break
+		}
+		slices++
+		invocation, cancel := context.WithTimeout(ctx, time.Minute) // Lambda's deadline
+		resp, err := h.Handle(invocation, ev)
+		cancel()
+		if err != nil || len(resp.BatchItemFailures) != 0 {
+			t.Fatalf("slice %d: %+v %v", slices, resp, err)
+		}
+		if _, err := relaytest.Acknowledge(ctx, client, q, ev, resp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g, err := rm.Generation(ctx, readmodel.ProjectionUserView)
+	if err != nil || g.Active != 2 || g.Building != 0 {
+		t.Fatalf("generation %+v %v", g, err)
+	}
+	if slices < 3 {
+		t.Fatalf("done in %d slices: the budget did not bound them", slices)
+	}
+	for _, id := range ids {
+		if v, ok, err := rm.UserView(ctx, id); err != nil || !ok || v.Version != 3 {
+			t.Fatalf("view of %s: %+v %v %v", id, v, ok, err)
+		}
+	}
+
+	// A continuation of the finished build, delivered again: nothing happens.
+	send(Request{Projection: readmodel.ProjectionUserView, Generation: 2})
+	ev, err := relaytest.Receive(ctx, client, q, 1, 30)
+	if err != nil || len(ev.Records) != 1 {
+		t.Fatal(len(ev.Records), err)
+	}
+	resp, err := h.Handle(ctx, ev)
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatal(resp, err)
+	}
+	if _, err := relaytest.Acknowledge(ctx, client, q, ev, resp); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := rm.Generation(ctx, readmodel.ProjectionUserView); g.Active != 2 || g.Building != 0 || g.Latest != 2 {
+		t.Fatalf("generation after a stale continuation: %+v", g)
+	}
+	if ev, _ := relaytest.Receive(ctx, client, q, 1, 30); len(ev.Records) != 0 {
+		t.Fatal("a stale continuation sent another")
+	}
+}
