@@ -151,6 +151,10 @@ func serve(ctx context.Context, stop func(), o serveOptions, getenv func(string)
 	}
 	if err := r.Provision(ctx); err != nil {
 		ln.Close()
+		if ctx.Err() != nil {
+			logger.Info("interrupted during start-up")
+			return nil
+		}
 		return err
 	}
 	url := "http://" + ln.Addr().String()

@@ -8,6 +8,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/chronicle-go/chronicle/infra/dynamo/attr"
+
 	"github.com/chronicle-go/chronicle/domain/es"
 )
 
@@ -101,17 +103,17 @@ func RecordFromItem(item map[string]types.AttributeValue) (es.Record, error) {
 		data string
 		errs [8]error
 	)
-	r.AggregateID, errs[0] = stringAttr(item, attrPK)
-	r.Version, errs[1] = intAttr(item, attrSK)
-	r.ID, errs[2] = stringAttr(item, attrID)
-	r.Type, errs[3] = stringAttr(item, attrType)
+	r.AggregateID, errs[0] = attr.String(item, attrPK)
+	r.Version, errs[1] = attr.Int(item, attrSK)
+	r.ID, errs[2] = attr.String(item, attrID)
+	r.Type, errs[3] = attr.String(item, attrType)
 	var schema int64
-	schema, errs[4] = intAttr(item, attrSchemaVersion)
+	schema, errs[4] = attr.Int(item, attrSchemaVersion)
 	r.SchemaVersion = int(schema)
-	r.OccurredAt, errs[5] = timeAttr(item, attrOccurredAt)
-	data, errs[6] = stringAttr(item, attrData)
+	r.OccurredAt, errs[5] = attr.Time(item, attrOccurredAt)
+	data, errs[6] = attr.String(item, attrData)
 	if _, ok := item[attrAggregateType]; ok {
-		r.AggregateType, errs[7] = stringAttr(item, attrAggregateType)
+		r.AggregateType, errs[7] = attr.String(item, attrAggregateType)
 	}
 	if err := errors.Join(errs[:]...); err != nil {
 		return es.Record{}, fmt.Errorf("decode event item: %w", err)
@@ -185,11 +187,11 @@ func idempotencyFromItem(key string, item map[string]types.AttributeValue) (es.I
 	rec := es.IdempotencyRecord{Key: key}
 	var errs [5]error
 	var expires int64
-	rec.RequestHash, errs[0] = stringAttr(item, attrRequestHash)
-	rec.AggregateID, errs[1] = stringAttr(item, attrAggregateID)
-	rec.Version, errs[2] = intAttr(item, attrVersion)
-	rec.CreatedAt, errs[3] = timeAttr(item, attrCreatedAt)
-	expires, errs[4] = intAttr(item, attrExpiresAt)
+	rec.RequestHash, errs[0] = attr.String(item, attrRequestHash)
+	rec.AggregateID, errs[1] = attr.String(item, attrAggregateID)
+	rec.Version, errs[2] = attr.Int(item, attrVersion)
+	rec.CreatedAt, errs[3] = attr.Time(item, attrCreatedAt)
+	expires, errs[4] = attr.Int(item, attrExpiresAt)
 	if err := errors.Join(errs[:]...); err != nil {
 		return es.IdempotencyRecord{}, fmt.Errorf("decode idempotency record %q: %w", key, err)
 	}
@@ -215,56 +217,18 @@ func snapshotFromItem(item map[string]types.AttributeValue) (es.Snapshot, error)
 		schema int64
 		errs   [6]error
 	)
-	s.AggregateID, errs[0] = stringAttr(item, attrPK)
-	s.Version, errs[1] = intAttr(item, attrVersion)
-	schema, errs[2] = intAttr(item, attrSchemaVersion)
+	s.AggregateID, errs[0] = attr.String(item, attrPK)
+	s.Version, errs[1] = attr.Int(item, attrVersion)
+	schema, errs[2] = attr.Int(item, attrSchemaVersion)
 	s.SchemaVersion = int(schema)
-	state, errs[3] = stringAttr(item, attrState)
-	s.UpdatedAt, errs[4] = timeAttr(item, attrUpdatedAt)
-	s.TakenAt, errs[5] = timeAttr(item, attrTakenAt)
+	state, errs[3] = attr.String(item, attrState)
+	s.UpdatedAt, errs[4] = attr.Time(item, attrUpdatedAt)
+	s.TakenAt, errs[5] = attr.Time(item, attrTakenAt)
 	if err := errors.Join(errs[:]...); err != nil {
 		return es.Snapshot{}, fmt.Errorf("decode snapshot item: %w", err)
 	}
 	s.State = []byte(state)
 	return s, nil
-}
-
-func stringAttr(item map[string]types.AttributeValue, name string) (string, error) {
-	switch v := item[name].(type) {
-	case *types.AttributeValueMemberS:
-		return v.Value, nil
-	case nil:
-		return "", fmt.Errorf("attribute %s missing", name)
-	default:
-		return "", fmt.Errorf("attribute %s is %T, want S", name, v)
-	}
-}
-
-func intAttr(item map[string]types.AttributeValue, name string) (int64, error) {
-	switch v := item[name].(type) {
-	case *types.AttributeValueMemberN:
-		n, err := strconv.ParseInt(v.Value, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("attribute %s: %w", name, err)
-		}
-		return n, nil
-	case nil:
-		return 0, fmt.Errorf("attribute %s missing", name)
-	default:
-		return 0, fmt.Errorf("attribute %s is %T, want N", name, v)
-	}
-}
-
-func timeAttr(item map[string]types.AttributeValue, name string) (time.Time, error) {
-	s, err := stringAttr(item, name)
-	if err != nil {
-		return time.Time{}, err
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("attribute %s: %w", name, err)
-	}
-	return t.UTC(), nil
 }
 
 func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

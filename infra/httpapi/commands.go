@@ -209,13 +209,6 @@ func (h *Commands) exec(ctx context.Context, c *call, p auth.Principal, id strin
 	}
 	start := time.Now()
 	res, err := h.svc.Execute(ctx, id, cmd, x)
-	if dup := (*es.DuplicateError)(nil); x.Idempotency != nil && errors.As(err, &dup) {
-		// Racing repeats of one create claim the same email: the stores report
-		// that claim before the idempotency key, so the losers see a duplicate.
-		// Executing again replays the winner's answer, if it was the same
-		// request; otherwise the duplicate stands.
-		res, err = h.svc.Execute(ctx, id, cmd, x)
-	}
 	if h.set.metrics != nil {
 		h.set.metrics.Command(ctx, commandName(cmd), time.Since(start), res.Attempts, err != nil && problemFor(err).Status >= 500)
 	}

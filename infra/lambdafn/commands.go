@@ -3,6 +3,7 @@ package lambdafn
 import (
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -12,6 +13,7 @@ import (
 	"github.com/chronicle-go/chronicle/domain/user"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/httpapi"
+	"github.com/chronicle-go/chronicle/infra/metrics"
 )
 
 // defaultSnapshotInterval is the template's SnapshotInterval default.
@@ -33,7 +35,7 @@ func Commands(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*httpapi.Comm
 	}
 	store := dynamo.New(dynamodb.NewFromConfig(cfg), s.tables)
 	svc := es.NewService(user.Decider(), user.NewRegistry(), store, es.Options{SnapshotEvery: s.snapshotEvery})
-	return httpapi.NewCommands(svc, logger), nil
+	return httpapi.NewCommands(svc, logger, httpapi.WithMetrics(metrics.New(os.Stdout, "", "commands"))), nil
 }
 
 func loadCommandSettings(getenv Getenv) (commandSettings, error) {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/chronicle-go/chronicle/domain/user"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
+	"github.com/chronicle-go/chronicle/infra/metrics"
 	"github.com/chronicle-go/chronicle/infra/notifier"
 	"github.com/chronicle-go/chronicle/infra/projector"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
@@ -27,7 +30,8 @@ func Relay(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*relay.Relay, er
 	if err != nil {
 		return nil, err
 	}
-	return relay.New(sqs.NewFromConfig(cfg), routes, logger, time.Now), nil
+	return relay.New(sqs.NewFromConfig(cfg), routes, logger, time.Now,
+		relay.WithMetrics(metrics.New(os.Stdout, "", "relay"))), nil
 }
 
 func loadRoutes(getenv Getenv) (relay.Routes, error) {
@@ -47,12 +51,14 @@ func loadRoutes(getenv Getenv) (relay.Routes, error) {
 
 // projectorSettings is what the projector reads from its environment.
 type projectorSettings struct {
-	eventsTable    string // read to heal gaps
-	readModelTable string
+	eventsTable     string // read to heal gaps
+	readModelTable  string
+	maxReceiveCount int // of its queue: the last receive before the DLQ is logged as such
 }
 
 // Projector builds the projections-queue handler from EVENTS_TABLE and
-// READMODEL_TABLE, both required.
+// READMODEL_TABLE, both required, and MAX_RECEIVE_COUNT (the queue's, so
+// that the last failure before the DLQ counts as a DLQ send; optional).
 func Projector(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*projector.Projector, error) {
 	s, err := loadProjectorSettings(getenv)
 	if err != nil {
@@ -60,7 +66,10 @@ func Projector(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*projector.P
 	}
 	ddb := dynamodb.NewFromConfig(cfg)
 	events := dynamo.New(ddb, dynamo.Tables{Events: s.eventsTable})
-	return projector.New(events, user.NewRegistry(), readmodel.New(ddb, s.readModelTable), logger, time.Now), nil
+	rm := readmodel.New(ddb, s.readModelTable)
+	return projector.New(events, user.NewRegistry(), rm, logger, time.Now,
+		projector.WithMetrics(metrics.New(os.Stdout, "", "projector")),
+		projector.WithFailureLog(rm), projector.WithMaxReceiveCount(s.maxReceiveCount)), nil
 }
 
 func loadProjectorSettings(getenv Getenv) (projectorSettings, error) {
@@ -69,13 +78,29 @@ func loadProjectorSettings(getenv Getenv) (projectorSettings, error) {
 	if err := r.err(); err != nil {
 		return projectorSettings{}, err
 	}
-	return s, nil
+	n, err := maxReceiveCount(getenv)
+	s.maxReceiveCount = n
+	return s, err
+}
+
+// maxReceiveCount reads MAX_RECEIVE_COUNT: 0 (unknown) when unset.
+func maxReceiveCount(getenv Getenv) (int, error) {
+	v := getenv("MAX_RECEIVE_COUNT")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("MAX_RECEIVE_COUNT=%q: want a positive integer", v)
+	}
+	return n, nil
 }
 
 // notifierSettings is what the notifier reads from its environment.
 type notifierSettings struct {
-	readModelTable string // holds the sent-mail records
-	mail           notifier.Config
+	readModelTable  string // holds the sent-mail records
+	mail            notifier.Config
+	maxReceiveCount int
 }
 
 // Notifier builds the notifications-queue handler from READMODEL_TABLE and
@@ -87,7 +112,9 @@ func Notifier(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*notifier.Not
 		return nil, err
 	}
 	ledger := readmodel.New(dynamodb.NewFromConfig(cfg), s.readModelTable)
-	return notifier.New(sesv2.NewFromConfig(cfg), ledger, user.NewRegistry(), s.mail, logger, time.Now)
+	return notifier.New(sesv2.NewFromConfig(cfg), ledger, user.NewRegistry(), s.mail, logger, time.Now,
+		notifier.WithMetrics(metrics.New(os.Stdout, "", "notifier")),
+		notifier.WithFailureLog(ledger), notifier.WithMaxReceiveCount(s.maxReceiveCount))
 }
 
 func loadNotifierSettings(getenv Getenv) (notifierSettings, error) {
@@ -96,5 +123,7 @@ func loadNotifierSettings(getenv Getenv) (notifierSettings, error) {
 	if err := r.err(); err != nil {
 		return notifierSettings{}, err
 	}
-	return s, nil
+	n, err := maxReceiveCount(getenv)
+	s.maxReceiveCount = n
+	return s, err
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/chronicle-go/chronicle/infra/dynamo/attr"
+
 	"github.com/chronicle-go/chronicle/domain/es"
 )
 
@@ -125,7 +127,7 @@ func (s *Store) ActorActivity(ctx context.Context, sub string, limit int, cursor
 	}
 	if len(items) > limit {
 		items = items[:limit]
-		last, err := stringAttr(items[limit-1], attrSK)
+		last, err := attr.String(items[limit-1], attrSK)
 		if err != nil {
 			return nil, "", fmt.Errorf("activity of %q: %w", sub, err)
 		}
@@ -133,7 +135,7 @@ func (s *Store) ActorActivity(ctx context.Context, sub string, limit int, cursor
 	}
 	recs = make([]es.Record, 0, len(items))
 	for _, item := range items {
-		body, err := stringAttr(item, attrRecord)
+		body, err := attr.String(item, attrRecord)
 		if err != nil {
 			return nil, "", fmt.Errorf("activity of %q: %w", sub, err)
 		}

@@ -9,6 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/chronicle-go/chronicle/infra/dynamo/attr"
 )
 
 // Attributes of checkpoint items.
@@ -84,7 +86,7 @@ func (s *Store) Checkpoints(ctx context.Context) ([]Checkpoint, error) {
 			return nil, fmt.Errorf("get checkpoints: %w", err)
 		}
 		for _, item := range out.Responses[s.table] {
-			pk, err := stringAttr(item, attrPK)
+			pk, err := attr.String(item, attrPK)
 			if err != nil {
 				return nil, fmt.Errorf("get checkpoints: %w", err)
 			}
@@ -115,10 +117,10 @@ func (s *Store) Checkpoints(ctx context.Context) ([]Checkpoint, error) {
 func checkpointFromItem(projection string, item map[string]types.AttributeValue) (Checkpoint, error) {
 	c := Checkpoint{Projection: projection}
 	var errs [4]error
-	c.LastEventID, errs[0] = stringAttr(item, attrLastEventID)
-	c.LastEventAt, errs[1] = timeAttr(item, attrLastEventAt)
-	c.ProcessedAt, errs[2] = timeAttr(item, attrProcessedAt)
-	c.Processed, errs[3] = intAttr(item, attrProcessed)
+	c.LastEventID, errs[0] = attr.String(item, attrLastEventID)
+	c.LastEventAt, errs[1] = attr.Time(item, attrLastEventAt)
+	c.ProcessedAt, errs[2] = attr.Time(item, attrProcessedAt)
+	c.Processed, errs[3] = attr.Int(item, attrProcessed)
 	if err := errors.Join(errs[:]...); err != nil {
 		return Checkpoint{}, err
 	}

@@ -9,6 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/chronicle-go/chronicle/infra/dynamo/attr"
 )
 
 // Failed messages. SQS keeps no reason when it dead-letters a message, and
@@ -102,16 +104,16 @@ func (s *Store) Failure(ctx context.Context, messageID string) (FailureRecord, b
 	}
 	r := FailureRecord{Failure: Failure{MessageID: messageID}}
 	it := out.Item
-	r.Consumer, _ = stringAttr(it, attrConsumer)
-	r.Error, _ = stringAttr(it, attrError)
-	r.AggregateID, _ = stringAttr(it, attrAggregate)
-	r.EventID, _ = stringAttr(it, attrEventID)
-	r.EventType, _ = stringAttr(it, attrEventType)
-	r.Version, _ = intAttr(it, attrVersion)
-	rc, _ := intAttr(it, attrReceiveCount)
+	r.Consumer, _ = attr.String(it, attrConsumer)
+	r.Error, _ = attr.String(it, attrError)
+	r.AggregateID, _ = attr.String(it, attrAggregate)
+	r.EventID, _ = attr.String(it, attrEventID)
+	r.EventType, _ = attr.String(it, attrEventType)
+	r.Version, _ = attr.Int(it, attrVersion)
+	rc, _ := attr.Int(it, attrReceiveCount)
 	r.ReceiveCount = int(rc)
-	r.At, _ = timeAttr(it, attrLastAt)
-	r.FirstAt, _ = timeAttr(it, attrFirstAt)
-	r.Failures, _ = intAttr(it, attrFailures)
+	r.At, _ = attr.Time(it, attrLastAt)
+	r.FirstAt, _ = attr.Time(it, attrFirstAt)
+	r.Failures, _ = attr.Int(it, attrFailures)
 	return r, true, nil
 }

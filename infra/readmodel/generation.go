@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/chronicle-go/chronicle/infra/dynamo/attr"
 )
 
 // Generations make rebuilds blue/green. Every row a projection owns belongs
@@ -227,15 +229,15 @@ func (s *Store) readGenerations(ctx context.Context) (map[string]Generation, err
 		}
 		g := Generation{Projection: p, Active: 1, Latest: 1}
 		var errs [3]error
-		g.Active, errs[0] = intAttr(out.Item, genActive+p)
+		g.Active, errs[0] = attr.Int(out.Item, genActive+p)
 		if _, ok := out.Item[genBuilding+p]; ok {
-			g.Building, errs[1] = intAttr(out.Item, genBuilding+p)
+			g.Building, errs[1] = attr.Int(out.Item, genBuilding+p)
 		}
 		if _, ok := out.Item[genLatest+p]; ok {
-			g.Latest, errs[2] = intAttr(out.Item, genLatest+p)
+			g.Latest, errs[2] = attr.Int(out.Item, genLatest+p)
 		}
-		g.StartedAt, _ = timeAttr(out.Item, genStartedAt+p)
-		g.SwitchedAt, _ = timeAttr(out.Item, genSwitchedAt+p)
+		g.StartedAt, _ = attr.Time(out.Item, genStartedAt+p)
+		g.SwitchedAt, _ = attr.Time(out.Item, genSwitchedAt+p)
 		if err := errors.Join(errs[:]...); err != nil {
 			return nil, fmt.Errorf("generations of %s: %w", p, err)
 		}

@@ -9,6 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/chronicle-go/chronicle/infra/dynamo/attr"
 	"github.com/google/uuid"
 )
 
@@ -153,18 +155,18 @@ func (s *Store) Mail(ctx context.Context, eventID string) (Mail, bool, error) {
 		return Mail{}, false, nil
 	}
 	m := Mail{EventID: eventID}
-	state, err := stringAttr(out.Item, attrState)
+	state, err := attr.String(out.Item, attrState)
 	if err != nil {
 		return Mail{}, false, fmt.Errorf("mail of %s: %w", eventID, err)
 	}
 	m.State = MailState(state)
 	// The rest is informative; a missing attribute leaves its zero value.
-	if ms, err := intAttr(out.Item, attrLeaseUntil); err == nil {
+	if ms, err := attr.Int(out.Item, attrLeaseUntil); err == nil {
 		m.LeaseUntil = time.UnixMilli(ms).UTC()
 	}
-	m.ClaimedAt, _ = timeAttr(out.Item, attrClaimedAt)
-	m.SentAt, _ = timeAttr(out.Item, attrSentAt)
-	m.Attempts, _ = intAttr(out.Item, attrAttempts)
-	m.MessageID, _ = stringAttr(out.Item, attrMessageID)
+	m.ClaimedAt, _ = attr.Time(out.Item, attrClaimedAt)
+	m.SentAt, _ = attr.Time(out.Item, attrSentAt)
+	m.Attempts, _ = attr.Int(out.Item, attrAttempts)
+	m.MessageID, _ = attr.String(out.Item, attrMessageID)
 	return m, true, nil
 }

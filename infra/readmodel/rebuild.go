@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/chronicle-go/chronicle/infra/dynamo/attr"
+
 	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/domain/user"
 )
@@ -346,19 +348,19 @@ func (s *Store) Build(ctx context.Context, projection string, gen int64) (Build,
 			return Build{}, false, fmt.Errorf("read build %d of %s: %w", gen, projection, err)
 		}
 		for _, item := range out.Items {
-			sk, _ := stringAttr(item, attrSK)
+			sk, _ := attr.String(item, attrSK)
 			switch {
 			case sk == skBuildState:
 				found = true
-				n, err := intAttr(item, attrSegments)
+				n, err := attr.Int(item, attrSegments)
 				if err != nil {
 					return Build{}, false, fmt.Errorf("build %d of %s: %w", gen, projection, err)
 				}
 				b.Segments = make([]Segment, n)
-				b.StartedAt, _ = timeAttr(item, attrStartedAt)
-				b.ScanAfter, _ = timeAttr(item, attrScanAfter)
-				b.Total, _ = intAttr(item, attrTotal)
-				b.FinishedAt, _ = timeAttr(item, attrFinishedAt)
+				b.StartedAt, _ = attr.Time(item, attrStartedAt)
+				b.ScanAfter, _ = attr.Time(item, attrScanAfter)
+				b.Total, _ = attr.Int(item, attrTotal)
+				b.FinishedAt, _ = attr.Time(item, attrFinishedAt)
 			case strings.HasPrefix(sk, buildSegmentPre):
 				n, err := strconv.Atoi(strings.TrimPrefix(sk, buildSegmentPre))
 				if err != nil {
@@ -371,9 +373,9 @@ func (s *Store) Build(ctx context.Context, projection string, gen int64) (Build,
 				if d, ok := item[attrDone].(*types.AttributeValueMemberBOOL); ok {
 					seg.Done = d.Value
 				}
-				seg.Events, _ = intAttr(item, attrEvents)
-				seg.Aggregates, _ = intAttr(item, attrAggregates)
-				seg.UpdatedAt, _ = timeAttr(item, attrUpdatedAt)
+				seg.Events, _ = attr.Int(item, attrEvents)
+				seg.Aggregates, _ = attr.Int(item, attrAggregates)
+				seg.UpdatedAt, _ = attr.Time(item, attrUpdatedAt)
 				segs[n] = seg
 			}
 		}
@@ -469,8 +471,8 @@ func (s *Store) Prune(ctx context.Context, projection string) (int, error) {
 		}
 		var dels []types.WriteRequest
 		for _, item := range out.Items {
-			pk, _ := stringAttr(item, attrPK)
-			sk, _ := stringAttr(item, attrSK)
+			pk, _ := attr.String(item, attrPK)
+			sk, _ := attr.String(item, attrSK)
 			gen, logical := SplitGeneration(pk)
 			if gen == g.Active || gen == g.Building || !owns(projection, logical, sk) {
 				continue

@@ -26,7 +26,6 @@ package readmodel
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -131,44 +130,6 @@ func num(n int64) *types.AttributeValueMemberN {
 const stampLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
 func stamp(t time.Time) string { return t.UTC().Format(stampLayout) }
-
-func stringAttr(item map[string]types.AttributeValue, name string) (string, error) {
-	switch v := item[name].(type) {
-	case *types.AttributeValueMemberS:
-		return v.Value, nil
-	case nil:
-		return "", fmt.Errorf("attribute %s missing", name)
-	default:
-		return "", fmt.Errorf("attribute %s is %T, want S", name, v)
-	}
-}
-
-func intAttr(item map[string]types.AttributeValue, name string) (int64, error) {
-	switch v := item[name].(type) {
-	case *types.AttributeValueMemberN:
-		n, err := strconv.ParseInt(v.Value, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("attribute %s: %w", name, err)
-		}
-		return n, nil
-	case nil:
-		return 0, fmt.Errorf("attribute %s missing", name)
-	default:
-		return 0, fmt.Errorf("attribute %s is %T, want N", name, v)
-	}
-}
-
-func timeAttr(item map[string]types.AttributeValue, name string) (time.Time, error) {
-	s, err := stringAttr(item, name)
-	if err != nil {
-		return time.Time{}, err
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("attribute %s: %w", name, err)
-	}
-	return t.UTC(), nil
-}
 
 // conditionFailed reports a write refused by its condition: a
 // ConditionalCheckFailedException, or a cancelled transaction whose reasons

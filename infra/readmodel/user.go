@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/chronicle-go/chronicle/infra/dynamo/attr"
+
 	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/domain/user"
 )
@@ -69,7 +71,7 @@ func (s *Store) UserIDByEmail(ctx context.Context, email string) (string, bool, 
 	if out.Item == nil {
 		return "", false, nil
 	}
-	id, err := stringAttr(out.Item, attrUserID)
+	id, err := attr.String(out.Item, attrUserID)
 	if err != nil {
 		return "", false, fmt.Errorf("look up email %q: %w", email, err)
 	}
@@ -111,7 +113,7 @@ func (s *Store) appliedVersion(ctx context.Context, aggregateID, projection stri
 	if out.Item == nil {
 		return 0, nil
 	}
-	v, err := intAttr(out.Item, attrVersion)
+	v, err := attr.Int(out.Item, attrVersion)
 	if err != nil {
 		return 0, fmt.Errorf("%s version of %s: %w", projection, aggregateID, err)
 	}
@@ -289,8 +291,8 @@ func (s *Store) lookup(ctx context.Context, g int64, email string) (lookupItem, 
 	}
 	var l lookupItem
 	var errU, errS error
-	l.userID, errU = stringAttr(out.Item, attrUserID)
-	l.since, errS = stringAttr(out.Item, attrSince)
+	l.userID, errU = attr.String(out.Item, attrUserID)
+	l.since, errS = attr.String(out.Item, attrSince)
 	if errU != nil || errS != nil {
 		return lookupItem{}, false, fmt.Errorf("lookup of %q: %w", email, errors.Join(errU, errS))
 	}
@@ -336,7 +338,7 @@ func (s *Store) userItems(ctx context.Context, pk string) (map[string]map[string
 			return nil, fmt.Errorf("read user %s: %w", id, err)
 		}
 		for _, item := range out.Items {
-			sk, err := stringAttr(item, attrSK)
+			sk, err := attr.String(item, attrSK)
 			if err != nil {
 				return nil, fmt.Errorf("read user %s: %w", id, err)
 			}
@@ -354,7 +356,7 @@ func appliedFrom(items map[string]map[string]types.AttributeValue, projection st
 	if !ok {
 		return 0, nil
 	}
-	v, err := intAttr(item, attrVersion)
+	v, err := attr.Int(item, attrVersion)
 	if err != nil {
 		return 0, fmt.Errorf("applied version of %s: %w", projection, err)
 	}
@@ -362,7 +364,7 @@ func appliedFrom(items map[string]map[string]types.AttributeValue, projection st
 }
 
 func viewFromItem(item map[string]types.AttributeValue) (user.View, error) {
-	s, err := stringAttr(item, attrView)
+	s, err := attr.String(item, attrView)
 	if err != nil {
 		return user.View{}, err
 	}
