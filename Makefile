@@ -4,7 +4,7 @@
 GO ?= go
 EMULATORS = $(GO) run ./cmd/emulators --
 
-.PHONY: test bench vet fmt-check lint cfn-lint build run e2e clean \
+.PHONY: test bench vet fmt-check lint cfn-lint template-check build run e2e clean \
 	localstack-up localstack-deploy localstack-e2e localstack-down \
 	build-AuthorizerFunction build-CommandsFunction build-QueriesFunction \
 	build-RelayFunction build-ProjectorFunction build-NotifierFunction build-ReplayFunction
@@ -26,14 +26,28 @@ fmt-check:
 # The domain imports only the standard library (and a uuid package): no AWS
 # SDK, no Lambda, no logging. "(^|/)aws" rather than "aws" so that a package
 # such as domain/draws does not trip it.
-lint: vet fmt-check cfn-lint
+lint: vet fmt-check cfn-lint template-check
 	@deps="$$($(GO) list -deps ./domain/...)" || exit 1; \
 	bad="$$(printf '%s\n' "$$deps" | grep -E '(^|/)aws|lambda|^log/slog$$' || true)"; \
 	if [ -n "$$bad" ]; then \
 		echo "domain/... must not depend on AWS, Lambda or log/slog, but depends on:"; \
 		echo "$$bad"; exit 1; \
 	fi; \
+	prod="$$($(GO) list -deps ./functions/... ./cmd/...)" || exit 1; \
+	if printf '%s\n' "$$prod" | grep -q '/infra/faults$$'; then \
+		echo "functions/... and cmd/... must not depend on infra/faults: it injects failures, for tests only"; exit 1; \
+	fi; \
 	echo "lint: ok"
+
+# template.yaml's rules, as infra/template's tests (they read the file and
+# need no emulator): every IAM statement names its actions (no "*" or "?",
+# no NotAction) and its resources (no unscoped "*" but for the actions that
+# have no resource-level permission), and no policy lives outside the
+# functions' roles; every queue has a dead-letter queue; every table has
+# point-in-time recovery and deletion protection, following parameters
+# that default to on; routes, event sources, timeouts and the rest.
+template-check:
+	$(GO) test -count=1 ./infra/template/...
 
 # template.yaml must pass cfn-lint (offline: it carries the SAM transform).
 cfn-lint:

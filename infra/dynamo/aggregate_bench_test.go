@@ -19,7 +19,7 @@ const streamLength = 10_000
 // userStream stores a user of n events: a create, then renames.
 func userStream(b *testing.B, n int) (*dynamo.Store, string) {
 	b.Helper()
-	client, tables := newTables(b)
+	client, tables := benchTables(b)
 	reg := user.NewRegistry()
 	id := newID()
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)

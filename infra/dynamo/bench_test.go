@@ -19,7 +19,7 @@ const benchDataBytes = 100 // a small event, like user.renamed.v1
 
 // BenchmarkAppend appends one event per operation, at the next version.
 func BenchmarkAppend(b *testing.B) {
-	client, tables := newTables(b)
+	client, tables := benchTables(b)
 	s := dynamo.New(client, tables)
 	ctx := b.Context()
 	id := newID()
@@ -37,7 +37,7 @@ func BenchmarkAppend(b *testing.B) {
 // BenchmarkRawPutItem is the floor of BenchmarkAppend: a conditional PutItem
 // of the same item.
 func BenchmarkRawPutItem(b *testing.B) {
-	client, tables := newTables(b)
+	client, tables := benchTables(b)
 	ctx := b.Context()
 	id := newID()
 	tmpl := records(id, 0, 1, benchDataBytes)[0]
@@ -60,7 +60,7 @@ func BenchmarkRawPutItem(b *testing.B) {
 // DynamoDB charges a transactional write double, and DynamoDB Local is slower
 // on it too, so this is the fair floor; BenchmarkRawPutItem is the absolute one.
 func BenchmarkRawTransactWriteItems(b *testing.B) {
-	client, tables := newTables(b)
+	client, tables := benchTables(b)
 	ctx := b.Context()
 	id := newID()
 	tmpl := records(id, 0, 1, benchDataBytes)[0]
@@ -82,7 +82,7 @@ func BenchmarkRawTransactWriteItems(b *testing.B) {
 
 // BenchmarkLoad10k loads a 10,000-event stream.
 func BenchmarkLoad10k(b *testing.B) {
-	client, tables := newTables(b)
+	client, tables := benchTables(b)
 	id := writeStream(b, client, tables.Events, 10_000)
 	s := dynamo.New(client, tables)
 	ctx := b.Context()
@@ -101,7 +101,7 @@ func BenchmarkLoad10k(b *testing.B) {
 // BenchmarkRawQuery10k is the floor of BenchmarkLoad10k: the same paged,
 // consistent Query, items left undecoded.
 func BenchmarkRawQuery10k(b *testing.B) {
-	client, tables := newTables(b)
+	client, tables := benchTables(b)
 	id := writeStream(b, client, tables.Events, 10_000)
 	ctx := b.Context()
 	b.ReportAllocs()

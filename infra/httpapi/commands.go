@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -80,10 +81,27 @@ func (h *Commands) create(ctx context.Context, c *call) (reply, error) {
 		return reply{}, forbidden(`Only an admin may set "sub": a user is linked to its creator's identity.`)
 	}
 	cmd, why, err := validate(user.Create{Name: name.value, Email: email.value, Sub: link}, &reason)
+	if !p.IsAdmin() && !linksExactly(cmd, err, p.Sub) {
+		// Validation would trim "alice " to "alice" and link the new user
+		// to another identity, or drop a blank sub and link it to none.
+		return reply{}, forbidden(`This identity cannot be linked to a user: its sub must be 1..256 printable ASCII characters without spaces or "#".`)
+	}
 	if err != nil {
 		return reply{}, err
 	}
 	return h.exec(ctx, c, p, h.set.newID(), cmd, why, pre, b, http.StatusCreated)
+}
+
+// linksExactly reports whether a create validated as cmd (err: its
+// validation error) links the new user to sub itself: the domain took the
+// sub as it is.
+func linksExactly(cmd user.Command, err error, sub string) bool {
+	var inval *user.ValidationError
+	if errors.As(err, &inval) {
+		return !slices.ContainsFunc(inval.Fields, func(f user.FieldError) bool { return f.Field == "sub" })
+	}
+	c, ok := cmd.(user.Create)
+	return err != nil || (ok && c.Sub == sub)
 }
 
 // PUT /users/{id}/name {"name"[,"reason"]}

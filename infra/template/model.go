@@ -458,7 +458,10 @@ type Statement struct {
 	Effect    string
 	Actions   []string
 	Resources []string // literals or intrinsics
-	Condition map[string]any
+	// NotActions and NotResources grant everything but what they list:
+	// least privilege has no use for them.
+	NotActions, NotResources []string
+	Condition                map[string]any
 }
 
 // Statements returns the statements of the inline policies of every
@@ -496,11 +499,13 @@ func statements(role string, p iam.Role_Policy) ([]Statement, error) {
 			continue
 		}
 		var s struct {
-			Sid       string          `json:"Sid"`
-			Effect    string          `json:"Effect"`
-			Action    json.RawMessage `json:"Action"`
-			Resource  json.RawMessage `json:"Resource"`
-			Condition map[string]any  `json:"Condition"`
+			Sid         string          `json:"Sid"`
+			Effect      string          `json:"Effect"`
+			Action      json.RawMessage `json:"Action"`
+			Resource    json.RawMessage `json:"Resource"`
+			NotAction   json.RawMessage `json:"NotAction"`
+			NotResource json.RawMessage `json:"NotResource"`
+			Condition   map[string]any  `json:"Condition"`
 		}
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return nil, err
@@ -513,9 +518,18 @@ func statements(role string, p iam.Role_Policy) ([]Statement, error) {
 		if err != nil {
 			return nil, fmt.Errorf("statement %q: Resource: %w", s.Sid, err)
 		}
+		notActions, err := stringOrList(s.NotAction)
+		if err != nil {
+			return nil, fmt.Errorf("statement %q: NotAction: %w", s.Sid, err)
+		}
+		notResources, err := stringOrList(s.NotResource)
+		if err != nil {
+			return nil, fmt.Errorf("statement %q: NotResource: %w", s.Sid, err)
+		}
 		out = append(out, Statement{
 			Role: role, Policy: p.PolicyName, Sid: s.Sid, Effect: s.Effect,
-			Actions: actions, Resources: resources, Condition: s.Condition,
+			Actions: actions, Resources: resources, NotActions: notActions, NotResources: notResources,
+			Condition: s.Condition,
 		})
 	}
 	return out, nil

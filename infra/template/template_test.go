@@ -196,41 +196,8 @@ func TestLeastPrivilege(t *testing.T) {
 		}
 	}
 
-	sts, err := tpl.Statements()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(sts) == 0 {
-		t.Fatal("no IAM statements")
-	}
-	for _, s := range sts {
-		where := fmt.Sprintf("%s/%s statement %q", s.Role, s.Policy, s.Sid)
-		if s.Effect != "Allow" {
-			t.Errorf("%s: Effect %q", where, s.Effect)
-		}
-		if len(s.Actions) == 0 || len(s.Resources) == 0 {
-			t.Errorf("%s: no action or no resource", where)
-		}
-		for _, a := range s.Actions {
-			if strings.Contains(a, "*") {
-				t.Errorf("%s: wildcard action %q", where, a)
-			}
-		}
-		for _, r := range s.Resources {
-			resolved, err := tpl.Resolve(r, values{})
-			if err != nil {
-				t.Errorf("%s: resource %q: %v", where, r, err)
-				continue
-			}
-			if !strings.Contains(resolved, "*") {
-				continue
-			}
-			for _, a := range s.Actions {
-				if resolved != "*" || !wildcardResourceActions[a] {
-					t.Errorf("%s: %s on resource %q", where, a, resolved)
-				}
-			}
-		}
+	for _, v := range iamViolations(t, tpl) {
+		t.Error(v)
 	}
 }
 

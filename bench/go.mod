@@ -1,0 +1,15 @@
+// The benchmarks' own module: what Chronicle is compared with, kept out of
+// the product's module so that the product never depends on it. cmd/bench
+// (make bench) runs it with GOFLAGS=-mod=mod.
+module github.com/chronicle-go/chronicle/bench
+
+go 1.26
+
+require (
+	github.com/aws/aws-lambda-go v1.55.1
+	github.com/chronicle-go/chronicle v0.0.0
+)
+
+require github.com/google/uuid v1.6.0 // indirect
+
+replace github.com/chronicle-go/chronicle => ../

@@ -1,0 +1,184 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/base64"
+	"io"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chronicle-go/chronicle/domain/es"
+	"github.com/chronicle-go/chronicle/domain/es/memory"
+	"github.com/chronicle-go/chronicle/domain/user"
+	"github.com/chronicle-go/chronicle/infra/httpapi"
+	"github.com/chronicle-go/chronicle/infra/readmodel"
+)
+
+// memoryService is the User service held entirely in memory, for the
+// tests that must run without emulators and fast: the fuzz targets, the
+// hostile-input table and the authorization matrix. The event store is the
+// in-memory es.Store (which passes the same conformance suite as the
+// DynamoDB one); the read model is syncReadModel below.
+type memoryService struct {
+	store *syncReadModel
+	svc   *es.Service[user.State, user.Command]
+	cmds  *httpapi.Commands
+	qs    *httpapi.Queries
+}
+
+func newMemoryService(tb testing.TB) *memoryService {
+	tb.Helper()
+	rm := newSyncReadModel(memory.New())
+	svc := es.NewService(user.Decider(), user.NewRegistry(), rm, es.Options{SnapshotEvery: 3, MaxAttempts: 8})
+	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	qs, err := httpapi.NewQueries(httpapi.QueriesDeps{
+		Users: svc, Events: rm, ReadModel: rm, Logger: logger,
+		Health: func(context.Context) error { return nil },
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &memoryService{store: rm, svc: svc, cmds: httpapi.NewCommands(svc, logger), qs: qs}
+}
+
+// syncReadModel is a fuzz- and test-only stand-in for the projector and the
+// read-model table: an es.Store that folds every event it appends into the
+// views, email lookups and actor activity at once, so the query routes see
+// their own writes. It proves nothing about the real projector (the
+// reliability suite in infra/projector does that); it lets the handlers be
+// driven through every route without emulators.
+type syncReadModel struct {
+	es.Store
+	registry *es.Registry
+
+	mu       sync.Mutex
+	views    map[string]user.View
+	emails   map[string]string      // live address → user id
+	activity map[string][]es.Record // by actor, oldest first
+	applied  int64
+	last     es.Record
+}
+
+var (
+	_ es.Store          = (*syncReadModel)(nil)
+	_ httpapi.ReadModel = (*syncReadModel)(nil)
+)
+
+func newSyncReadModel(store es.Store) *syncReadModel {
+	return &syncReadModel{Store: store, registry: user.NewRegistry(),
+		views: map[string]user.View{}, emails: map[string]string{}, activity: map[string][]es.Record{}}
+}
+
+// Append appends to the store, then applies what was appended.
+func (m *syncReadModel) Append(ctx context.Context, req es.AppendRequest) error {
+	if err := m.Store.Append(ctx, req); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range req.Records {
+		if r.Event == nil {
+			ev, err := m.registry.Decode(r)
+			if err != nil {
+				panic("sync read model: " + err.Error()) // the service appended it: a test bug
+			}
+			r.Event = ev
+		}
+		before := m.views[r.AggregateID]
+		after := user.ApplyView(before, r)
+		m.views[r.AggregateID] = after
+		if held(before) != "" && m.emails[held(before)] == r.AggregateID {
+			delete(m.emails, held(before))
+		}
+		if held(after) != "" {
+			m.emails[held(after)] = r.AggregateID
+		}
+		if r.Metadata.Actor != "" {
+			m.activity[r.Metadata.Actor] = append(m.activity[r.Metadata.Actor], r)
+		}
+		m.applied++
+		m.last = r
+	}
+	return nil
+}
+
+func held(v user.View) string {
+	if v.Status == "" || v.Status == user.StatusDeleted {
+		return ""
+	}
+	return v.Email
+}
+
+func (m *syncReadModel) UserView(_ context.Context, id string) (user.View, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, ok := m.views[id]
+	return v, ok, nil
+}
+
+func (m *syncReadModel) UserIDByEmail(_ context.Context, email string) (string, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	id, ok := m.emails[strings.ToLower(email)]
+	return id, ok, nil
+}
+
+// ActorActivity pages newest first; a cursor is the actor and the number of
+// events already handed out.
+func (m *syncReadModel) ActorActivity(_ context.Context, sub string, limit int, cursor string) ([]es.Record, string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if limit <= 0 {
+		limit = readmodel.DefaultLimit
+	}
+	limit = min(limit, readmodel.MaxLimit)
+	skip := 0
+	if cursor != "" {
+		b, err := base64.RawURLEncoding.DecodeString(cursor)
+		actor, n, ok := strings.Cut(string(b), "\x00")
+		skip, _ = strconv.Atoi(n)
+		if err != nil || !ok || actor != sub || skip <= 0 {
+			return nil, "", readmodel.ErrBadCursor
+		}
+	}
+	all := slices.Clone(m.activity[sub])
+	slices.Reverse(all)
+	if skip > len(all) {
+		return nil, "", readmodel.ErrBadCursor
+	}
+	page := all[skip:min(skip+limit, len(all))]
+	next := ""
+	if skip+len(page) < len(all) {
+		next = base64.RawURLEncoding.EncodeToString([]byte(sub + "\x00" + strconv.Itoa(skip+len(page))))
+	}
+	return page, next, nil
+}
+
+func (m *syncReadModel) AppliedVersions(_ context.Context, id string) (map[string]int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, ok := m.views[id]
+	if !ok {
+		return map[string]int64{}, nil
+	}
+	return map[string]int64{readmodel.ProjectionUserView: v.Version, readmodel.ProjectionActorActivity: v.Version}, nil
+}
+
+func (m *syncReadModel) Checkpoints(context.Context) ([]readmodel.Checkpoint, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []readmodel.Checkpoint
+	for _, name := range readmodel.Projections {
+		c := readmodel.Checkpoint{Projection: name, Processed: m.applied, LastEventID: m.last.ID, LastEventAt: m.last.OccurredAt}
+		if m.applied > 0 {
+			c.ProcessedAt = time.Now()
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
