@@ -33,6 +33,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/awslabs/goformation/v7/cloudformation"
 	"github.com/awslabs/goformation/v7/intrinsics"
@@ -94,7 +95,7 @@ func Load(path string, opts ...Option) (*Template, error) {
 	return t, nil
 }
 
-// Parse parses a SAM template in YAML or JSON.
+// Parse parses a SAM template in YAML or JSON. It is safe for concurrent use.
 func Parse(data []byte, opts ...Option) (*Template, error) {
 	var o options
 	for _, opt := range opts {
@@ -102,7 +103,7 @@ func Parse(data []byte, opts ...Option) (*Template, error) {
 	}
 
 	// Pass 1, nothing resolved: the parameters, to resolve Refs to them in pass 2.
-	plain, err := intrinsics.ProcessYAML(data, &intrinsics.ProcessorOptions{NoProcess: true})
+	plain, err := JSON(data)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +113,7 @@ func Parse(data []byte, opts ...Option) (*Template, error) {
 	}
 
 	// Pass 2: parameters and conditions resolved, other intrinsics kept.
-	processed, err := intrinsics.ProcessYAML(data, &intrinsics.ProcessorOptions{
+	processed, err := processYAML(data, &intrinsics.ProcessorOptions{
 		IntrinsicHandlerOverrides: handlers(params),
 		EvaluateConditions:        true,
 	})
@@ -140,6 +141,23 @@ func Parse(data []byte, opts ...Option) (*Template, error) {
 		return nil, fmt.Errorf("decode template: %w", err)
 	}
 	return t, nil
+}
+
+// JSON returns a template in YAML or JSON as JSON, every intrinsic left as
+// written ({"Fn::GetAtt": ...}): for reading what the model does not.
+func JSON(data []byte) ([]byte, error) {
+	return processYAML(data, &intrinsics.ProcessorOptions{NoProcess: true})
+}
+
+// intrinsicsMu serializes goformation's intrinsic processing, which
+// registers its YAML tag handlers in package-level maps on every call: two
+// templates parsed at once would race.
+var intrinsicsMu sync.Mutex
+
+func processYAML(data []byte, opts *intrinsics.ProcessorOptions) ([]byte, error) {
+	intrinsicsMu.Lock()
+	defer intrinsicsMu.Unlock()
+	return intrinsics.ProcessYAML(data, opts)
 }
 
 func decodeOptional(raw json.RawMessage, v any) error {
