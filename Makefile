@@ -13,8 +13,13 @@ test:
 	$(GO) mod download
 	$(EMULATORS) $(GO) test -race -count=1 ./...
 
+# make bench: every benchmark of the repository, each group on a DynamoDB
+# Local and a moto of its own, and BENCHMARKS.md and BENCHMARKS.json written
+# from what they measured (cmd/bench). BENCH_ARGS go to it, e.g.
+# make bench BENCH_ARGS='-groups memory,store -keep-logs'.
+BENCH_ARGS ?=
 bench:
-	$(EMULATORS) $(GO) test -run '^$$' -bench . -benchmem ./...
+	GO=$(GO) $(GO) run ./cmd/bench $(BENCH_ARGS)
 
 vet:
 	$(GO) vet ./...

@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 import (
@@ -48,6 +50,7 @@ type Figure struct {
 	Target         string `json:"target,omitempty"`
 	TargetMet      *bool  `json:"targetMet,omitempty"`
 	Source         string `json:"source"` // where the numbers come from
+	Note           string `json:"note,omitempty"`
 	Error          string `json:"error,omitempty"`
 }
 
@@ -61,6 +64,9 @@ type spec struct {
 	floorMetric         string
 	higherIsBetter      bool
 	scale               float64 // applied to both values (0: 1)
+	// errors names the metric counting failed operations, if any; the
+	// figure notes their sum over the rounds.
+	errors string
 	// target checks the figure, given every figure computed so far.
 	target func(f Figure, all []Figure) (string, *bool)
 }
@@ -127,7 +133,7 @@ func figureSpecs() []spec {
 		floor := "HTTP handler + one conditional PutItem"
 		s = append(s,
 			spec{section: secAPI, name: fmt.Sprintf("Commands/s, %d client%s", c, plural(c)), unit: "cmd/s", pkg: pkgLoadtest, bench: bench,
-				metric: "cmd/s", floorMetric: "floor-cmd/s", floorName: floor, higherIsBetter: true},
+				metric: "cmd/s", floorMetric: "floor-cmd/s", floorName: floor, higherIsBetter: true, errors: "errors"},
 			spec{section: secAPI, name: fmt.Sprintf("Command p50, %d client%s", c, plural(c)), unit: "ms", pkg: pkgLoadtest, bench: bench,
 				metric: "p50-ms", floorMetric: "floor-p50-ms", floorName: floor},
 			spec{section: secAPI, name: fmt.Sprintf("Command p99, %d client%s", c, plural(c)), unit: "ms", pkg: pkgLoadtest, bench: bench,
@@ -137,7 +143,7 @@ func figureSpecs() []spec {
 	pipeline := "raw pipeline: PutItem → stream → SQS FIFO → PutItem"
 	s = append(s,
 		spec{section: secReadSide, name: "Projection lag, p50 (write answered → read model)", unit: "ms", pkg: pkgLoadtest,
-			bench: "BenchmarkProjectionLag", metric: "p50-ms", floorMetric: "floor-p50-ms", floorName: pipeline},
+			bench: "BenchmarkProjectionLag", metric: "p50-ms", floorMetric: "floor-p50-ms", floorName: pipeline, errors: "errors"},
 		spec{section: secReadSide, name: "Projection lag, p99", unit: "ms", pkg: pkgLoadtest,
 			bench: "BenchmarkProjectionLag", metric: "p99-ms", floorMetric: "floor-p99-ms", floorName: pipeline},
 		spec{section: secReadSide, name: "Projector throughput", unit: "events/s", pkg: pkgProjector,
@@ -202,6 +208,9 @@ func computeFigures(specs []spec, samples []Sample, failed map[string]string) []
 			if sp.target != nil {
 				f.Target, f.TargetMet = sp.target(f, out)
 			}
+			if n := sum(values(samples, sp.pkg, sp.bench, sp.errors, 1)); sp.errors != "" && n > 0 {
+				f.Note = fmt.Sprintf("%.0f failed, left out", n)
+			}
 		}
 		out = append(out, f)
 	}
@@ -223,6 +232,14 @@ func values(samples []Sample, pkg, bench, metric string, scale float64) []float6
 }
 
 func met(ok bool) *bool { return &ok }
+
+func sum(v []float64) float64 {
+	t := 0.0
+	for _, x := range v {
+		t += x
+	}
+	return t
+}
 
 func or(a, b string) string {
 	if a != "" {

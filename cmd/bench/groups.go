@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 import (
@@ -8,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -73,15 +76,15 @@ func (b *bench) groups(others map[string][]string) []group {
 		{
 			name: "api", measures: "commands/s and latency over HTTP at 1, 8 and 32 clients, service and floor in alternation",
 			tables: "template.yaml's, served by the local runner with the relay's stream mapping left out (the read side idle); floor: one table without a stream",
-			rounds: fmt.Sprintf("%d, each a 4 s phase of the service then of the floor, after the read side caught up", apiRounds),
+			rounds: fmt.Sprintf("%d, each a 4 s phase of the service then one of the floor, per client count", apiRounds),
 			aws:    true,
 			needs:  []string{pkgLoadtest},
 			run:    oneRound(pkgLoadtest, "^BenchmarkCommandThroughput$", apiRounds),
 		},
 		{
-			name: "lag", measures: "projection lag at 20 commands/s, service and floor in alternation",
+			name: "lag", measures: "projection lag at 10 commands/s, service and floor in alternation",
 			tables: "template.yaml's, every event source mapping running; floor: its own events table with a NEW_IMAGE stream",
-			rounds: fmt.Sprintf("%d, each 10 s of the service then 10 s of the floor", lagRounds),
+			rounds: fmt.Sprintf("%d, each 12 s of the service then 12 s of the floor", lagRounds),
 			aws:    true,
 			needs:  []string{pkgLoadtest},
 			run:    oneRound(pkgLoadtest, "^BenchmarkProjectionLag$", lagRounds),
@@ -176,6 +179,9 @@ func (b *bench) coldStarts(ctx context.Context, env []string, log io.Writer) err
 	}
 	return nil
 }
+
+// benchFunc finds benchmark functions in a test file.
+var benchFunc = regexp.MustCompile(`(?m)^func (Benchmark\w+)\(b \*testing\.B\)`)
 
 // discoverOthers finds the repository's benchmarks that are no figure's
 // source, by package: what the others group runs. The bench module is

@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 import (
@@ -88,6 +90,9 @@ func (r Report) Markdown() string {
 		target := f.Target
 		if f.TargetMet != nil {
 			target += map[bool]string{true: " ✓", false: " ✗"}[*f.TargetMet]
+		}
+		if f.Note != "" {
+			target = strings.TrimPrefix(target+"; "+f.Note, "; ")
 		}
 		p("| %s | %s | %s | %s: %s | %s | %s |\n", head, f.Name, stat(f.Value, f.Unit), f.FloorName, stat(f.Floor, f.Unit),
 			ratio(f.Ratio), target)

@@ -15,7 +15,13 @@ const (
 	MaxSubLength    = 256
 )
 
-// normalizeName trims a name; it is valid when 1..200 characters of printable text.
+// normalizeName trims a name; it is valid when 1..200 characters of
+// printable text. Bidirectional embedding, override and isolate controls
+// (U+202A..U+202E, U+2066..U+2069) are refused: they make a name display as
+// another (the "Trojan Source" trick), and no script needs them in a plain
+// name, the implicit bidi algorithm orders Arabic and Hebrew by itself.
+// U+FFFD is refused too: it is what invalid UTF-8 becomes on the way in
+// (Lambda's JSON decoding), so storing it would keep a mangled name.
 func normalizeName(v *validation, field, name string) string {
 	name = strings.TrimSpace(name)
 	switch n := utf8.RuneCountInString(name); {
@@ -27,8 +33,18 @@ func normalizeName(v *validation, field, name string) string {
 		v.add(field, "must be at most 200 characters")
 	case strings.IndexFunc(name, unicode.IsControl) >= 0:
 		v.add(field, "must not contain control characters")
+	case strings.IndexFunc(name, isBidiControl) >= 0:
+		v.add(field, "must not contain bidirectional override or isolate characters")
+	case strings.ContainsRune(name, utf8.RuneError):
+		v.add(field, "must be valid UTF-8 (contains U+FFFD)")
 	}
 	return name
+}
+
+// isBidiControl reports whether r is an explicit bidirectional embedding,
+// override or isolate control (the marks U+200E/U+200F stay allowed).
+func isBidiControl(r rune) bool {
+	return (r >= '\u202A' && r <= '\u202E') || (r >= '\u2066' && r <= '\u2069')
 }
 
 // normalizeEmail lower-cases an email and checks it is a bare RFC 5322

@@ -5,7 +5,8 @@
 // per-entry refusals), and drivers that stand in for Lambda's event source
 // mappings (stream → relay, queue → projector) while duplicating,
 // reordering and holding back deliveries and crashing handlers half-way
-// through a batch.
+// through a batch. SerialSQS keeps moto's unlocked queues out of the
+// results.
 //
 // Nothing in functions/ or cmd/ may import it: make lint checks that.
 // Every decision comes from one seeded source, so a failing run can be

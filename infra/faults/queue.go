@@ -76,6 +76,10 @@ type QueueStats struct {
 	LostAcks     int
 	DeleteErrors int            // deletes SQS refused (a stale receipt handle): the message comes again
 	Receives     map[string]int // per SQS message id
+	EmptyPolls   int            // receives that returned nothing
+	// FirstReceived is when each SQS message was first received, since
+	// DriveQueue started.
+	FirstReceived map[string]time.Duration
 
 	// Where the time went, summed over the pollers.
 	HandlerTime, ReceiveTime, DeleteTime, IdleTime time.Duration
@@ -95,7 +99,8 @@ func DriveQueue(ctx context.Context, in *Injector, client QueueClient, handle SQ
 	if opts.Pollers <= 0 {
 		opts.Pollers = 1
 	}
-	d := &queueDriver{in: in, client: client, handle: handle, opts: opts, stats: QueueStats{Receives: map[string]int{}}}
+	d := &queueDriver{in: in, client: client, handle: handle, opts: opts, start: time.Now(),
+		stats: QueueStats{Receives: map[string]int{}, FirstReceived: map[string]time.Duration{}}}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	errs := make([]error, opts.Pollers)
@@ -125,6 +130,7 @@ type queueDriver struct {
 	handle SQSHandler
 	opts   QueueOptions
 
+	start    time.Time
 	mu       sync.Mutex
 	stats    QueueStats
 	held     []heldMessage // taken off the queue, or copies, for a later batch
@@ -209,8 +215,14 @@ func (d *queueDriver) receive(ctx context.Context) ([]events.SQSMessage, error) 
 	}
 	d.mu.Lock()
 	d.stats.Received += len(msgs)
+	if len(msgs) == 0 {
+		d.stats.EmptyPolls++
+	}
 	for _, m := range msgs {
 		d.stats.Receives[m.MessageId]++
+		if _, ok := d.stats.FirstReceived[m.MessageId]; !ok {
+			d.stats.FirstReceived[m.MessageId] = time.Since(d.start)
+		}
 	}
 	d.mu.Unlock()
 	return msgs, nil
@@ -466,6 +478,7 @@ func (d *queueDriver) snapshot() QueueStats {
 	defer d.mu.Unlock()
 	st := d.stats
 	st.Receives = maps.Clone(d.stats.Receives)
+	st.FirstReceived = maps.Clone(d.stats.FirstReceived)
 	return st
 }
 

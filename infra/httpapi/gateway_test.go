@@ -16,7 +16,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/awslabs/goformation/v7/intrinsics"
 	"github.com/google/uuid"
 
 	"github.com/chronicle-go/chronicle/infra/auth"
@@ -128,7 +127,7 @@ func gatewayReplies(tb testing.TB, path string) map[string]gatewayReply {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	doc, err := intrinsics.ProcessYAML(raw, &intrinsics.ProcessorOptions{NoProcess: true})
+	doc, err := template.JSON(raw)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/awslabs/goformation/v7/intrinsics"
-
 	"github.com/chronicle-go/chronicle/infra/template"
 )
 
@@ -227,7 +225,7 @@ func parameters(t *testing.T, path string) map[string]parameter {
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc, err := intrinsics.ProcessYAML(raw, &intrinsics.ProcessorOptions{NoProcess: true})
+	doc, err := template.JSON(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +259,7 @@ func TestGatewayResponses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc, err := intrinsics.ProcessYAML(raw, &intrinsics.ProcessorOptions{NoProcess: true})
+	doc, err := template.JSON(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +283,7 @@ func TestGatewayResponses(t *testing.T) {
 		if r.Type != template.TypeAPI {
 			continue
 		}
-		for _, typ := range []string{"UNAUTHORIZED", "ACCESS_DENIED", "MISSING_AUTHENTICATION_TOKEN"} {
+		for _, typ := range []string{"UNAUTHORIZED", "ACCESS_DENIED", "MISSING_AUTHENTICATION_TOKEN", "DEFAULT_4XX", "DEFAULT_5XX"} {
 			if _, ok := r.Properties.GatewayResponses[typ]; !ok {
 				t.Errorf("%s: no %s gateway response: API Gateway would answer {\"message\": ...}", id, typ)
 			}

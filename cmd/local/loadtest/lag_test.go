@@ -28,7 +28,7 @@ const (
 	// lagPoll is how often the read model of a write is read until it shows
 	// the write: the resolution of the lag, the same for the floor.
 	lagPoll = 20 * time.Millisecond
-	// lagUsers are renamed in turn: at the default rate, each every 2.5s,
+	// lagUsers are renamed in turn: at the default rate, each every 5s,
 	// long after its previous write was projected.
 	lagUsers = 50
 	// lagMax bounds the wait for one write to be projected.
@@ -41,42 +41,50 @@ const (
 // BenchmarkProjectionLag: the time from a command's 2xx answer to the read
 // model holding its version (readmodel.Store.UserView, polled every 20ms),
 // at a steady rate of commands (renames of 50 users in turn, one create in
-// ten), sent open-loop on a ticker. Its floor is the shortest pipeline over
+// ten), sent open-loop on a ticker, with the whole read side running as
+// template.yaml has it (relay, projector, notifier). Its floor is the shortest pipeline over
 // the same hops on the same emulators: a conditional PutItem into a table
 // with a NEW_IMAGE stream, a stream reader polling as the runner does
 // (GetRecords every 100ms when idle) that sends each record to a FIFO
 // queue, and one consumer that long-polls the queue and writes each
 // message with one PutItem, observed the same way.
 //
-// CHRONICLE_BENCH_LAG_RATE sets the commands per second (default 20),
-// CHRONICLE_BENCH_LAG_PHASE how long each side is driven (default 10s).
+// A write that fails (a 504 when the machine is overloaded) is counted in
+// the errors metric and measures no lag; more than a tenth failing fails
+// the benchmark.
+//
+// CHRONICLE_BENCH_LAG_RATE sets the commands per second (default 10, a
+// load two cores shared with the emulators carry with room to spare),
+// CHRONICLE_BENCH_LAG_PHASE how long each side is driven (default 12s).
 func BenchmarkProjectionLag(b *testing.B) {
-	rate := intSetting(b, "CHRONICLE_BENCH_LAG_RATE", 20)
-	phase := durationSetting(b, "CHRONICLE_BENCH_LAG_PHASE", 10*time.Second)
+	rate := intSetting(b, "CHRONICLE_BENCH_LAG_RATE", 10)
+	phase := durationSetting(b, "CHRONICLE_BENCH_LAG_PHASE", 12*time.Second)
 	s := startService(b, templatePath)
 	f := startFloorPipeline(b)
 	users := s.createUsers(b, lagUsers)
 	var subject, floor []time.Duration
+	var errs int
 	for b.Loop() {
 		s.quiesce(b)
-		subject = steady(b, rate, phase, func(ctx context.Context, i int) (time.Duration, error) {
+		subject, errs = steady(b, rate, phase, func(ctx context.Context, i int) (time.Duration, error) {
 			return s.lagOf(ctx, i, users)
 		})
 		s.quiesce(b)
-		floor = steady(b, rate, phase, f.lagOf)
+		floor, _ = steady(b, rate, phase, f.lagOf)
 	}
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(ms(percentile(subject, 0.50)), "p50-ms")
 	b.ReportMetric(ms(percentile(subject, 0.99)), "p99-ms")
 	b.ReportMetric(float64(len(subject)), "writes")
+	b.ReportMetric(float64(errs), "errors")
 	b.ReportMetric(ms(percentile(floor, 0.50)), "floor-p50-ms")
 	b.ReportMetric(ms(percentile(floor, 0.99)), "floor-p99-ms")
 }
 
 // steady calls write rate times a second for d, each call in a goroutine of
 // its own so that a slow one does not slow the rate, and returns the lags
-// they measured.
-func steady(b *testing.B, rate int, d time.Duration, write func(ctx context.Context, i int) (time.Duration, error)) []time.Duration {
+// they measured and how many failed.
+func steady(b *testing.B, rate int, d time.Duration, write func(ctx context.Context, i int) (time.Duration, error)) ([]time.Duration, int) {
 	ctx := b.Context()
 	var (
 		mu   sync.Mutex
@@ -97,7 +105,7 @@ func steady(b *testing.B, rate int, d time.Duration, write func(ctx context.Cont
 			lag, err := write(ctx, i)
 			if err != nil {
 				if errs.Add(1) == 1 {
-					b.Errorf("write %d: %v", i, err)
+					b.Logf("write %d: %v", i, err)
 				}
 				return
 			}
@@ -107,10 +115,10 @@ func steady(b *testing.B, rate int, d time.Duration, write func(ctx context.Cont
 		})
 	}
 	wg.Wait()
-	if errs.Load() > 0 {
-		b.Fatalf("%d of %d writes failed", errs.Load(), n)
+	if failed := int(errs.Load()); failed*10 > n {
+		b.Fatalf("%d of %d writes failed", failed, n)
 	}
-	return lags
+	return lags, int(errs.Load())
 }
 
 // lagOf sends command i (a rename of a user in turn, or a create) and

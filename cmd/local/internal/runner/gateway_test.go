@@ -106,8 +106,8 @@ func TestAuthorizerAsAPIGateway(t *testing.T) {
 		{"nobody", 401, "Unauthorized", ""},
 		{"deny", 403, "Forbidden", ""},
 		{"elsewhere", 403, "Forbidden", ""},
-		{"boom", 500, "", `{"message":null}`},
-		{"nested", 500, "", `{"message":null}`},
+		{"boom", 500, "Internal Server Error", ""},
+		{"nested", 500, "Internal Server Error", ""},
 		{"allow", 200, "", "{}"},
 	}
 	for _, tc := range cases {
@@ -250,15 +250,15 @@ func TestIntegrationFailures(t *testing.T) {
 		status int
 		body   string
 	}{
-		"/err":      {502, `{"message":"Internal server error"}`},
-		"/panic":    {502, `{"message":"Internal server error"}`},
-		"/slow":     {504, `{"message":"Endpoint request timed out"}`},
-		"/nostatus": {502, `{"message":"Internal server error"}`},
+		"/err":      {502, `{"type":"about:blank","title":"Bad Gateway","status":502,"detail":"the function failed"}`},
+		"/panic":    {502, `{"type":"about:blank","title":"Bad Gateway","status":502,"detail":"the function failed"}`},
+		"/slow":     {504, `{"type":"about:blank","title":"Gateway Timeout","status":504,"detail":"the function did not answer in time"}`},
+		"/nostatus": {502, `{"type":"about:blank","title":"Bad Gateway","status":502,"detail":"the function failed"}`},
 	}
 	for path, w := range want {
 		got := serve(g, "GET", path, nil, "")
-		if got.Code != w.status || got.Body.String() != w.body {
-			t.Errorf("%s: %d %s, want %d %s", path, got.Code, got.Body, w.status, w.body)
+		if got.Code != w.status || got.Body.String() != w.body || got.Header().Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s: %d %s %s, want %d application/problem+json %s", path, got.Code, got.Header().Get("Content-Type"), got.Body, w.status, w.body)
 		}
 	}
 	if len(outcomes) != 4 {
