@@ -98,7 +98,10 @@ const (
 func figureSpecs() []spec {
 	s := []spec{
 		{section: secStore, name: "Append one event, p50", unit: "ms", pkg: pkgDynamo, bench: "BenchmarkAppendLatency",
-			metric: "p50-ms", floorMetric: "floor-p50-ms", floorName: rawPut},
+			metric: "p50-ms", floorMetric: "floor-p50-ms", floorName: rawPut,
+			target: func(f Figure, _ []Figure) (string, *bool) {
+				return "≤ 1.5× the raw PutItem", met(f.Ratio <= 1.5)
+			}},
 		{section: secStore, name: "Append one event, p99", unit: "ms", pkg: pkgDynamo, bench: "BenchmarkAppendLatency",
 			metric: "p99-ms", floorMetric: "floor-p99-ms", floorName: rawPut},
 	}
@@ -145,7 +148,8 @@ func figureSpecs() []spec {
 		spec{section: secReadSide, name: "Projection lag, p50 (write answered → read model)", unit: "ms", pkg: pkgLoadtest,
 			bench: "BenchmarkProjectionLag", metric: "p50-ms", floorMetric: "floor-p50-ms", floorName: pipeline, errors: "errors"},
 		spec{section: secReadSide, name: "Projection lag, p99", unit: "ms", pkg: pkgLoadtest,
-			bench: "BenchmarkProjectionLag", metric: "p99-ms", floorMetric: "floor-p99-ms", floorName: pipeline},
+			bench: "BenchmarkProjectionLag", metric: "p99-ms", floorMetric: "floor-p99-ms", floorName: pipeline,
+			target: func(f Figure, _ []Figure) (string, *bool) { return "< 1 s", met(f.Value.Median < 1000) }},
 		spec{section: secReadSide, name: "Projector throughput", unit: "events/s", pkg: pkgProjector,
 			bench: "BenchmarkProjectorThroughput", metric: "events/s", floorMetric: "floor-events/s",
 			floorName: "raw SQS receive + PutItem loop", higherIsBetter: true},
@@ -154,7 +158,8 @@ func figureSpecs() []spec {
 			floorMetric: "ns/op", floorName: "plain Go aggregate (bench/peer)"},
 		spec{section: secMemory, name: "Replay 10,000 events from the in-memory store", unit: "ms", pkg: pkgPeer,
 			bench: "BenchmarkChronicleReplay10k", metric: "ns/op", floorBench: "BenchmarkPlainReplay10k",
-			floorMetric: "ns/op", floorName: "plain Go aggregate and store (bench/peer)", scale: 1e-6},
+			floorMetric: "ns/op", floorName: "plain Go aggregate and store (bench/peer)", scale: 1e-6,
+			target: func(f Figure, _ []Figure) (string, *bool) { return "< 5 ms", met(f.Value.Median < 5) }},
 	)
 	return s
 }

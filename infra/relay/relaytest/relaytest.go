@@ -132,8 +132,14 @@ func Acknowledge(ctx context.Context, client *sqs.Client, q *Queue, ev events.SQ
 	return n, nil
 }
 
+// QueueAttributesGetter is the SQS call Depth makes: *sqs.Client, or a
+// wrapper of it.
+type QueueAttributesGetter interface {
+	GetQueueAttributes(ctx context.Context, in *sqs.GetQueueAttributesInput, opts ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error)
+}
+
 // Depth returns the visible and in-flight message counts of q.
-func Depth(ctx context.Context, client *sqs.Client, q *Queue) (visible, inFlight int, err error) {
+func Depth(ctx context.Context, client QueueAttributesGetter, q *Queue) (visible, inFlight int, err error) {
 	out, err := client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
 		QueueUrl: aws.String(q.URL),
 		AttributeNames: []sqstypes.QueueAttributeName{
