@@ -29,6 +29,7 @@ type commandSettings struct {
 // GUARDS_TABLE and SNAPSHOTS_TABLE (required) and SNAPSHOT_INTERVAL (events
 // between snapshots, default 100, 0 for none).
 func Commands(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*httpapi.Commands, error) {
+	cfg = withSDKLogger(cfg, logger)
 	s, err := loadCommandSettings(getenv)
 	if err != nil {
 		return nil, err

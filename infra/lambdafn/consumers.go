@@ -26,6 +26,7 @@ import (
 // (required: a relay with no route would acknowledge every event and deliver
 // none).
 func Relay(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*relay.Relay, error) {
+	cfg = withSDKLogger(cfg, logger)
 	routes, err := loadRoutes(getenv)
 	if err != nil {
 		return nil, err
@@ -60,6 +61,7 @@ type projectorSettings struct {
 // READMODEL_TABLE, both required, and MAX_RECEIVE_COUNT (the queue's, so
 // that the last failure before the DLQ counts as a DLQ send; optional).
 func Projector(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*projector.Projector, error) {
+	cfg = withSDKLogger(cfg, logger)
 	s, err := loadProjectorSettings(getenv)
 	if err != nil {
 		return nil, err
@@ -107,6 +109,7 @@ type notifierSettings struct {
 // EMAIL_SENDER (an address SES has verified, bare or "Name <address>"), both
 // required.
 func Notifier(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*notifier.Notifier, error) {
+	cfg = withSDKLogger(cfg, logger)
 	s, err := loadNotifierSettings(getenv)
 	if err != nil {
 		return nil, err

@@ -1,12 +1,14 @@
 package lambdafn
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/smithy-go/logging"
 )
 
 // Getenv reads one environment variable: os.Getenv in Lambda, the
@@ -95,4 +97,28 @@ func envOr(getenv Getenv, key, def string) string {
 		return v
 	}
 	return def
+}
+
+// withSDKLogger returns cfg with the AWS SDK's own log lines (its warnings,
+// and what ClientLogMode asks for) going to logger, so that a function
+// writes one JSON object a line: by default the SDK prints plain text to
+// stderr. One such warning is spurious with DynamoDB Local (and perhaps
+// DynamoDB): "failed to close HTTP response body ... did not match
+// expected checksum" after an error answer without an X-Amz-Crc32 header
+// (aws/aws-sdk-go-v2#3545).
+func withSDKLogger(cfg aws.Config, logger *slog.Logger) aws.Config {
+	cfg.Logger = sdkLogger{logger}
+	return cfg
+}
+
+// sdkLogger adapts a *slog.Logger to the SDK's logging.Logger.
+type sdkLogger struct{ l *slog.Logger }
+
+// Logf implements logging.Logger.
+func (s sdkLogger) Logf(c logging.Classification, format string, v ...any) {
+	level := slog.LevelInfo
+	if c == logging.Warn {
+		level = slog.LevelWarn
+	}
+	s.l.Log(context.Background(), level, fmt.Sprintf(format, v...), slog.String("source", "aws-sdk"))
 }

@@ -1,6 +1,8 @@
 package lambdafn
 
 import (
+	"bytes"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"os"
@@ -10,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/chronicle-go/chronicle/infra/auth"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
@@ -244,5 +247,27 @@ func TestNotifierSettings(t *testing.T) {
 	}
 	if _, err := loadNotifierSettings(env(nil)); err == nil || !strings.Contains(err.Error(), "READMODEL_TABLE, EMAIL_SENDER") {
 		t.Errorf("empty environment: err = %v, want one naming both variables", err)
+	}
+}
+
+// TestSDKLogger: the SDK's own log lines come out as the function's JSON
+// logs, at the SDK's level.
+func TestSDKLogger(t *testing.T) {
+	var buf bytes.Buffer
+	cfg := withSDKLogger(aws.Config{}, slog.New(slog.NewJSONHandler(&buf, nil)))
+	cfg.Logger.Logf(logging.Warn, "failed to close HTTP response body: %s", "checksum")
+	cfg.Logger.Logf(logging.Debug, "request %d", 7)
+	var lines []map[string]any
+	for _, l := range bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n")) {
+		var m map[string]any
+		if err := json.Unmarshal(l, &m); err != nil {
+			t.Fatalf("not a JSON line: %s", l)
+		}
+		lines = append(lines, m)
+	}
+	if len(lines) != 2 ||
+		lines[0]["level"] != "WARN" || lines[0]["msg"] != "failed to close HTTP response body: checksum" || lines[0]["source"] != "aws-sdk" ||
+		lines[1]["level"] != "INFO" || lines[1]["msg"] != "request 7" {
+		t.Errorf("logged %v", lines)
 	}
 }

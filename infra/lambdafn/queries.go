@@ -29,6 +29,7 @@ type querySettings struct {
 // SNAPSHOTS_TABLE and READMODEL_TABLE (required) and PROJECTION_QUEUES
 // (optional: without it GET /ops/projections reports no queue depths).
 func Queries(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*httpapi.Queries, error) {
+	cfg = withSDKLogger(cfg, logger)
 	s, err := loadQuerySettings(getenv)
 	if err != nil {
 		return nil, err

@@ -20,6 +20,7 @@ import (
 // REPLAY_QUEUE_URL (where it sends itself the next slice), all required.
 // Its EMF metrics (RebuildEvents, RebuildEventsPerSecond) go to stdout.
 func Replay(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*rebuild.Replay, error) {
+	cfg = withSDKLogger(cfg, logger)
 	r := required{getenv: getenv}
 	events, readModel, queue := r.get("EVENTS_TABLE"), r.get("READMODEL_TABLE"), r.get("REPLAY_QUEUE_URL")
 	if err := r.err(); err != nil {
