@@ -26,30 +26,36 @@ var (
 	_ QueueClient = (*SerialSQS)(nil)
 )
 
+// SendMessage sends one message (the tests put poisoned ones), one call at a time.
 func (s *SerialSQS) SendMessage(ctx context.Context, in *sqs.SendMessageInput, o ...func(*sqs.Options)) (*sqs.SendMessageOutput, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.client.SendMessage(ctx, in, o...)
 }
 
+// SendMessageBatch implements Sender, one call at a time.
 func (s *SerialSQS) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, o ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.client.SendMessageBatch(ctx, in, o...)
 }
 
+// ReceiveMessage implements QueueClient, one call at a time. The drivers
+// short-poll, so no call holds the others back for a long poll.
 func (s *SerialSQS) ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, o ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.client.ReceiveMessage(ctx, in, o...)
 }
 
+// DeleteMessageBatch implements QueueClient, one call at a time.
 func (s *SerialSQS) DeleteMessageBatch(ctx context.Context, in *sqs.DeleteMessageBatchInput, o ...func(*sqs.Options)) (*sqs.DeleteMessageBatchOutput, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.client.DeleteMessageBatch(ctx, in, o...)
 }
 
+// GetQueueAttributes implements QueueClient, one call at a time.
 func (s *SerialSQS) GetQueueAttributes(ctx context.Context, in *sqs.GetQueueAttributesInput, o ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
