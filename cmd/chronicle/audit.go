@@ -78,10 +78,10 @@ func tokenCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
 		}
 		secret := a.env("LOCAL_JWT_SECRET")
 		if secret == "" {
-			secret = "dev-secret"
+			secret = auth.LocalSecret
 		}
-		iss := firstOf(*issuer, a.env("JWT_ISSUER"), "chronicle-local")
-		aud := firstOf(*audience, a.env("JWT_AUDIENCE"), "chronicle-api")
+		iss := firstOf(*issuer, a.env("JWT_ISSUER"), auth.LocalIssuer)
+		aud := firstOf(*audience, a.env("JWT_AUDIENCE"), auth.LocalAudience)
 		now := time.Now()
 		tok, err := auth.Mint([]byte(secret), iss, aud, *sub, splitList(*roles), *ttl, now)
 		if err != nil {

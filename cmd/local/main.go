@@ -32,6 +32,7 @@ import (
 
 	"github.com/chronicle-go/chronicle/cmd/local/internal/localjwt"
 	"github.com/chronicle-go/chronicle/cmd/local/internal/runner"
+	"github.com/chronicle-go/chronicle/infra/auth"
 )
 
 func main() {
@@ -72,7 +73,7 @@ func run(ctx context.Context, stop func(), args []string, getenv func(string) st
 // run needs; --parameter-overrides wins. JwksUrl is left without a value:
 // then the authorizer takes HS256 tokens signed with LOCAL_JWT_SECRET.
 var localParameters = map[string]string{
-	"JwtIssuer":   localjwt.DefaultIssuer,
+	"JwtIssuer":   auth.LocalIssuer,
 	"EmailSender": "no-reply@example.com",
 }
 
@@ -200,9 +201,9 @@ func awsConfig(ctx context.Context, getenv func(string) string) (aws.Config, err
 func minter(getenv func(string) string) localjwt.Minter {
 	secret := getenv("LOCAL_JWT_SECRET")
 	if secret == "" {
-		secret = localjwt.DefaultSecret
+		secret = auth.LocalSecret
 	}
-	return localjwt.Minter{Issuer: localjwt.DefaultIssuer, Audience: localjwt.DefaultAudience, Secret: []byte(secret)}
+	return localjwt.Minter{Issuer: auth.LocalIssuer, Audience: auth.LocalAudience, Secret: []byte(secret)}
 }
 
 // token prints a bearer token: HS256 with LOCAL_JWT_SECRET (default

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/chronicle-go/chronicle/cmd/local/internal/localjwt"
 	"github.com/chronicle-go/chronicle/infra/auth"
 )
 
@@ -48,7 +47,7 @@ func TestToken(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
-	v, err := auth.NewVerifier(auth.Config{Issuer: localjwt.DefaultIssuer, Audience: localjwt.DefaultAudience, LocalSecret: []byte("s3cret")})
+	v, err := auth.NewVerifier(auth.Config{Issuer: auth.LocalIssuer, Audience: auth.LocalAudience, LocalSecret: []byte("s3cret")})
 	if err != nil {
 		t.Fatal(err)
 	}

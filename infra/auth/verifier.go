@@ -16,6 +16,15 @@ import (
 // jwksTimeout bounds one JWKS fetch, whatever client the caller passes.
 const jwksTimeout = 5 * time.Second
 
+// Defaults of a local deployment (API.md): the authorizer's JWT_ISSUER,
+// JWT_AUDIENCE and LOCAL_JWT_SECRET when they are not set, which the local
+// runner, the operator CLI's token command and the tests share.
+const (
+	LocalIssuer   = "chronicle-local"
+	LocalAudience = "chronicle-api"
+	LocalSecret   = "dev-secret"
+)
+
 // Config says which tokens a Verifier accepts. With JWKSURL set, only RS256
 // tokens signed by a key of that set pass; otherwise only HS256 tokens signed
 // with LocalSecret do.

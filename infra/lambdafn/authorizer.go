@@ -21,13 +21,13 @@ func Authorizer(getenv Getenv, logger *slog.Logger) (*auth.Authorizer, error) {
 // authConfig reads the environment; auth.NewVerifier validates the result.
 func authConfig(getenv Getenv) auth.Config {
 	cfg := auth.Config{
-		Issuer:   envOr(getenv, "JWT_ISSUER", "chronicle-local"),
-		Audience: envOr(getenv, "JWT_AUDIENCE", "chronicle-api"),
+		Issuer:   envOr(getenv, "JWT_ISSUER", auth.LocalIssuer),
+		Audience: envOr(getenv, "JWT_AUDIENCE", auth.LocalAudience),
 		JWKSURL:  getenv("JWKS_URL"),
 	}
 	// The local secret is only a fallback: with a JWKS, HS256 tokens must not pass.
 	if cfg.JWKSURL == "" {
-		cfg.LocalSecret = []byte(envOr(getenv, "LOCAL_JWT_SECRET", "dev-secret"))
+		cfg.LocalSecret = []byte(envOr(getenv, "LOCAL_JWT_SECRET", auth.LocalSecret))
 	}
 	return cfg
 }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/chronicle-go/chronicle/cmd/local/internal/localjwt"
 	"github.com/chronicle-go/chronicle/cmd/local/internal/runner"
+	"github.com/chronicle-go/chronicle/infra/auth"
 )
 
 // Environment of a run against a deployment.
@@ -117,7 +118,7 @@ func localSuite(ctx context.Context) (*suite, func(), error) {
 		return nil, nil, err
 	}
 	st := &suite{aws: &cfg, logDir: logDir, dlqTimeout: time.Minute}
-	st.minter = &localjwt.Minter{Issuer: localjwt.DefaultIssuer, Audience: localjwt.DefaultAudience, Secret: []byte(localjwt.DefaultSecret)}
+	st.minter = &localjwt.Minter{Issuer: auth.LocalIssuer, Audience: auth.LocalAudience, Secret: []byte(auth.LocalSecret)}
 	st.adminSub = "e2e-admin-" + uuid.NewString()[:8]
 	if st.admin, err = st.minter.Mint(st.adminSub, []string{"admin"}, 2*time.Hour); err != nil {
 		return nil, nil, err
@@ -145,7 +146,7 @@ func remoteSuite(ctx context.Context) (*suite, error) {
 		}
 		st.dlqTimeout = d
 	}
-	m := localjwt.Minter{Issuer: envOr(envIssuer, localjwt.DefaultIssuer), Audience: envOr(envAudience, localjwt.DefaultAudience)}
+	m := localjwt.Minter{Issuer: envOr(envIssuer, auth.LocalIssuer), Audience: envOr(envAudience, auth.LocalAudience)}
 	switch {
 	case os.Getenv(envKey) != "":
 		key, err := localjwt.LoadKey(os.Getenv(envKey))
@@ -244,7 +245,7 @@ func startRunner(ctx context.Context, cfg aws.Config, logDir string, o runnerOpt
 		return nil, err
 	}
 	logger := slog.New(slog.NewJSONHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	params := map[string]string{"JwtIssuer": localjwt.DefaultIssuer, "EmailSender": "no-reply@example.com"}
+	params := map[string]string{"JwtIssuer": auth.LocalIssuer, "EmailSender": "no-reply@example.com"}
 	for k, v := range o.params {
 		params[k] = v
 	}

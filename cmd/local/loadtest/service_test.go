@@ -28,6 +28,7 @@ import (
 
 	"github.com/chronicle-go/chronicle/cmd/local/internal/localjwt"
 	"github.com/chronicle-go/chronicle/cmd/local/internal/runner"
+	"github.com/chronicle-go/chronicle/infra/auth"
 	"github.com/chronicle-go/chronicle/infra/awstest"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/relay/relaytest"
@@ -58,7 +59,7 @@ func startService(b *testing.B, template string) *service {
 	s.lastAsync.Store(time.Now().UnixNano())
 	r, err := runner.New(runner.Config{
 		Template:   template,
-		Parameters: map[string]string{"JwtIssuer": localjwt.DefaultIssuer, "EmailSender": "no-reply@example.com"},
+		Parameters: map[string]string{"JwtIssuer": auth.LocalIssuer, "EmailSender": "no-reply@example.com"},
 		StackName:  "bench-" + uuid.NewString()[:8],
 		AWS:        cfg,
 		Logger:     slog.New(slog.DiscardHandler),
@@ -92,7 +93,7 @@ func startService(b *testing.B, template string) *service {
 			b.Errorf("destroy stack: %v", err)
 		}
 	})
-	m := localjwt.Minter{Issuer: localjwt.DefaultIssuer, Audience: localjwt.DefaultAudience, Secret: []byte(localjwt.DefaultSecret)}
+	m := localjwt.Minter{Issuer: auth.LocalIssuer, Audience: auth.LocalAudience, Secret: []byte(auth.LocalSecret)}
 	token, err := m.Mint("bench-admin", []string{"admin"}, 2*time.Hour)
 	if err != nil {
 		b.Fatal(err)

@@ -25,14 +25,6 @@ import (
 	"github.com/chronicle-go/chronicle/infra/auth"
 )
 
-// Defaults of the local deployment (API.md): the authorizer's JWT_ISSUER
-// and JWT_AUDIENCE defaults, and LOCAL_JWT_SECRET's.
-const (
-	DefaultIssuer   = "chronicle-local"
-	DefaultAudience = "chronicle-api"
-	DefaultSecret   = "dev-secret"
-)
-
 // Minter signs tokens: with Key set, RS256 under KeyID; otherwise HS256
 // with Secret.
 type Minter struct {

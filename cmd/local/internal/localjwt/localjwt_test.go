@@ -15,12 +15,12 @@ import (
 // verifier, configured as the deployments that accept them.
 func TestTokensPassTheAuthorizer(t *testing.T) {
 	ctx := t.Context()
-	hs := localjwt.Minter{Issuer: localjwt.DefaultIssuer, Audience: localjwt.DefaultAudience, Secret: []byte(localjwt.DefaultSecret)}
+	hs := localjwt.Minter{Issuer: auth.LocalIssuer, Audience: auth.LocalAudience, Secret: []byte(auth.LocalSecret)}
 	tok, err := hs.Mint("alice", []string{"admin"}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := auth.NewVerifier(auth.Config{Issuer: localjwt.DefaultIssuer, Audience: localjwt.DefaultAudience, LocalSecret: []byte(localjwt.DefaultSecret)})
+	v, err := auth.NewVerifier(auth.Config{Issuer: auth.LocalIssuer, Audience: auth.LocalAudience, LocalSecret: []byte(auth.LocalSecret)})
 	if err != nil {
 		t.Fatal(err)
 	}
