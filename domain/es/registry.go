@@ -174,22 +174,39 @@ func (r *Registry) decodeRange(recs []Record) error {
 	return nil
 }
 
-// values is an io.Reader over JSON values, each followed by a newline, so
-// that one json.Decoder reads them one by one. It serves one value per Read,
-// so that after a Decode, next says how many values the decoder has taken in.
+// values is an io.Reader over JSON values, each followed by a newline (so
+// that 1 and 2 do not read as 12), so that one json.Decoder reads them one
+// by one. A Read serves from one value, or a newline alone, never from two
+// values, so that after a Decode, next says how many values the decoder has
+// taken in. The values are served in place, not copied.
 type values struct {
-	data []json.RawMessage
-	next int    // index of the value to serve next
-	rest []byte // what remains of the value being served
+	data    []json.RawMessage
+	next    int    // index of the value to serve next
+	rest    []byte // what remains of the value being served
+	newline bool   // a newline is due before the next value
 }
 
 func (v *values) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
 	if len(v.rest) == 0 {
+		if v.newline {
+			v.newline = false
+			p[0] = '\n'
+			return 1, nil
+		}
 		if v.next == len(v.data) {
 			return 0, io.EOF
 		}
-		v.rest = append(v.data[v.next][:len(v.data[v.next]):len(v.data[v.next])], '\n')
+		v.rest = v.data[v.next]
 		v.next++
+		v.newline = true
+		if len(v.rest) == 0 { // an empty value: the decoder will report it
+			v.newline = false
+			p[0] = '\n'
+			return 1, nil
+		}
 	}
 	n := copy(p, v.rest)
 	v.rest = v.rest[n:]

@@ -126,3 +126,33 @@ func TestDecodeAllMalformed(t *testing.T) {
 		t.Fatalf("long run: %v", err)
 	}
 }
+
+// ticked is an event whose data is a bare number.
+type ticked int
+
+func (ticked) EventType() string { return "clock.ticked.v1" }
+
+// TestDecodeAllScalars: values that need a delimiter to end (numbers) are
+// decoded one per record, not run together ("1", "2" is not 12), and a
+// record of whitespace alone is an error.
+func TestDecodeAllScalars(t *testing.T) {
+	r := es.NewRegistry()
+	es.Register[ticked](r, 1)
+	rec := func(data string) es.Record {
+		return es.Record{Type: "clock.ticked.v1", SchemaVersion: 1, Data: json.RawMessage(data)}
+	}
+	recs := []es.Record{rec("1"), rec("2"), rec(" 3 "), rec("40")}
+	if err := r.DecodeAll(recs); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []ticked{1, 2, 3, 40} {
+		if recs[i].Event != want {
+			t.Errorf("record %d: %v, want %v", i, recs[i].Event, want)
+		}
+	}
+	for _, bad := range [][]es.Record{{rec("1"), rec("  "), rec("3")}, {rec("1 2"), rec("3")}, {rec("1"), rec("")}} {
+		if err := r.DecodeAll(bad); err == nil {
+			t.Errorf("%q: decoded without error", []string{string(bad[0].Data), string(bad[1].Data)})
+		}
+	}
+}
