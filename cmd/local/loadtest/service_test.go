@@ -158,10 +158,31 @@ func (s *service) quiesce(b *testing.B) {
 			return
 		}
 		if time.Now().After(deadline) {
-			b.Fatal("the read side is still busy after 3 minutes")
+			b.Fatalf("the read side is still busy after 3 minutes: last asynchronous invocation %v ago; %s",
+				time.Since(time.Unix(0, s.lastAsync.Load())).Round(time.Millisecond), s.depths(b))
 		}
 		sleep(b.Context(), 100*time.Millisecond)
 	}
+}
+
+// depths describes the read side's queues and their DLQs: visible and
+// in-flight messages (a message in flight for longer than the visibility
+// timeout points at the emulator, not at the code).
+func (s *service) depths(b *testing.B) string {
+	var parts []string
+	for _, id := range []string{"ProjectionsQueue", "ProjectionsDLQ", "NotificationsQueue", "NotificationsDLQ"} {
+		url := s.r.QueueURL(id)
+		if url == "" {
+			continue
+		}
+		visible, inFlight, err := relaytest.Depth(b.Context(), s.sqs, &relaytest.Queue{URL: url})
+		if err != nil {
+			parts = append(parts, fmt.Sprintf("%s: %v", id, err))
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s: %d visible, %d in flight", id, visible, inFlight))
+	}
+	return strings.Join(parts, "; ")
 }
 
 func (s *service) queuesEmpty(b *testing.B) bool {
