@@ -6,34 +6,19 @@
 package main
 
 import (
-	"context"
-	"fmt"
 	"log/slog"
-	"os"
 
-	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/chronicle-go/chronicle/infra/lambdafn"
 )
 
 func main() {
-	if err := run(context.Background(), os.Getenv); err != nil {
-		fmt.Fprintln(os.Stderr, "queries:", err)
-		os.Exit(1)
-	}
-}
-
-func run(ctx context.Context, getenv func(string) string) error {
-	awsCfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		return fmt.Errorf("aws config: %w", err)
-	}
-	logger := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	h, err := lambdafn.Queries(awsCfg, getenv, logger)
-	if err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
-	lambda.StartWithOptions(h.Handle, lambda.WithContext(ctx))
-	return nil
+	lambdafn.Start("queries", func(cfg aws.Config, getenv lambdafn.Getenv, logger *slog.Logger) (any, error) {
+		h, err := lambdafn.Queries(cfg, getenv, logger)
+		if err != nil {
+			return nil, err
+		}
+		return h.Handle, nil
+	})
 }

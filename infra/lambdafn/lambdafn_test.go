@@ -2,7 +2,9 @@ package lambdafn
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -269,5 +271,21 @@ func TestSDKLogger(t *testing.T) {
 		lines[0]["level"] != "WARN" || lines[0]["msg"] != "failed to close HTTP response body: checksum" || lines[0]["source"] != "aws-sdk" ||
 		lines[1]["level"] != "INFO" || lines[1]["msg"] != "request 7" {
 		t.Errorf("logged %v", lines)
+	}
+}
+
+// TestStartErrors: a main whose AWS configuration or handler cannot be
+// built stops before serving, saying which.
+func TestStartErrors(t *testing.T) {
+	ctx := t.Context()
+	noLoad := func(context.Context) (aws.Config, error) { return aws.Config{}, errors.New("aws config: no region") }
+	built := false
+	err := start(ctx, noLoad, func(aws.Config, Getenv, *slog.Logger) (any, error) { built = true; return nil, nil })
+	if err == nil || err.Error() != "aws config: no region" || built {
+		t.Errorf("load failure: %v (built %v)", err, built)
+	}
+	err = start(ctx, nil, func(aws.Config, Getenv, *slog.Logger) (any, error) { return nil, errors.New("EVENTS_TABLE is not set") })
+	if err == nil || err.Error() != "config: EVENTS_TABLE is not set" {
+		t.Errorf("build failure: %v", err)
 	}
 }

@@ -24,7 +24,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -180,29 +179,11 @@ func (n *Notifier) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEv
 	return resp, nil
 }
 
-// failed logs, and records when a FailureLog is set, why msg failed. It
-// reports whether this was the message's last allowed receive.
+// failed reports why msg failed (relay.FailureReport) and whether this was
+// its last allowed receive.
 func (n *Notifier) failed(ctx context.Context, msg events.SQSMessage, err error) bool {
-	receives, _ := strconv.Atoi(msg.Attributes["ApproximateReceiveCount"])
-	last := n.maxReceive > 0 && receives >= n.maxReceive
-	f := readmodel.Failure{MessageID: msg.MessageId, Consumer: "notifier", Error: err.Error(), ReceiveCount: receives, At: n.now().UTC()}
-	if rec, derr := relay.DecodeMessage(msg.Body); derr == nil {
-		f.AggregateID, f.EventID, f.EventType, f.Version = rec.AggregateID, rec.ID, rec.Type, rec.Version
-	}
-	level := slog.LevelWarn
-	if last {
-		level = slog.LevelError
-	}
-	n.log.LogAttrs(ctx, level, "notifier message failed",
-		slog.String("message_id", msg.MessageId), slog.String("aggregate_id", f.AggregateID),
-		slog.Int64("version", f.Version), slog.String("event_type", f.EventType), slog.String("event_id", f.EventID),
-		slog.Int("receive_count", receives), slog.Bool("dead_letter_next", last), slog.String("error", f.Error))
-	if n.failures != nil {
-		if rerr := n.failures.RecordFailure(ctx, f); rerr != nil {
-			n.log.LogAttrs(ctx, slog.LevelWarn, "record message failure", slog.String("message_id", msg.MessageId), slog.Any("error", rerr))
-		}
-	}
-	return last
+	return relay.FailureReport{Consumer: "notifier", MaxReceive: n.maxReceive, Log: n.log, Failures: n.failures, Now: n.now}.
+		Report(ctx, msg, err)
 }
 
 type outcome int

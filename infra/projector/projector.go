@@ -19,7 +19,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -187,30 +186,11 @@ func (p *Projector) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 	return resp, nil
 }
 
-// failed logs, and records when a FailureLog is set, why msg failed. It
-// reports whether this was the message's last allowed receive: SQS moves it
-// to the dead-letter queue instead of delivering it again.
+// failed reports why msg failed (relay.FailureReport) and whether this was
+// its last allowed receive.
 func (p *Projector) failed(ctx context.Context, msg events.SQSMessage, err error) bool {
-	receives, _ := strconv.Atoi(msg.Attributes["ApproximateReceiveCount"])
-	last := p.maxReceive > 0 && receives >= p.maxReceive
-	f := readmodel.Failure{MessageID: msg.MessageId, Consumer: "projector", Error: err.Error(), ReceiveCount: receives, At: p.now().UTC()}
-	if rec, derr := relay.DecodeMessage(msg.Body); derr == nil {
-		f.AggregateID, f.EventID, f.EventType, f.Version = rec.AggregateID, rec.ID, rec.Type, rec.Version
-	}
-	level := slog.LevelWarn
-	if last {
-		level = slog.LevelError
-	}
-	p.log.LogAttrs(ctx, level, "projector message failed",
-		slog.String("message_id", msg.MessageId), slog.String("aggregate_id", f.AggregateID),
-		slog.Int64("version", f.Version), slog.String("event_type", f.EventType), slog.String("event_id", f.EventID),
-		slog.Int("receive_count", receives), slog.Bool("dead_letter_next", last), slog.String("error", f.Error))
-	if p.failures != nil {
-		if rerr := p.failures.RecordFailure(ctx, f); rerr != nil {
-			p.log.LogAttrs(ctx, slog.LevelWarn, "record message failure", slog.String("message_id", msg.MessageId), slog.Any("error", rerr))
-		}
-	}
-	return last
+	return relay.FailureReport{Consumer: "projector", MaxReceive: p.maxReceive, Log: p.log, Failures: p.failures, Now: p.now}.
+		Report(ctx, msg, err)
 }
 
 // groupOf is the FIFO message group of msg: the aggregate id the relay set.
