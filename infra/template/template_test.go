@@ -411,7 +411,7 @@ func TestFunctions(t *testing.T) {
 		},
 		"QueriesFunction": {
 			"EVENTS_TABLE": "name-of-EventsTable", "SNAPSHOTS_TABLE": "name-of-SnapshotsTable",
-			"READMODEL_TABLE": "name-of-ReadModelTable",
+			"READMODEL_TABLE": "name-of-ReadModelTable", "SNAPSHOT_INTERVAL": "100",
 			"PROJECTION_QUEUES": "user-view=https://sqs/ProjectionsQueue|https://sqs/ProjectionsDLQ;" +
 				"actor-activity=https://sqs/ProjectionsQueue|https://sqs/ProjectionsDLQ;" +
 				"welcome-mail=https://sqs/NotificationsQueue|https://sqs/NotificationsDLQ",
