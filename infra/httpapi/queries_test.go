@@ -631,15 +631,33 @@ func TestOpsProjections(t *testing.T) {
 		wantProblem(t, ops(t, as(newSub("yuri"))), http.StatusForbidden)
 	})
 
-	t.Run("500 a queue that does not exist", func(t *testing.T) {
+	t.Run("200 partial: a queue that does not exist", func(t *testing.T) {
 		broken := newEnv(t, func(d *httpapi.QueriesDeps) {
 			d.Queues = queues
-			d.Projections = []httpapi.Projection{{Name: "user-view", QueueURL: queue + "-missing"}}
+			d.Projections = []httpapi.Projection{{Name: "user-view", QueueURL: queue + "-missing", DLQURL: dlq}}
 		})
-		wantProblem(t, do(t, broken.qs, request(t, "queries/ops-projections.json")), http.StatusInternalServerError)
+		var body struct {
+			Projections map[string]map[string]json.RawMessage `json:"projections"`
+			Errors      []string                              `json:"errors"`
+		}
+		resp := do(t, broken.qs, request(t, "queries/ops-projections.json"))
+		wantJSON(t, resp, http.StatusOK, &body)
+		p := body.Projections["user-view"]
+		if string(p["queueDepth"]) != "null" || string(p["inFlight"]) != "null" || string(p["deadLetterDepth"]) != "2" ||
+			string(p["unavailable"]) != `["queueDepth","inFlight"]` || string(p["processed"]) != "0" ||
+			len(body.Errors) != 1 || !strings.Contains(body.Errors[0], "the queue of user-view") {
+			t.Errorf("answer: %s", resp.Body)
+		}
 		if n := len(broken.logs.lines("ERROR")); n != 1 {
 			t.Errorf("%d error lines, want 1", n)
 		}
+	})
+
+	t.Run("503 nothing answers", func(t *testing.T) {
+		down := newEnv(t, silentSQS(t), func(d *httpapi.QueriesDeps) {
+			d.ReadModel = readmodel.New(awstest.DynamoDB(t), awstest.TableName("missing"))
+		})
+		wantProblem(t, do(t, down.qs, request(t, "queries/ops-projections.json")), http.StatusServiceUnavailable)
 	})
 }
 
