@@ -18,11 +18,12 @@ import (
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 )
 
-// DependencyTimeout bounds each call that GET /ops/projections and GET
-// /healthz make to a store or a queue, well under the function's 10 s
-// timeout: a service that does not answer then costs the answer the figures
-// it holds, not the whole answer (API Gateway's 504 after 10 s). The calls
-// run concurrently, so an answer takes at most about this long.
+// DependencyTimeout bounds each call that GET /ops/projections makes to the
+// read model or a queue, and GET /healthz's queue probe, well under the
+// function's 10 s timeout: a service that does not answer then costs the
+// answer the figures it holds, not the whole answer (API Gateway's 504 after
+// 10 s). The calls run concurrently, so an answer takes about this long at
+// most.
 const DependencyTimeout = 2 * time.Second
 
 // projectionAnswer is how far one projection has got and what waits for it.
