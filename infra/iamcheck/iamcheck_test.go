@@ -154,7 +154,7 @@ func TestRecorder(t *testing.T) {
 	ctx := context.Background()
 	ddb := dynamodb.NewFromConfig(cfg)
 	key := map[string]ddbtypes.AttributeValue{"pk": &ddbtypes.AttributeValueMemberS{Value: "k"}}
-	_, _ = ddb.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String("s-readmodel"), Key: key})
+	_, _ = ddb.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String("s-guards"), Key: key})
 	_, _ = ddb.Query(ctx, &dynamodb.QueryInput{TableName: aws.String("s-readmodel"), IndexName: aws.String("byEmail")})
 	_, _ = ddb.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []ddbtypes.TransactWriteItem{
 		{Put: &ddbtypes.Put{TableName: aws.String("s-events"), Item: key}},
@@ -176,7 +176,7 @@ func TestRecorder(t *testing.T) {
 		lines = append(lines, line)
 	}
 	want := []string{
-		"NotifierFunction dynamodb:GetItem arn:aws:dynamodb:us-east-1:123456789012:table/s-readmodel DENIED",
+		"NotifierFunction dynamodb:GetItem arn:aws:dynamodb:us-east-1:123456789012:table/s-guards DENIED",
 		"NotifierFunction dynamodb:Query arn:aws:dynamodb:us-east-1:123456789012:table/s-readmodel/index/byEmail DENIED",
 		"NotifierFunction dynamodb:ConditionCheckItem arn:aws:dynamodb:us-east-1:123456789012:table/s-guards DENIED",
 		"NotifierFunction dynamodb:PutItem arn:aws:dynamodb:us-east-1:123456789012:table/s-events DENIED",
