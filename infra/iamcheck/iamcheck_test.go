@@ -92,7 +92,7 @@ func TestLambdaCallsAreGranted(t *testing.T) {
 	}
 	// Without ReceiveMessage on its queue, the projector's mapping fails.
 	tpl = load(t, func(y string) string {
-		return strings.Replace(y, "Action: [sqs:ReceiveMessage, sqs:DeleteMessage, sqs:ChangeMessageVisibility, sqs:GetQueueAttributes]\n                Resource: !GetAtt ProjectionsQueue.Arn",
+		return strings.Replace(y, "Action: [sqs:ReceiveMessage, sqs:DeleteMessage, sqs:GetQueueAttributes]\n                Resource: !GetAtt ProjectionsQueue.Arn",
 			"Action: [sqs:DeleteMessage, sqs:GetQueueAttributes]\n                Resource: !GetAtt ProjectionsQueue.Arn", 1)
 	})
 	st, policies = stackOf(t, tpl)
