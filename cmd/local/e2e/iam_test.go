@@ -2,18 +2,23 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/google/uuid"
 
 	"github.com/chronicle-go/chronicle/cmd/local/internal/runner"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/iamcheck"
+	"github.com/chronicle-go/chronicle/infra/readmodel"
+	"github.com/chronicle-go/chronicle/infra/rebuild"
 	"github.com/chronicle-go/chronicle/infra/relay"
 )
 
@@ -81,4 +86,76 @@ func TestRedeliveredWelcomeMailIsNotSentAgain(t *testing.T) {
 // notified lists the notifier's queue invocations so far.
 func notified(seen *invocations) []runner.Invocation {
 	return seen.of("NotifierFunction", "sqs")
+}
+
+// TestSnapshotsAndRemoteRebuild reaches, under the IAM check, the paths the
+// other tests do not: on a runner whose template snapshots every 2 events,
+// commands write snapshots; a rebuild asked of the replay function (what
+// `chronicle rebuild --remote` sends) fills a new generation of the user
+// view from the event store and switches to it, and the user reads the
+// same view. Every call is one the functions' roles grant.
+func TestSnapshotsAndRemoteRebuild(t *testing.T) {
+	t.Parallel()
+	var denied iamcheck.Denials
+	lr := startTestRunner(t, runnerOptions{template: envOr(envTemplate, templatePath),
+		params: map[string]string{"SnapshotInterval": "2"}, iam: &denied})
+	c := client{base: lr.url}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	ddb := dynamodb.NewFromConfig(*s.aws)
+
+	var w written
+	c.do(t, req{method: "POST", path: "/users", token: s.admin, body: map[string]string{"name": "Snap 0", "email": uniqueEmail("snap")}}).
+		want(t, http.StatusCreated).decode(t, &w)
+	for i := 1; i <= 2; i++ {
+		c.do(t, req{method: "PUT", path: "/users/" + w.ID + "/name", token: s.admin, body: map[string]string{"name": fmt.Sprint("Snap ", i)}}).
+			want(t, http.StatusOK)
+	}
+	snap, ok, err := dynamo.New(ddb, dynamo.Tables{Snapshots: lr.r.TableName("SnapshotsTable")}).Snapshot(ctx, w.ID)
+	if err != nil || !ok || snap.Version < 2 {
+		t.Fatalf("snapshot of %s: %+v %v %v", w.ID, snap, ok, err)
+	}
+	c.do(t, req{method: "GET", path: "/users/" + w.ID + "/state", token: s.admin}).want(t, http.StatusOK)
+	view := func() (bool, string) {
+		r := c.do(t, req{method: "GET", path: "/users/" + w.ID, token: s.admin})
+		return r.status == http.StatusOK && r.header.Get("X-Source") == "projection" && strings.Contains(string(r.body), `"Snap 2"`), string(r.body)
+	}
+	eventually(t, 30*time.Second, "the view at v3", view)
+
+	rm := readmodel.New(ddb, lr.r.TableName("ReadModelTable"))
+	projections := []string{readmodel.ProjectionUserView, readmodel.ProjectionActorActivity}
+	before := map[string]int64{}
+	for _, p := range projections {
+		g, err := rm.Generation(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[p] = g.Active
+		body, err := json.Marshal(rebuild.Request{Projection: p, Segments: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sqs.NewFromConfig(*s.aws).SendMessage(ctx, &sqs.SendMessageInput{
+			QueueUrl: aws.String(lr.r.QueueURL("ReplayQueue")), MessageBody: aws.String(string(body)),
+			MessageGroupId: aws.String(rebuild.MessageGroup(p)), MessageDeduplicationId: aws.String(uuid.NewString()),
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range projections {
+		eventually(t, time.Minute, "the rebuilt generation of "+p+" is active", func() (bool, string) {
+			g, err := rm.Generation(ctx, p)
+			return err == nil && g.Active > before[p] && g.Building == 0, fmt.Sprintf("%+v %v", g, err)
+		})
+	}
+	eventually(t, 30*time.Second, "the view, rebuilt", view)
+	// On this runner the admin caused these three events only.
+	var a activityAnswer
+	c.do(t, req{method: "GET", path: "/actors/" + s.adminSub + "/activity", token: s.admin}).want(t, http.StatusOK).decode(t, &a)
+	if len(a.Events) != 3 {
+		t.Errorf("the admin's activity, rebuilt: %+v, want the 3 events", a.Events)
+	}
+	for _, d := range denied.Messages() {
+		t.Error(d)
+	}
 }
