@@ -33,6 +33,7 @@ import (
 	"github.com/chronicle-go/chronicle/cmd/local/internal/localjwt"
 	"github.com/chronicle-go/chronicle/cmd/local/internal/runner"
 	"github.com/chronicle-go/chronicle/infra/auth"
+	"github.com/chronicle-go/chronicle/infra/iamcheck"
 )
 
 func main() {
@@ -139,8 +140,19 @@ func serve(ctx context.Context, stop func(), o serveOptions, getenv func(string)
 	if err != nil {
 		return err
 	}
+	// Tests that run the runner as a process check its functions' calls
+	// against their roles (see infra/iamcheck).
+	var iam []iamcheck.Sink
+	if dir := getenv(iamcheck.LogDirEnv); dir != "" {
+		sink, err := iamcheck.FileSink(dir)
+		if err != nil {
+			return err
+		}
+		iam = []iamcheck.Sink{sink}
+	}
 	r, err := runner.New(runner.Config{
 		Template: o.template, Parameters: o.params, StackName: o.stack, AWS: cfg, Getenv: getenv, Logger: logger,
+		IAM: iam,
 	})
 	if err != nil {
 		return err

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chronicle-go/chronicle/infra/dynamo"
+	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/template"
 )
 
@@ -338,7 +340,7 @@ func TestTables(t *testing.T) {
 		"EventsTable":    {hash: "pk:S", rng: "sk:N", stream: "NEW_IMAGE"},
 		"GuardsTable":    {hash: "pk:S", ttl: "expiresAt"},
 		"SnapshotsTable": {hash: "pk:S"},
-		"ReadModelTable": {hash: "pk:S", rng: "sk:S"},
+		"ReadModelTable": {hash: "pk:S", rng: "sk:S", ttl: "expiresAt"},
 	}
 	for _, on := range []bool{true, false} {
 		flag := fmt.Sprint(on)
@@ -498,6 +500,25 @@ func TestFixtureRoutes(t *testing.T) {
 			if route := ev.HTTPMethod + " " + ev.Resource; !routes[route] {
 				t.Errorf("%s: %s is not a route of %s", file, route, fn)
 			}
+		}
+	}
+}
+
+// TestTablesExpireWhatTheCodeExpires: a table whose items the code writes
+// with an expiry attribute has DynamoDB's TTL on that attribute, or they
+// are never deleted (the read model's failure records were not).
+func TestTablesExpireWhatTheCodeExpires(t *testing.T) {
+	want := map[string]string{
+		"GuardsTable":    dynamo.TTLAttribute,    // idempotency records
+		"ReadModelTable": readmodel.TTLAttribute, // failure records of dead-lettered messages
+	}
+	tables, err := load(t, with(nil)).Tables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tb := range tables {
+		if attr, ok := want[tb.Name]; ok && tb.TTLAttribute != attr {
+			t.Errorf("table %s: TTL on %q, want on %q: its items carry %s", tb.Name, tb.TTLAttribute, attr, attr)
 		}
 	}
 }
