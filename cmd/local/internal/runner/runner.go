@@ -65,6 +65,11 @@ type Config struct {
 	FunctionLogger *slog.Logger
 	// Observe, when set, is told of every invocation after it ends.
 	Observe func(Invocation)
+	// StateDir, when set, is where the runner keeps what Lambda keeps in
+	// the service: each stream mapping's position, so that a runner
+	// killed and started again on the same stack resumes where it was
+	// rather than at the stream's start. Empty: nothing is kept.
+	StateDir string
 }
 
 // Invocation is what Observe is told about one invocation.
