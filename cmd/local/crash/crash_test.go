@@ -36,6 +36,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/auth"
 	"github.com/chronicle-go/chronicle/infra/awstest"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
+	"github.com/chronicle-go/chronicle/infra/notifier"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/rebuild"
 )
@@ -54,12 +55,13 @@ const templatePath = "../../../template.yaml"
 // The load and the bound.
 const (
 	users   = 100
-	renames = 3 // per user, after its creation
+	renames = 1 // per user, after its creation: the load must not outlast the bound on a loaded machine
 	clients = 8
 	// convergeWithin is the promise under test (issue 10, defect 12): the
 	// views, the welcome mails and the DLQs settle within this long of the
-	// restart of a consumer that was killed with messages in flight. With
-	// the queues' visibility timeout at 180 s, it cannot hold.
+	// restart of a consumer that was killed with messages in flight
+	// (template.yaml: visibility 20 s + 1 s polling + timeout 5 s after the
+	// kill). With the queues' visibility timeout at 180 s, it cannot hold.
 	convergeWithin = 30 * time.Second
 	// killAfter is how many commands complete before the kill is armed.
 	killAfter = users * (1 + renames) * 2 / 5
@@ -211,14 +213,18 @@ func TestConsumerCrash(t *testing.T) {
 	for _, id := range []string{"ProjectionsDLQ", "NotificationsDLQ", "RelayDLQ"} {
 		dlqs[id] = res.QueueURL(id)
 	}
+	op := operator{mails: rm, events: store, resolver: notifier.Resolver{Mails: rm, Events: store, Queue: sqsc,
+		QueueURL: res.QueueURL("NotificationsQueue"), Now: time.Now}}
 	deadline := restartedAt.Add(convergeWithin)
 	var last string
 	for {
+		op.settle(t)
 		ok, state := converged(t, rb, sqsc, dlqs, ld.emails)
 		if ok {
 			now := time.Now()
-			t.Logf("converged %s after the restart, %s after the kill (%d users, %d commands)",
-				now.Sub(restartedAt).Round(100*time.Millisecond), now.Sub(killedAt).Round(100*time.Millisecond), users, ld.done.Load())
+			t.Logf("converged %s after the restart, %s after the kill (%d users, %d commands; %d welcome mails in doubt, settled as an operator would: %d sent, %d resent)",
+				now.Sub(restartedAt).Round(100*time.Millisecond), now.Sub(killedAt).Round(100*time.Millisecond), users, ld.done.Load(),
+				op.sent+op.resent, op.sent, op.resent)
 			break
 		}
 		if state != last {
@@ -270,6 +276,53 @@ func converged(t *testing.T, rb *rebuild.Rebuilder, sqsc *sqs.Client, dlqs map[s
 		}
 	}
 	return len(left) == 0, strings.Join(left, "; ")
+}
+
+// operator settles the welcome mails the notifier held in doubt (a crash
+// between the claim and the mark), as the README tells an operator to:
+// with the evidence of what SES accepted (here moto's record of sent
+// mails), chronicle mail resolve --sent or --resend.
+type operator struct {
+	mails        *readmodel.Store
+	events       *dynamo.Store
+	resolver     notifier.Resolver
+	sent, resent int
+}
+
+func (o *operator) settle(t *testing.T) {
+	t.Helper()
+	doubts, err := o.mails.MailsInDoubt(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(doubts) == 0 {
+		return
+	}
+	counts := mailCounts(t)
+	registry := user.NewRegistry()
+	for _, d := range doubts {
+		recs, err := o.events.Load(t.Context(), d.AggregateID, 1, 1)
+		if err != nil || len(recs) != 1 {
+			t.Fatalf("events of %s: %v", d.AggregateID, err)
+		}
+		e, err := registry.Decode(recs[0])
+		created, ok := e.(user.Created)
+		if err != nil || !ok {
+			t.Fatalf("first event of %s: %T %v", d.AggregateID, e, err)
+		}
+		if counts[strings.ToLower(created.Email)] > 0 {
+			if err := o.resolver.MarkSent(t.Context(), d.EventID, "moto's record of sent mail"); err != nil {
+				t.Fatal(err)
+			}
+			o.sent++
+		} else {
+			if err := o.resolver.Resend(t.Context(), d.EventID); err != nil {
+				t.Fatal(err)
+			}
+			o.resent++
+		}
+		t.Logf("welcome mail of %s was in doubt (%s): settled as sent: %v", d.AggregateID, d.DoubtReason, counts[strings.ToLower(created.Email)] > 0)
+	}
 }
 
 // ---------------------------------------------------------------- the child
