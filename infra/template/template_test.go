@@ -243,7 +243,7 @@ func TestSES(t *testing.T) {
 
 // TestQueues: every queue a function consumes has a dead-letter queue, of
 // the same kind, after MaxReceiveCount deliveries, and a visibility timeout
-// of at least six times its consumer's timeout.
+// of at least minVisibilityFactor times its consumer's timeout.
 func TestQueues(t *testing.T) {
 	tpl := load(t, with(map[string]string{"MaxReceiveCount": "7"}))
 	qs := queues(t, tpl)
@@ -270,8 +270,8 @@ func TestQueues(t *testing.T) {
 			if q.MaxReceiveCount != 7 {
 				t.Errorf("queue %s: maxReceiveCount %d, want the MaxReceiveCount parameter (7)", q.Name, q.MaxReceiveCount)
 			}
-			if q.VisibilityTimeout < 6*f.Timeout {
-				t.Errorf("queue %s: visibility timeout %ds < 6 x %s's timeout %ds", q.Name, q.VisibilityTimeout, f.Name, f.Timeout)
+			if q.VisibilityTimeout < minVisibilityFactor*f.Timeout {
+				t.Errorf("queue %s: visibility timeout %ds < %d x %s's timeout %ds", q.Name, q.VisibilityTimeout, minVisibilityFactor, f.Name, f.Timeout)
 			}
 			if q.FIFO && q.ContentBasedDeduplication {
 				t.Errorf("queue %s: content-based deduplication; the relay sets the event id", q.Name)

@@ -116,7 +116,7 @@ func TestProvision(t *testing.T) {
 		Max    any    `json:"maxReceiveCount"`
 	}
 	_ = json.Unmarshal([]byte(a["RedrivePolicy"]), &redrive)
-	if a["FifoQueue"] != "true" || a["VisibilityTimeout"] != "180" || !strings.HasSuffix(redrive.Target, stack+"-projections-dlq.fifo") ||
+	if a["FifoQueue"] != "true" || a["VisibilityTimeout"] != "20" || !strings.HasSuffix(redrive.Target, stack+"-projections-dlq.fifo") ||
 		strings.Trim(jsonString(redrive.Max), `"`) != "3" {
 		t.Errorf("projections queue %v", a)
 	}

@@ -73,6 +73,11 @@ type Config struct {
 	// distinct call goes to these sinks; a call not granted is also logged as
 	// an error. The emulators enforce no IAM: tests switch this on.
 	IAM []iamcheck.Sink
+	// StateDir, when set, is where the runner keeps what Lambda keeps in
+	// the service: each stream mapping's position, so that a runner
+	// killed and started again on the same stack resumes where it was
+	// rather than at the stream's start. Empty: nothing is kept.
+	StateDir string
 }
 
 // Invocation is what Observe is told about one invocation.
