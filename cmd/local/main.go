@@ -155,7 +155,7 @@ func serve(ctx context.Context, stop func(), o serveOptions, getenv func(string)
 	}
 	r, err := runner.New(runner.Config{
 		Template: o.template, Parameters: o.params, StackName: o.stack, AWS: cfg, Getenv: getenv, Logger: logger,
-		IAM: iam,
+		IAM:      iam,
 		StateDir: o.stateDir,
 	})
 	if err != nil {
