@@ -61,9 +61,7 @@ func (s *Service[S, C]) loadUntil(ctx context.Context, id string, version int64,
 // cannot be read is ignored: the stream is the truth.
 func (s *Service[S, C]) fromSnapshot(ctx context.Context, id string, version int64, asOf time.Time) (Aggregate[S], error) {
 	agg := Aggregate[S]{ID: id}
-	// Snapshots are taken on crossing a multiple of SnapshotEvery: none can
-	// serve a version below the first.
-	if s.opts.SnapshotEvery <= 0 || (version > 0 && version < int64(s.opts.SnapshotEvery)) {
+	if s.opts.SnapshotEvery <= 0 {
 		return agg, nil
 	}
 	snap, ok, err := s.store.Snapshot(ctx, id)
