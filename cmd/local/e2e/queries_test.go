@@ -13,7 +13,7 @@ import (
 	"github.com/google/uuid"
 )
 
-// The query routes of API.md, each status it lists.
+// The query routes of the HTTP contract, each status it lists.
 
 type eventAnswer struct {
 	EventID       string          `json:"eventId"`
