@@ -3,6 +3,7 @@ package es
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -60,12 +61,19 @@ func (s *Service[S, C]) loadUntil(ctx context.Context, id string, version int64,
 // cannot be read is ignored: the stream is the truth.
 func (s *Service[S, C]) fromSnapshot(ctx context.Context, id string, version int64, asOf time.Time) (Aggregate[S], error) {
 	agg := Aggregate[S]{ID: id}
-	if s.opts.SnapshotEvery <= 0 {
+	// Snapshots are taken on crossing a multiple of SnapshotEvery: none can
+	// serve a version below the first.
+	if s.opts.SnapshotEvery <= 0 || (version > 0 && version < int64(s.opts.SnapshotEvery)) {
 		return agg, nil
 	}
 	snap, ok, err := s.store.Snapshot(ctx, id)
 	if err != nil {
-		return agg, fmt.Errorf("load snapshot of %s: %w", id, err)
+		// A caller that gave up is told so; any other failure costs a full
+		// replay, never the answer.
+		if ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return agg, fmt.Errorf("load snapshot of %s: %w", id, err)
+		}
+		return agg, nil
 	}
 	if !ok || snap.SchemaVersion != s.decider.StateSchema ||
 		(version > 0 && snap.Version > version) || (!asOf.IsZero() && snap.UpdatedAt.After(asOf)) {
