@@ -28,16 +28,6 @@ var outside = []struct {
 	{regexp.MustCompile(`(^|[^A-Za-z0-9_.~-])/(work|home|root|Users)/`), "an absolute path of a machine"},
 }
 
-// knownOutside are lines the repository still holds that refer outside it,
-// in the files README.md and ARCHITECTURE.md, which are edited elsewhere.
-// Each entry must match a line exactly; once the line is gone the entry
-// must go too, so that the list only ever shrinks.
-var knownOutside = map[string]bool{
-	"ARCHITECTURE.md\x00maps the code; `../shared/DESIGN.md`-style background (why each piece exists)": true,
-	"README.md\x00talks HTTP only: every route and status of API.md through the real":                  true,
-	"README.md\x00  One decision beyond API.md: a name may not hold bidirectional override or":         true,
-}
-
 // TestNothingOutsideTheRepository: no tracked text file refers to a file
 // outside the repository or to a path of the machine it was written on. A
 // clean clone is all a reader has.
@@ -51,7 +41,6 @@ func TestNothingOutsideTheRepository(t *testing.T) {
 		held[filepath.Base(f)] = true
 	}
 	self := filepath.Join("infra", "template", "repo_test.go")
-	used := map[string]bool{}
 	for _, f := range files {
 		if filepath.FromSlash(f) == self {
 			continue // its patterns name what they look for
@@ -72,18 +61,8 @@ func TestNothingOutsideTheRepository(t *testing.T) {
 				if m == nil || (len(m) > 2 && held[m[2]+".md"]) {
 					continue
 				}
-				if key := f + "\x00" + line; knownOutside[key] {
-					used[key] = true
-					continue
-				}
 				t.Errorf("%s:%d refers to %s (%q): %s", f, n, o.why, strings.TrimSpace(m[0]), strings.TrimSpace(line))
 			}
-		}
-	}
-	for key := range knownOutside {
-		if !used[key] {
-			f, line, _ := strings.Cut(key, "\x00")
-			t.Errorf("%s no longer holds %q: remove it from knownOutside", f, line)
 		}
 	}
 }
