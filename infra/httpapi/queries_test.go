@@ -694,7 +694,7 @@ func TestUserConsistency(t *testing.T) {
 		}
 	})
 
-	// API.md: every listed projection keeps a per-user version and reaches
+	// The HTTP contract: every listed projection keeps a per-user version and reaches
 	// the event store's once it has caught up, so that a client polling
 	// until they agree stops.
 	t.Run("200 caught up: every listed projection at the event store's version", func(t *testing.T) {

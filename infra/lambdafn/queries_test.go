@@ -71,7 +71,7 @@ func (d *dynamoCalls) snapshot() ([]string, map[string]int) {
 
 // TestQueriesLoadFromSnapshots: the queries function, built from its
 // environment as in Lambda, rebuilds a user from its latest snapshot and the
-// events after it (API.md: "snapshot + newer events"), for every read that
+// events after it (the HTTP contract: "snapshot + newer events"), for every read that
 // goes to the event store: read-your-writes, consistent reads, the state and
 // the consistency of a user.
 func TestQueriesLoadFromSnapshots(t *testing.T) {

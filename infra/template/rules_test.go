@@ -320,7 +320,7 @@ func TestTableProtection(t *testing.T) {
 }
 
 // TestGatewayResponses: the answers API Gateway gives itself that the
-// template shapes are problem+json (API.md), with a type and a title.
+// template shapes are problem+json (the HTTP contract), with a type and a title.
 func TestGatewayResponses(t *testing.T) {
 	raw, err := os.ReadFile(templatePath)
 	if err != nil {

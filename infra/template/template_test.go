@@ -90,9 +90,9 @@ func queues(t *testing.T, tpl *template.Template) map[string]template.Queue {
 	return out
 }
 
-// TestRoutes: every route of API.md is served by the right function, on the
+// TestRoutes: every route of the HTTP contract is served by the right function, on the
 // one REST API, behind the JWT authorizer except GET /healthz; and the
-// template has no route API.md does not list.
+// template has no route the contract does not list.
 func TestRoutes(t *testing.T) {
 	want := map[string]string{
 		"POST /users":                 "CommandsFunction",
@@ -155,7 +155,7 @@ func TestRoutes(t *testing.T) {
 	}
 	for _, route := range slices.Sorted(maps.Keys(got)) {
 		if _, ok := want[route]; !ok {
-			t.Errorf("%s (%s) is not a route of API.md", route, got[route])
+			t.Errorf("%s (%s) is not a route of the HTTP contract", route, got[route])
 		}
 	}
 }
@@ -332,7 +332,7 @@ func TestEventSourceMappings(t *testing.T) {
 	}
 }
 
-// TestTables: the key schemas of DESIGN.md, and PITR and deletion protection
+// TestTables: the key schemas of the design, and PITR and deletion protection
 // on every table, following their parameters.
 func TestTables(t *testing.T) {
 	type schema struct{ hash, rng, stream, ttl string }

@@ -13,7 +13,7 @@ import (
 	"github.com/google/uuid"
 )
 
-// The query routes of API.md, each status it lists.
+// The query routes of the HTTP contract, each status it lists.
 
 type eventAnswer struct {
 	EventID       string          `json:"eventId"`
@@ -258,7 +258,7 @@ func TestOperations(t *testing.T) {
 		EventStoreVersion int64            `json:"eventStoreVersion"`
 		Projections       map[string]int64 `json:"projections"`
 	}
-	// API.md: the listed projections are those that keep a per-user
+	// The HTTP contract: the listed projections are those that keep a per-user
 	// version, and each reaches the event store's once caught up; one stuck
 	// below it (welcome-mail at 0, say) never lets a client stop polling.
 	eventually(t, 20*time.Second, "every listed projection at the event store's version", func() (bool, string) {

@@ -174,7 +174,7 @@ func New(cfg Config) (*Runner, error) {
 		return nil, err
 	}
 	// DynamoDB Local's error answers fail the SDK's CRC32 check of the
-	// body, which only logs a warning per call: noise locally (DESIGN.md).
+	// body, which only logs a warning per call: noise locally.
 	cfg.AWS.APIOptions = append(slices.Clone(cfg.AWS.APIOptions), withoutDynamoDBChecksum)
 	region := cfg.AWS.Region
 	if region == "" {
