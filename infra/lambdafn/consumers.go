@@ -54,12 +54,15 @@ func loadRoutes(getenv Getenv) (relay.Routes, error) {
 type projectorSettings struct {
 	eventsTable     string // read to heal gaps
 	readModelTable  string
-	maxReceiveCount int // of its queue: the last receive before the DLQ is logged as such
+	maxReceiveCount int    // of its queue: the last receive before the DLQ is logged as such
+	queueURL        string // its own queue: failed messages are backed off there
 }
 
 // Projector builds the projections-queue handler from EVENTS_TABLE and
-// READMODEL_TABLE, both required, and MAX_RECEIVE_COUNT (the queue's, so
-// that the last failure before the DLQ counts as a DLQ send; optional).
+// READMODEL_TABLE, both required, MAX_RECEIVE_COUNT (the queue's, so
+// that the last failure before the DLQ counts as a DLQ send; optional) and
+// QUEUE_URL (its queue's URL, for the backoff of failed messages; optional:
+// without it they wait the queue's visibility timeout).
 func Projector(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*projector.Projector, error) {
 	cfg = withSDKLogger(cfg, logger)
 	s, err := loadProjectorSettings(getenv)
@@ -71,12 +74,22 @@ func Projector(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*projector.P
 	rm := readmodel.New(ddb, s.readModelTable)
 	return projector.New(events, user.NewRegistry(), rm, logger, time.Now,
 		projector.WithMetrics(metrics.New(os.Stdout, "", "projector")),
-		projector.WithFailureLog(rm), projector.WithMaxReceiveCount(s.maxReceiveCount)), nil
+		projector.WithFailureLog(rm), projector.WithMaxReceiveCount(s.maxReceiveCount),
+		projector.WithBackoff(backoff(cfg, s.queueURL, logger))), nil
+}
+
+// backoff is the relay.Backoff of a consumer of the queue at url: nil
+// without one.
+func backoff(cfg aws.Config, url string, logger *slog.Logger) *relay.Backoff {
+	if url == "" {
+		return nil
+	}
+	return &relay.Backoff{Client: sqs.NewFromConfig(cfg), QueueURL: url, Log: logger}
 }
 
 func loadProjectorSettings(getenv Getenv) (projectorSettings, error) {
 	r := required{getenv: getenv}
-	s := projectorSettings{eventsTable: r.get("EVENTS_TABLE"), readModelTable: r.get("READMODEL_TABLE")}
+	s := projectorSettings{eventsTable: r.get("EVENTS_TABLE"), readModelTable: r.get("READMODEL_TABLE"), queueURL: getenv("QUEUE_URL")}
 	if err := r.err(); err != nil {
 		return projectorSettings{}, err
 	}
@@ -103,11 +116,12 @@ type notifierSettings struct {
 	readModelTable  string // holds the sent-mail records
 	mail            notifier.Config
 	maxReceiveCount int
+	queueURL        string // its own queue: failed messages are backed off there
 }
 
 // Notifier builds the notifications-queue handler from READMODEL_TABLE and
 // EMAIL_SENDER (an address SES has verified, bare or "Name <address>"), both
-// required.
+// required, MAX_RECEIVE_COUNT and QUEUE_URL (as the projector's; optional).
 func Notifier(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*notifier.Notifier, error) {
 	cfg = withSDKLogger(cfg, logger)
 	s, err := loadNotifierSettings(getenv)
@@ -118,12 +132,13 @@ func Notifier(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*notifier.Not
 	// SESOptions: the SDK must not retry a send SES may have accepted.
 	return notifier.New(sesv2.NewFromConfig(cfg, notifier.SESOptions), ledger, user.NewRegistry(), s.mail, logger, time.Now,
 		notifier.WithMetrics(metrics.New(os.Stdout, "", "notifier")),
-		notifier.WithFailureLog(ledger), notifier.WithMaxReceiveCount(s.maxReceiveCount))
+		notifier.WithFailureLog(ledger), notifier.WithMaxReceiveCount(s.maxReceiveCount),
+		notifier.WithBackoff(backoff(cfg, s.queueURL, logger)))
 }
 
 func loadNotifierSettings(getenv Getenv) (notifierSettings, error) {
 	r := required{getenv: getenv}
-	s := notifierSettings{readModelTable: r.get("READMODEL_TABLE"), mail: notifier.Config{From: r.get("EMAIL_SENDER")}}
+	s := notifierSettings{readModelTable: r.get("READMODEL_TABLE"), mail: notifier.Config{From: r.get("EMAIL_SENDER")}, queueURL: getenv("QUEUE_URL")}
 	if err := r.err(); err != nil {
 		return notifierSettings{}, err
 	}

@@ -232,11 +232,11 @@ func TestRoutes(t *testing.T) {
 }
 
 func TestProjectorSettings(t *testing.T) {
-	got, err := loadProjectorSettings(env(map[string]string{"EVENTS_TABLE": "e", "READMODEL_TABLE": "r"}))
+	got, err := loadProjectorSettings(env(map[string]string{"EVENTS_TABLE": "e", "READMODEL_TABLE": "r", "QUEUE_URL": "https://sqs/p"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (projectorSettings{eventsTable: "e", readModelTable: "r"}); got != want {
+	if want := (projectorSettings{eventsTable: "e", readModelTable: "r", queueURL: "https://sqs/p"}); got != want {
 		t.Errorf("settings = %+v, want %+v", got, want)
 	}
 	if _, err := loadProjectorSettings(env(nil)); err == nil || !strings.Contains(err.Error(), "EVENTS_TABLE, READMODEL_TABLE") {
@@ -245,11 +245,11 @@ func TestProjectorSettings(t *testing.T) {
 }
 
 func TestNotifierSettings(t *testing.T) {
-	got, err := loadNotifierSettings(env(map[string]string{"READMODEL_TABLE": "r", "EMAIL_SENDER": "no-reply@example.com"}))
+	got, err := loadNotifierSettings(env(map[string]string{"READMODEL_TABLE": "r", "EMAIL_SENDER": "no-reply@example.com", "QUEUE_URL": "https://sqs/n"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (notifierSettings{readModelTable: "r", mail: notifier.Config{From: "no-reply@example.com"}}); got != want {
+	if want := (notifierSettings{readModelTable: "r", mail: notifier.Config{From: "no-reply@example.com"}, queueURL: "https://sqs/n"}); got != want {
 		t.Errorf("settings = %+v, want %+v", got, want)
 	}
 	if _, err := loadNotifierSettings(env(nil)); err == nil || !strings.Contains(err.Error(), "READMODEL_TABLE, EMAIL_SENDER") {

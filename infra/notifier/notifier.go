@@ -100,6 +100,7 @@ type Notifier struct {
 	metrics    *metrics.Recorder // nil: none
 	failures   FailureLog        // nil: none
 	maxReceive int               // the queue's maxReceiveCount; 0: unknown
+	backoff    *relay.Backoff    // nil: failed messages wait the visibility timeout
 }
 
 // FailureLog records why a message failed, under its id, for the
@@ -126,6 +127,11 @@ func WithFailureLog(f FailureLog) Option { return func(n *Notifier) { n.failures
 // that it can tell a failure SQS will dead-letter. Default 0: unknown.
 func WithMaxReceiveCount(max int) Option { return func(n *Notifier) { n.maxReceive = max } }
 
+// WithBackoff makes the notifier shorten the visibility of the messages it
+// reports failed (relay.Backoff), so that they come back within seconds.
+// Default: none.
+func WithBackoff(b *relay.Backoff) Option { return func(n *Notifier) { n.backoff = b } }
+
 // New returns a notifier sending through mailer and keeping its records in
 // ledger. It fails on a config without a sender.
 func New(mailer Mailer, ledger Ledger, registry *es.Registry, cfg Config, logger *slog.Logger, now func() time.Time, opts ...Option) (*Notifier, error) {
@@ -149,6 +155,7 @@ func New(mailer Mailer, ledger Ledger, registry *es.Registry, cfg Config, logger
 // acknowledges every other event. A message that fails is reported in
 // BatchItemFailures, with the later messages of its group, so that the queue
 // retries them in order; per-message failures are never the handler's error.
+// Failed messages come back after a short backoff when WithBackoff is set.
 func (n *Notifier) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	start := n.now()
 	var (
@@ -204,6 +211,7 @@ func (n *Notifier) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEv
 	if counts[inDoubt] > 0 {
 		n.metrics.Emit(ctx, nil, nil, metrics.Metric{Name: "MailsInDoubt", Unit: metrics.Count, Value: float64(counts[inDoubt])})
 	}
+	n.backoff.Apply(ctx, ev, resp)
 	return resp, nil
 }
 

@@ -81,7 +81,15 @@ type Projector struct {
 	metrics    *metrics.Recorder // nil: none
 	failures   FailureLog        // nil: none
 	maxReceive int               // the queue's maxReceiveCount; 0: unknown
+	backoff    *relay.Backoff    // nil: failed messages wait the visibility timeout
 }
+
+// StartBudget is the least time left to an invocation for the projector to
+// start a message: with less, the message and the rest of the batch are
+// failed untouched (and come back after a short backoff) rather than cut
+// off mid-write by the deadline, which fails them all the same and wastes
+// the writes done.
+const StartBudget = 1500 * time.Millisecond
 
 // Option tunes a Projector.
 type Option func(*Projector)
@@ -99,6 +107,11 @@ func WithFailureLog(f FailureLog) Option { return func(p *Projector) { p.failure
 // that it can tell a failure SQS will dead-letter (DLQSends, and a log line
 // at error level). Default 0: unknown.
 func WithMaxReceiveCount(n int) Option { return func(p *Projector) { p.maxReceive = n } }
+
+// WithBackoff makes the projector shorten the visibility of the messages it
+// reports failed (relay.Backoff), so that they come back within seconds.
+// Default: none.
+func WithBackoff(b *relay.Backoff) Option { return func(p *Projector) { p.backoff = b } }
 
 // New returns a projector running the user-view and actor-activity
 // projections into store, healing gaps from events and decoding with
@@ -121,7 +134,9 @@ func New(events EventLoader, registry *es.Registry, store ReadModel, logger *slo
 // fails is reported in BatchItemFailures, and so is every later message of
 // the same message group (the aggregate), so that the queue redelivers them
 // in order; the others are acknowledged. Per-message failures are never the
-// handler's error.
+// handler's error. With less than StartBudget left to the invocation, the
+// remaining messages are failed without being started. Failed messages come
+// back after a short backoff when WithBackoff is set.
 func (p *Projector) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	start := p.now()
 	var (
@@ -139,6 +154,15 @@ func (p *Projector) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: msg.MessageId})
 			skipped++
 			if p.failed(ctx, msg, fmt.Errorf("not attempted: message %s of the same group failed before it", first)) {
+				dlq++
+			}
+			continue
+		}
+		if left, ok := timeLeft(ctx); ok && left < StartBudget {
+			failed[group] = msg.MessageId
+			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: msg.MessageId})
+			skipped++
+			if p.failed(ctx, msg, fmt.Errorf("not attempted: %s left to the invocation", left.Round(time.Millisecond))) {
 				dlq++
 			}
 			continue
@@ -183,7 +207,17 @@ func (p *Projector) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 	p.metrics.Batch(ctx, metrics.Batch{Messages: len(ev.Records), Failures: len(resp.BatchItemFailures),
 		DLQSends: dlq, Duration: now.Sub(start)})
 	p.metrics.ProjectionLag(ctx, lags)
+	p.backoff.Apply(ctx, ev, resp)
 	return resp, nil
+}
+
+// timeLeft is the time to ctx's deadline, if it has one.
+func timeLeft(ctx context.Context) (time.Duration, bool) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return 0, false
+	}
+	return time.Until(deadline), true
 }
 
 // failed reports why msg failed (relay.FailureReport) and whether this was

@@ -1,0 +1,191 @@
+package projector_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/google/uuid"
+
+	"github.com/chronicle-go/chronicle/domain/es"
+	"github.com/chronicle-go/chronicle/domain/user"
+	"github.com/chronicle-go/chronicle/infra/awstest"
+	"github.com/chronicle-go/chronicle/infra/projector"
+	"github.com/chronicle-go/chronicle/infra/readmodel"
+	"github.com/chronicle-go/chronicle/infra/relay"
+	"github.com/chronicle-go/chronicle/infra/relay/relaytest"
+)
+
+// TestFailedMessagesComeBackInSeconds: a message the projector fails, and
+// the later message of its group it holds back, are visible again about a
+// second later (relay.Backoff), not after the queue's visibility timeout.
+//
+// Their order is SQS's to keep (a FIFO group is held while any of its
+// messages is in flight); moto hands out a group's messages that become
+// visible together last first, so the test acknowledges what it receives,
+// as a consumer would, and checks only that both come back.
+func TestFailedMessagesComeBackInSeconds(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	client := awstest.SQS(t)
+	const visibility = 30 // seconds: what the failed messages would wait without backoff
+	q := relaytest.FIFOQueue(t, client, relaytest.QueueOptions{VisibilityTimeout: visibility})
+	p := projector.New(e.events, user.NewRegistry(), e.views, testLogger(t), time.Now,
+		projector.WithBackoff(&relay.Backoff{Client: client, QueueURL: q.URL, Log: testLogger(t)}))
+
+	id := newID()
+	res, err := e.svc.Execute(ctx, id, user.Create{Name: "Ada", Email: id + "@example.com"}, es.ExecOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	poison := res.Records[0]
+	poison.Type, poison.Data = "user.exploded.v1", json.RawMessage(`{}`)
+	later := res.Records[0]
+	later.ID, later.Version = uuid.NewString(), 2
+	for _, rec := range []es.Record{poison, later} {
+		body, err := relay.EncodeMessage(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(q.URL), MessageBody: aws.String(body),
+			MessageGroupId: aws.String(id), MessageDeduplicationId: aws.String(rec.ID)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ev, err := relaytest.Receive(ctx, client, q, 10, visibility)
+	if err != nil || len(ev.Records) != 2 {
+		t.Fatalf("received %d messages, %v; want 2", len(ev.Records), err)
+	}
+	failedAt := time.Now()
+	resp, err := p.Handle(ctx, ev)
+	if err != nil || len(resp.BatchItemFailures) != 2 {
+		t.Fatalf("failures %v, %v; want both messages", failedIDs(resp), err)
+	}
+
+	want := []string{ev.Records[0].MessageId, ev.Records[1].MessageId}
+	var got []string
+	for deadline := failedAt.Add(5 * time.Second); len(got) < len(want); {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s, received again %v of %v: the failed messages wait the queue's %d s visibility timeout",
+				time.Since(failedAt).Round(time.Millisecond), got, want, visibility)
+		}
+		again, err := relaytest.Receive(ctx, client, q, 10, visibility)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range again.Records {
+			got = append(got, m.MessageId)
+		}
+		if _, err := relaytest.Acknowledge(ctx, client, q, again, events.SQSEventResponse{}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond) // polling with the deadline above
+	}
+	t.Logf("failed messages received again %s after the batch", time.Since(failedAt).Round(time.Millisecond))
+	if slices.Sort(got); !slices.Equal(got, slices.Sorted(slices.Values(want))) {
+		t.Errorf("received again %v, want %v", got, want)
+	}
+}
+
+// slowViews delays every view write by delay (or until ctx ends): a loaded
+// read-model table. It is a plain projector.ReadModel, without generations.
+type slowViews struct {
+	rm    *readmodel.Store
+	delay time.Duration
+}
+
+func (s slowViews) UserViewForUpdate(ctx context.Context, id string) (user.View, int64, error) {
+	return s.rm.UserViewForUpdate(ctx, id)
+}
+
+func (s slowViews) SaveUserView(ctx context.Context, before, after user.View, rec es.Record) error {
+	select {
+	case <-time.After(s.delay):
+	case <-ctx.Done():
+		return fmt.Errorf("save view of %s: %w", rec.AggregateID, ctx.Err())
+	}
+	return s.rm.SaveUserView(ctx, before, after, rec)
+}
+
+func (s slowViews) ActivityApplied(ctx context.Context, aggregateID string) (int64, error) {
+	return s.rm.ActivityApplied(ctx, aggregateID)
+}
+
+func (s slowViews) SaveActivity(ctx context.Context, rec es.Record) error {
+	return s.rm.SaveActivity(ctx, rec)
+}
+
+func (s slowViews) AdvanceCheckpoint(ctx context.Context, c readmodel.Checkpoint) error {
+	return s.rm.AdvanceCheckpoint(ctx, c)
+}
+
+// TestStopsBeforeTheDeadline: with a batch longer than its invocation, the
+// projector stops starting messages StartBudget before the deadline and
+// fails the rest untouched, rather than running into the deadline and
+// cutting a message off mid-write.
+func TestStopsBeforeTheDeadline(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	const delay = 400 * time.Millisecond
+	p := projector.New(e.events, user.NewRegistry(), slowViews{e.views, delay}, testLogger(t), time.Now)
+
+	var msgs []events.SQSMessage
+	ids := map[string]string{} // message id: user id
+	for range 8 {
+		id := newID()
+		res, err := e.svc.Execute(ctx, id, user.Create{Name: "Ada", Email: id + "@example.com"}, es.ExecOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := message(t, res.Records[0])
+		msgs = append(msgs, m)
+		ids[m.MessageId] = id
+	}
+	deadline := time.Now().Add(projector.StartBudget + time.Second)
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	resp, err := p.Handle(dctx, events.SQSEvent{Records: msgs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left := time.Until(deadline); left <= 0 {
+		t.Errorf("Handle returned %s after the deadline", (-left).Round(time.Millisecond))
+	}
+	failed := failedIDs(resp)
+	if len(failed) == 0 || len(failed) == len(msgs) {
+		t.Fatalf("failures %d of %d: want the batch cut short after some progress", len(failed), len(msgs))
+	}
+	// The failed messages are the tail of the batch, none started.
+	if !slices.Equal(failed, func() []string {
+		var tail []string
+		for _, m := range msgs[len(msgs)-len(failed):] {
+			tail = append(tail, m.MessageId)
+		}
+		return tail
+	}()) {
+		t.Errorf("failed %v, want the tail of the batch", failed)
+	}
+	for _, m := range msgs {
+		applied, err := e.views.AppliedVersions(ctx, ids[m.MessageId])
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := int64(1)
+		if slices.Contains(failed, m.MessageId) {
+			want = 0
+		}
+		for _, name := range []string{readmodel.ProjectionUserView, readmodel.ProjectionActorActivity} {
+			if applied[name] != want {
+				t.Errorf("%s of message %s: applied v%d, want v%d", name, m.MessageId, applied[name], want)
+			}
+		}
+	}
+}
