@@ -128,8 +128,8 @@ func (s slowViews) AdvanceCheckpoint(ctx context.Context, c readmodel.Checkpoint
 
 // TestStopsBeforeTheDeadline: with a batch longer than its invocation, the
 // projector stops starting messages StartBudget before the deadline and
-// fails the rest untouched, rather than running into the deadline and
-// cutting a message off mid-write.
+// fails the rest untouched, and answers before the deadline, rather than
+// running into it (Lambda would then fail the whole batch).
 func TestStopsBeforeTheDeadline(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -163,7 +163,7 @@ func TestStopsBeforeTheDeadline(t *testing.T) {
 	if len(failed) == 0 || len(failed) == len(msgs) {
 		t.Fatalf("failures %d of %d: want the batch cut short after some progress", len(failed), len(msgs))
 	}
-	// The failed messages are the tail of the batch, none started.
+	// The failed messages are the tail of the batch.
 	if !slices.Equal(failed, func() []string {
 		var tail []string
 		for _, m := range msgs[len(msgs)-len(failed):] {
@@ -173,18 +173,20 @@ func TestStopsBeforeTheDeadline(t *testing.T) {
 	}()) {
 		t.Errorf("failed %v, want the tail of the batch", failed)
 	}
-	for _, m := range msgs {
+	// The applied messages are complete; the last one was never started (a
+	// message running at Reserve before the deadline may be cut off halfway:
+	// its retry completes it).
+	for i, m := range msgs {
 		applied, err := e.views.AppliedVersions(ctx, ids[m.MessageId])
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := int64(1)
-		if slices.Contains(failed, m.MessageId) {
-			want = 0
-		}
 		for _, name := range []string{readmodel.ProjectionUserView, readmodel.ProjectionActorActivity} {
-			if applied[name] != want {
-				t.Errorf("%s of message %s: applied v%d, want v%d", name, m.MessageId, applied[name], want)
+			switch {
+			case !slices.Contains(failed, m.MessageId) && applied[name] != 1:
+				t.Errorf("%s of applied message %s: v%d, want v1", name, m.MessageId, applied[name])
+			case i == len(msgs)-1 && applied[name] != 0:
+				t.Errorf("%s of the last message, never started: v%d, want v0", name, applied[name])
 			}
 		}
 	}

@@ -91,6 +91,14 @@ type Projector struct {
 // the writes done.
 const StartBudget = 1500 * time.Millisecond
 
+// Reserve is the part of an invocation the messages never use: a message
+// still running Reserve before the deadline is cut off there and failed
+// (its writes are conditional and idempotent, so the retry completes
+// it), leaving time to back off the failed messages and answer. A handler
+// that runs into the deadline answers nothing: Lambda then fails the
+// whole batch, which waits out the queue's visibility timeout.
+const Reserve = time.Second
+
 // Option tunes a Projector.
 type Option func(*Projector)
 
@@ -135,7 +143,8 @@ func New(events EventLoader, registry *es.Registry, store ReadModel, logger *slo
 // the same message group (the aggregate), so that the queue redelivers them
 // in order; the others are acknowledged. Per-message failures are never the
 // handler's error. With less than StartBudget left to the invocation, the
-// remaining messages are failed without being started. Failed messages come
+// remaining messages are failed without being started, and a message still
+// running Reserve before the deadline is cut off and failed. Failed messages come
 // back after a short backoff when WithBackoff is set.
 func (p *Projector) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	start := p.now()
@@ -148,6 +157,17 @@ func (p *Projector) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 	)
 	lags := map[string][]time.Duration{}
 	dlq := 0
+	// work is the messages' context: it ends Reserve before the
+	// invocation; tail, the backoff's and the checkpoints', ends a little
+	// before it, so that the handler always answers.
+	work, tail := ctx, ctx
+	if deadline, ok := ctx.Deadline(); ok {
+		var cancelWork, cancelTail context.CancelFunc
+		work, cancelWork = context.WithDeadline(ctx, deadline.Add(-Reserve))
+		defer cancelWork()
+		tail, cancelTail = context.WithDeadline(ctx, deadline.Add(-Reserve/5))
+		defer cancelTail()
+	}
 	for _, msg := range ev.Records {
 		group := groupOf(msg)
 		if first, ok := failed[group]; ok {
@@ -167,7 +187,7 @@ func (p *Projector) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 			}
 			continue
 		}
-		if err := p.handleMessage(ctx, msg, applied, lags); err != nil {
+		if err := p.handleMessage(work, msg, applied, lags); err != nil {
 			failed[group] = msg.MessageId
 			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: msg.MessageId})
 			errs = append(errs, fmt.Sprintf("%s: %v", msg.MessageId, err))
@@ -176,6 +196,9 @@ func (p *Projector) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 			}
 		}
 	}
+	// Backoff first: it is what brings the failed messages back soon; the
+	// checkpoints below are only the ops view.
+	p.backoff.Apply(tail, ev, resp)
 	now := p.now()
 	for _, name := range p.names() {
 		c := applied[name]
@@ -185,7 +208,7 @@ func (p *Projector) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 		c.ProcessedAt = now
 		// The read model is already written; a checkpoint that fails to
 		// move is only an older ops view, so it fails no message.
-		if err := p.store.AdvanceCheckpoint(ctx, *c); err != nil {
+		if err := p.store.AdvanceCheckpoint(tail, *c); err != nil {
 			errs = append(errs, err.Error())
 		}
 	}
@@ -207,7 +230,6 @@ func (p *Projector) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 	p.metrics.Batch(ctx, metrics.Batch{Messages: len(ev.Records), Failures: len(resp.BatchItemFailures),
 		DLQSends: dlq, Duration: now.Sub(start)})
 	p.metrics.ProjectionLag(ctx, lags)
-	p.backoff.Apply(ctx, ev, resp)
 	return resp, nil
 }
 
