@@ -78,12 +78,19 @@ func (s *Store) ClaimMail(ctx context.Context, eventID string, now time.Time, le
 			":now":     str(stamp(now)),
 			":one":     num(1),
 		},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	if err == nil {
 		return token, nil
 	}
 	if !conditionFailed(err) {
 		return "", fmt.Errorf("claim mail of %s: %w", eventID, err)
+	}
+	// When the reply was lost after the claim applied, the SDK's retry
+	// finds this very claim live: the record holds our token (new each
+	// call), so the claim is ours.
+	if oldHas(err, attrToken, token) {
+		return token, nil
 	}
 	m, ok, err := s.Mail(ctx, eventID)
 	switch {
@@ -113,7 +120,14 @@ func (s *Store) MarkMailSent(ctx context.Context, eventID, token, messageID stri
 			":sent": str(string(MailSent)), ":sending": str(string(MailSending)),
 			":now": str(stamp(now)), ":msg": str(messageID), ":token": str(token),
 		},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
+	// A retry after a lost reply finds the record already sent, with our
+	// token and message id: the mark applied.
+	if conditionFailed(err) && oldHas(err, attrToken, token) && oldHas(err, attrState, string(MailSent)) &&
+		oldHas(err, attrMessageID, messageID) {
+		return nil
+	}
 	if conditionFailed(err) {
 		return fmt.Errorf("mark mail of %s sent: %w", eventID, ErrClaimLost)
 	}
