@@ -9,9 +9,17 @@ EMULATORS = $(GO) run ./cmd/emulators --
 	build-AuthorizerFunction build-CommandsFunction build-QueriesFunction \
 	build-RelayFunction build-ProjectorFunction build-NotifierFunction build-ReplayFunction
 
+# The test processes check every AWS call the functions make against their
+# roles in template.yaml (infra/iamcheck: a call not granted fails its
+# suite) and write the calls to $CHRONICLE_IAM_LOG; cmd/iamcheck then
+# reports, for the whole run, the calls not granted (failing make test) and
+# the grants no test exercised.
 test:
 	$(GO) mod download
-	$(EMULATORS) $(GO) test -race -count=1 ./...
+	@iamlog="$$(mktemp -d)"; \
+	CHRONICLE_IAM_LOG="$$iamlog" $(EMULATORS) $(GO) test -race -count=1 ./...; status=$$?; \
+	$(GO) run ./cmd/iamcheck "$$iamlog" || status=1; \
+	rm -rf "$$iamlog"; exit $$status
 
 # make bench: every benchmark of the repository, each group on a DynamoDB
 # Local and a moto of its own, and BENCHMARKS.md and BENCHMARKS.json written

@@ -36,7 +36,7 @@ aws ses verify-email-identity --email-address "$EMAIL_SENDER"
 
 # 3. Build with the Makefile's build-<LogicalId> targets (no container) and
 #    deploy. MaxReceiveCount=2 so that the suite's poisoned event reaches
-#    the DLQ within minutes (visibility timeout 180 s).
+#    the DLQ within minutes (visibility timeout 20 s).
 sam build
 sam deploy --stack-name "$STACK" --resolve-s3 --capabilities CAPABILITY_IAM \
   --no-confirm-changeset --no-fail-on-empty-changeset \

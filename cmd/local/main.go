@@ -21,6 +21,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -33,6 +34,7 @@ import (
 	"github.com/chronicle-go/chronicle/cmd/local/internal/localjwt"
 	"github.com/chronicle-go/chronicle/cmd/local/internal/runner"
 	"github.com/chronicle-go/chronicle/infra/auth"
+	"github.com/chronicle-go/chronicle/infra/iamcheck"
 )
 
 func main() {
@@ -79,6 +81,7 @@ var localParameters = map[string]string{
 
 type serveOptions struct {
 	template, host, stack string
+	stateDir              string
 	port                  int
 	params                map[string]string
 	printToken            bool
@@ -102,6 +105,7 @@ func parseServe(args []string, getenv func(string) string) (serveOptions, error)
 	fs.StringVar(&o.stack, "stack-name", "chronicle-local", "stack name: resources are named after it")
 	var overrides string
 	fs.StringVar(&overrides, "parameter-overrides", "", `template parameters, "Key=Value Key=Value" as sam deploy takes them`)
+	fs.StringVar(&o.stateDir, "state-dir", defaultStateDir(), "where the stream mappings' positions are kept across restarts (\"\": nowhere)")
 	fs.BoolVar(&o.printToken, "print-token", false, "print an admin token for curl at start-up")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
@@ -139,8 +143,20 @@ func serve(ctx context.Context, stop func(), o serveOptions, getenv func(string)
 	if err != nil {
 		return err
 	}
+	// Tests that run the runner as a process check its functions' calls
+	// against their roles (see infra/iamcheck).
+	var iam []iamcheck.Sink
+	if dir := getenv(iamcheck.LogDirEnv); dir != "" {
+		sink, err := iamcheck.FileSink(dir)
+		if err != nil {
+			return err
+		}
+		iam = []iamcheck.Sink{sink}
+	}
 	r, err := runner.New(runner.Config{
 		Template: o.template, Parameters: o.params, StackName: o.stack, AWS: cfg, Getenv: getenv, Logger: logger,
+		IAM:      iam,
+		StateDir: o.stateDir,
 	})
 	if err != nil {
 		return err
@@ -177,6 +193,16 @@ func serve(ctx context.Context, stop func(), o serveOptions, getenv func(string)
 		logger.Info("stopped: requests and batches in flight have finished")
 	}
 	return err
+}
+
+// defaultStateDir is chronicle/runner under the user's cache directory, or
+// nothing when there is none.
+func defaultStateDir() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "chronicle", "runner")
 }
 
 // awsConfig is the SDK's default configuration, with what the emulators

@@ -8,8 +8,13 @@ import (
 
 var (
 	// ErrConflict: another writer appended at the same version first, or a
-	// guard release found the value held by someone else.
+	// guard release found the value held by someone else (*ReleaseError).
 	ErrConflict = errors.New("version conflict")
+	// ErrBusy: concurrent operations held some of the items of an append
+	// (DynamoDB's TransactionConflict), which was cancelled. Nothing was
+	// written and nothing is known about the versions: the same append may
+	// succeed if sent again. It is not a version conflict.
+	ErrBusy = errors.New("store busy")
 	// ErrDuplicate: a unique value is already held by another aggregate.
 	ErrDuplicate = errors.New("duplicate value")
 	// ErrIdempotencyReplay: the store already holds a record for this key.
@@ -41,6 +46,21 @@ func (e *DuplicateError) Field() string {
 	field, _, _ := strings.Cut(e.Key, "#")
 	return field
 }
+
+// ReleaseError: an append gave up a unique value that another aggregate
+// holds. The guards then disagree with the aggregate's own history (its
+// state says it holds the value), which no retry resolves. It wraps
+// ErrConflict, as the store contract has it.
+type ReleaseError struct {
+	Key string // "email#alice@example.com"
+}
+
+func (e *ReleaseError) Error() string {
+	return fmt.Sprintf("release of %q held by another owner", e.Key)
+}
+
+// Unwrap makes errors.Is(err, ErrConflict) hold.
+func (e *ReleaseError) Unwrap() error { return ErrConflict }
 
 // PreconditionError carries the current version when an expected version did not match.
 type PreconditionError struct {

@@ -3,6 +3,7 @@ package es
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -65,7 +66,12 @@ func (s *Service[S, C]) fromSnapshot(ctx context.Context, id string, version int
 	}
 	snap, ok, err := s.store.Snapshot(ctx, id)
 	if err != nil {
-		return agg, fmt.Errorf("load snapshot of %s: %w", id, err)
+		// A caller that gave up is told so; any other failure costs a full
+		// replay, never the answer.
+		if ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return agg, fmt.Errorf("load snapshot of %s: %w", id, err)
+		}
+		return agg, nil
 	}
 	if !ok || snap.SchemaVersion != s.decider.StateSchema ||
 		(version > 0 && snap.Version > version) || (!asOf.IsZero() && snap.UpdatedAt.After(asOf)) {

@@ -16,10 +16,18 @@ type Options struct {
 	// SnapshotEvery writes a snapshot after an append that crosses a multiple
 	// of it. 0 disables snapshots.
 	SnapshotEvery int
-	// MaxAttempts bounds load-decide-append rounds on version conflicts (default 5).
+	// RetryBudget bounds the time a command spends retrying version
+	// conflicts and busy stores (default 5s: half the commands function's
+	// 10 s timeout). A context deadline closer than the budget plus a
+	// reserve to answer cuts it short.
+	RetryBudget time.Duration
+	// MaxAttempts, when positive, also caps the load-decide-append rounds.
+	// 0 leaves only RetryBudget.
 	MaxAttempts int
-	// Backoff is the base of the jittered exponential wait between attempts (default 5ms).
-	Backoff time.Duration
+	// Backoff is the least wait between attempts (default 5ms); MaxBackoff
+	// the most (default 100ms). Waits are decorrelated jitter between them.
+	Backoff    time.Duration
+	MaxBackoff time.Duration
 	// IdempotencyTTL is how long idempotency records live (default 24h).
 	IdempotencyTTL time.Duration
 	// Now is the clock (default time.Now, in UTC).
@@ -40,11 +48,17 @@ type Service[S, C any] struct {
 
 // NewService returns a Service for d, storing events in store.
 func NewService[S, C any](d Decider[S, C], reg *Registry, store Store, opts Options) *Service[S, C] {
-	if opts.MaxAttempts <= 0 {
-		opts.MaxAttempts = 5
+	if opts.RetryBudget <= 0 {
+		opts.RetryBudget = 5 * time.Second
+	}
+	if opts.MaxAttempts < 0 {
+		opts.MaxAttempts = 0
 	}
 	if opts.Backoff <= 0 {
 		opts.Backoff = 5 * time.Millisecond
+	}
+	if opts.MaxBackoff < opts.Backoff {
+		opts.MaxBackoff = max(100*time.Millisecond, opts.Backoff)
 	}
 	if opts.IdempotencyTTL <= 0 {
 		opts.IdempotencyTTL = 24 * time.Hour
@@ -92,17 +106,52 @@ type Result[S any] struct {
 	SnapshotErr  error    // a failed snapshot write, which never fails the command
 }
 
+// answerReserve is the time kept, under the context's deadline, to answer
+// after the last attempt.
+const answerReserve = 500 * time.Millisecond
+
 // Execute runs cmd against aggregate id. Domain errors from Decide are returned
 // as they are; store errors are wrapped with context.
+//
+// With an idempotency key, a request that fails for any reason looks for
+// the key's record again before answering: a first run with the same key
+// may have committed after this one checked, and this one may have failed
+// only because of it (a rule it broke, a precondition, a conflict). The
+// first run's answer is then the answer.
 func (s *Service[S, C]) Execute(ctx context.Context, id string, cmd C, x ExecOptions) (Result[S], error) {
 	if x.Idempotency != nil {
 		if res, ok, err := s.replay(ctx, *x.Idempotency); ok || err != nil {
 			return res, err
 		}
 	}
+	res, err := s.execute(ctx, id, cmd, x)
+	if err != nil && x.Idempotency != nil {
+		if r, ok, rerr := s.replay(ctx, *x.Idempotency); ok {
+			r.Attempts = res.Attempts
+			return r, rerr // rerr: ErrIdempotencyMismatch, or nil
+		}
+	}
+	return res, err
+}
+
+// execute is the command loop: attempt, and on a version conflict or a busy
+// store, wait (decorrelated jitter) and attempt again, within the retry
+// budget.
+func (s *Service[S, C]) execute(ctx context.Context, id string, cmd C, x ExecOptions) (Result[S], error) {
+	start := time.Now()
+	deadline := start.Add(s.opts.RetryBudget)
+	if d, ok := ctx.Deadline(); ok && d.Add(-answerReserve).Before(deadline) {
+		deadline = d.Add(-answerReserve)
+	}
+	var release *ReleaseError
+	var pause time.Duration
+	var base *Aggregate[S] // what the last attempt loaded, to catch up from
 	for attempt := 1; ; attempt++ {
-		res, err := s.attempt(ctx, id, cmd, x)
+		res, err := s.attempt(ctx, id, cmd, x, base)
 		res.Attempts = attempt
+		if res.ID == id {
+			base = &res.Aggregate
+		}
 		switch {
 		case err == nil:
 			return res, nil
@@ -111,14 +160,15 @@ func (s *Service[S, C]) Execute(ctx context.Context, id string, cmd C, x ExecOpt
 			// with its result. Should its record have expired in between,
 			// the key is free again and the next attempt writes.
 			r, ok, rerr := s.replay(ctx, *x.Idempotency)
-			r.Attempts = attempt
-			if ok || rerr != nil || attempt >= s.opts.MaxAttempts {
-				if !ok && rerr == nil {
-					rerr = fmt.Errorf("execute on %s: %w", id, err)
-				}
+			if ok || rerr != nil {
+				r.Attempts = attempt
 				return r, rerr
 			}
-			continue
+		case errors.Is(err, ErrBusy):
+			// Nothing was written and nothing is known of the version:
+			// attempt again, If-Match or not.
+		case errors.As(err, &release):
+			return res, err // the guards disagree with the stream: no retry helps
 		case !errors.Is(err, ErrConflict):
 			return res, err
 		case x.ExpectedVersion != nil:
@@ -126,18 +176,37 @@ func (s *Service[S, C]) Execute(ctx context.Context, id string, cmd C, x ExecOpt
 			if lerr != nil {
 				return res, lerr
 			}
-			return res, &PreconditionError{Expected: *x.ExpectedVersion, Current: cur.Version}
-		case attempt >= s.opts.MaxAttempts:
+			if cur.Version != *x.ExpectedVersion {
+				return res, &PreconditionError{Expected: *x.ExpectedVersion, Current: cur.Version}
+			}
+			// Still at the expected version: the conflict was not about
+			// it, so a 412 would be a lie. Attempt again.
+		}
+		if s.opts.MaxAttempts > 0 && attempt >= s.opts.MaxAttempts {
 			return res, fmt.Errorf("execute on %s after %d attempts: %w", id, attempt, err)
 		}
-		if err := s.wait(ctx, attempt); err != nil {
-			return res, err
+		pause = s.backoff(pause, time.Since(start), deadline.Sub(start))
+		if time.Now().Add(pause).After(deadline) {
+			return res, fmt.Errorf("execute on %s: gave up after %d attempts in %s: %w",
+				id, attempt, time.Since(start).Round(time.Millisecond), err)
+		}
+		if err := sleep(ctx, pause); err != nil {
+			return res, fmt.Errorf("execute on %s: %w", id, err)
 		}
 	}
 }
 
-func (s *Service[S, C]) attempt(ctx context.Context, id string, cmd C, x ExecOptions) (Result[S], error) {
-	agg, err := s.Load(ctx, id)
+// attempt loads, decides and appends once. With base, the state an earlier
+// attempt loaded, it only loads the events after it: under contention each
+// retry reads the few events the other writers added, not the stream.
+func (s *Service[S, C]) attempt(ctx context.Context, id string, cmd C, x ExecOptions, base *Aggregate[S]) (Result[S], error) {
+	var agg Aggregate[S]
+	var err error
+	if base != nil {
+		agg, err = s.catchUp(ctx, *base)
+	} else {
+		agg, err = s.Load(ctx, id)
+	}
 	if err != nil {
 		return Result[S]{}, err
 	}
@@ -181,6 +250,18 @@ func (s *Service[S, C]) attempt(ctx context.Context, id string, cmd C, x ExecOpt
 		res.SnapshotErr = s.snapshot(ctx, next, now)
 	}
 	return res, nil
+}
+
+// catchUp folds the events after agg onto it.
+func (s *Service[S, C]) catchUp(ctx context.Context, agg Aggregate[S]) (Aggregate[S], error) {
+	recs, err := s.store.Load(ctx, agg.ID, agg.Version+1, 0)
+	if err != nil {
+		return Aggregate[S]{}, fmt.Errorf("load %s from v%d: %w", agg.ID, agg.Version+1, err)
+	}
+	if err := s.registry.DecodeAll(recs); err != nil {
+		return Aggregate[S]{}, err
+	}
+	return s.decider.Fold(agg, recs), nil
 }
 
 // now is the clock, never earlier than the aggregate's last event, so that
@@ -238,10 +319,28 @@ func (s *Service[S, C]) snapshot(ctx context.Context, agg Aggregate[S], now time
 	return nil
 }
 
-// wait sleeps before attempt+1: full jitter over an exponential ceiling.
-func (s *Service[S, C]) wait(ctx context.Context, attempt int) error {
-	ceiling := min(s.opts.Backoff<<(attempt-1), time.Second)
-	t := time.NewTimer(rand.N(ceiling) + time.Millisecond)
+// backoff is the wait after one of prev, elapsed into a budget:
+// decorrelated jitter, uniform between Backoff and three times prev, at
+// most MaxBackoff, and the window narrows as the budget runs out. Writers
+// that keep colliding spread out, while a command that has waited long
+// retries sooner than fresh ones, which would otherwise win every round
+// (a writer whose command just committed loads the new version first).
+func (s *Service[S, C]) backoff(prev, elapsed, budget time.Duration) time.Duration {
+	lo := s.opts.Backoff
+	hi := min(max(3*prev, lo+1), s.opts.MaxBackoff)
+	if budget > 0 && elapsed > 0 {
+		left := max(float64(budget-elapsed)/float64(budget), 0)
+		hi = lo + time.Duration(float64(hi-lo)*left)
+	}
+	if hi <= lo {
+		return lo
+	}
+	return lo + rand.N(hi-lo)
+}
+
+// sleep waits d, or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():

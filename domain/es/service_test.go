@@ -3,6 +3,7 @@ package es_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -82,5 +83,61 @@ func TestExecuteExpectedVersion(t *testing.T) {
 	res, err := svc.Execute(ctx, "n1", "", es.ExecOptions{ExpectedVersion: &v})
 	if err != nil || res.Version != 3 || len(res.Records) != 0 {
 		t.Fatalf("no-op: %+v, %v", res, err)
+	}
+}
+
+// failingStore fails the first n appends with err, writing nothing, as a
+// store does when it cancels a transaction for a reason other than the
+// version: a concurrent transaction on the same items, say.
+type failingStore struct {
+	*memory.Store
+	n   int
+	err error
+}
+
+func (f *failingStore) Append(ctx context.Context, req es.AppendRequest) error {
+	if f.n > 0 {
+		f.n--
+		return f.err
+	}
+	return f.Store.Append(ctx, req)
+}
+
+// TestCancelledNotForTheVersion: defect 9. An append cancelled while the
+// aggregate is still at the If-Match version is no failed precondition:
+// the service attempts again (a busy store, or a conflict that was not the
+// version's) or answers the true error (a guard held by another).
+func TestCancelledNotForTheVersion(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name    string
+		err     error
+		wantErr error // nil: the command succeeds on a later attempt
+	}{
+		{"busy", fmt.Errorf("append: concurrent transaction: %w", es.ErrBusy), nil},
+		{"conflict not on the version", fmt.Errorf("append: concurrent transaction: %w", es.ErrConflict), nil},
+		{"release held by another", &es.ReleaseError{Key: "email#a@example.com"}, es.ErrConflict},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			store := &failingStore{Store: memory.New()}
+			svc := es.NewService(noteDecider(), registry(), store, es.Options{Backoff: time.Millisecond})
+			if _, err := svc.Execute(ctx, "n1", "a", es.ExecOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			store.n, store.err = 3, tc.err
+			v := int64(1)
+			res, err := svc.Execute(ctx, "n1", "b", es.ExecOptions{ExpectedVersion: &v})
+			var pe *es.PreconditionError
+			if errors.As(err, &pe) {
+				t.Fatalf("got %v: a failed precondition at the If-Match version", err)
+			}
+			switch {
+			case tc.wantErr == nil && (err != nil || res.Version != 2 || res.Attempts != 4):
+				t.Fatalf("got %+v, %v; want v2 on the fourth attempt", res, err)
+			case tc.wantErr != nil && (!errors.Is(err, tc.wantErr) || res.Attempts != 1):
+				t.Fatalf("got %+v, %v; want %v at once", res, err, tc.wantErr)
+			}
+		})
 	}
 }

@@ -18,10 +18,11 @@ type Store interface {
 type EventStore interface {
 	// Append writes req atomically: all its events, guard claims and releases
 	// and its idempotency record, or nothing. Errors wrap ErrConflict,
-	// ErrDuplicate (as *DuplicateError), ErrIdempotencyReplay, ErrTooLarge or
-	// ErrInvalidAppend. When several parts fail, the first of these wins:
-	// idempotency replay, version conflict, duplicate value, release of a
-	// value held by another.
+	// ErrDuplicate (as *DuplicateError), ErrIdempotencyReplay, ErrTooLarge,
+	// ErrInvalidAppend, or ErrBusy when the store cancelled the append only
+	// because concurrent operations held its items. When several parts fail,
+	// the first of these wins: idempotency replay, version conflict,
+	// duplicate value, release of a value held by another (*ReleaseError).
 	//
 	// ExpectedVersion must be the version the caller loaded: stores detect a
 	// version already taken, not one skipped. The kernel only appends after

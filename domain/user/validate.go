@@ -7,7 +7,7 @@ import (
 	"unicode/utf8"
 )
 
-// Limits of the contract (API.md).
+// Limits of the HTTP contract.
 const (
 	MaxNameLength   = 200  // characters, after trimming
 	MaxEmailLength  = 254  // RFC 5321 path limit

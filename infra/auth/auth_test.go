@@ -175,20 +175,20 @@ func checkHandle(t *testing.T, a *Authorizer, logs *bytes.Buffer, tc authzCase) 
 func TestAuthorizerHS256(t *testing.T) {
 	hour := time.Hour
 	cases := []authzCase{
-		{name: "valid", header: "Bearer " + hs256(t, nil), wantSub: "user-123", wantRoles: "admin"},
-		{name: "scheme is case-insensitive", header: "bearer " + hs256(t, nil), wantSub: "user-123", wantRoles: "admin"},
+		{name: "valid", header: "Bearer " + hs256(t, nil), wantSub: "user-123", wantRoles: `["admin"]`},
+		{name: "scheme is case-insensitive", header: "bearer " + hs256(t, nil), wantSub: "user-123", wantRoles: `["admin"]`},
 		{name: "scope string joins roles", header: "Bearer " + hs256(t, func(c *claims) {
 			c.Roles, c.Scope = []string{"admin"}, "users:read  admin users:write"
-		}), wantSub: "user-123", wantRoles: "admin users:read users:write"},
-		{name: "no roles", header: "Bearer " + hs256(t, func(c *claims) { c.Roles = nil }), wantSub: "user-123", wantRoles: ""},
+		}), wantSub: "user-123", wantRoles: `["admin","users:read","users:write"]`},
+		{name: "no roles", header: "Bearer " + hs256(t, func(c *claims) { c.Roles = nil }), wantSub: "user-123", wantRoles: `[]`},
 		{name: "nbf in the past", header: "Bearer " + hs256(t, func(c *claims) {
 			c.NotBefore = jwt.NewNumericDate(time.Now().Add(-time.Minute))
-		}), wantSub: "user-123", wantRoles: "admin"},
+		}), wantSub: "user-123", wantRoles: `["admin"]`},
 		{name: "expired within leeway", header: "Bearer " + hs256(t, func(c *claims) {
 			c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(-10 * time.Second))
-		}), wantSub: "user-123", wantRoles: "admin"},
+		}), wantSub: "user-123", wantRoles: `["admin"]`},
 		{name: "Mint", header: "Bearer " + mustMint(t, testSecret, testIssuer, testAudience, "u-9", []string{"admin", "ops"}, hour),
-			wantSub: "u-9", wantRoles: "admin ops"},
+			wantSub: "u-9", wantRoles: `["admin","ops"]`},
 
 		{name: "expired", header: "Bearer " + hs256(t, func(c *claims) {
 			c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(-2 * time.Minute))
@@ -198,6 +198,9 @@ func TestAuthorizerHS256(t *testing.T) {
 		}), wantErr: "Unauthorized", reason: "not_yet_valid"},
 		{name: "no exp", header: "Bearer " + hs256(t, func(c *claims) { c.ExpiresAt = nil }), wantErr: "Unauthorized", reason: "missing_claim"},
 		{name: "no sub", header: "Bearer " + hs256(t, func(c *claims) { c.Subject = "" }), wantErr: "Unauthorized", reason: "missing_claim"},
+		{name: "role with a control character", header: "Bearer " + hs256(t, func(c *claims) { c.Roles = []string{"ops\nadmin"} }), wantErr: "Unauthorized", reason: "invalid_claim"},
+		{name: "role too long", header: "Bearer " + hs256(t, func(c *claims) { c.Roles = []string{strings.Repeat("r", 257)} }), wantErr: "Unauthorized", reason: "invalid_claim"},
+		{name: "sub with a control character", header: "Bearer " + hs256(t, func(c *claims) { c.Subject = "u\x00" }), wantErr: "Unauthorized", reason: "invalid_claim"},
 		{name: "signed with another secret", header: "Bearer " + mustMint(t, []byte("other-secret"), testIssuer, testAudience, "u", nil, hour),
 			wantErr: "Unauthorized", reason: "bad_signature"},
 		{name: "wrong audience", header: "Bearer " + mustMint(t, testSecret, testIssuer, "someone-else", "u", nil, hour),
@@ -294,7 +297,7 @@ func TestAuthorizerRS256(t *testing.T) {
 		wantFetch int32
 	}{
 		{authzCase: authzCase{name: "valid", header: "Bearer " + rs256(t, k1, "k1", func(c *claims) { c.Scope = "users:read" }),
-			wantSub: "user-123", wantRoles: "admin users:read"}, wantFetch: 1},
+			wantSub: "user-123", wantRoles: `["admin","users:read"]`}, wantFetch: 1},
 		{authzCase: authzCase{name: "unknown kid", header: "Bearer " + rs256(t, k2, "k2", nil),
 			wantErr: "Unauthorized", reason: "unknown_key"}, wantFetch: 1},
 		{authzCase: authzCase{name: "no kid", header: "Bearer " + rs256(t, k1, "", nil),
@@ -415,7 +418,14 @@ func TestPrincipalContextRoundTrip(t *testing.T) {
 	for name, m := range map[string]map[string]interface{}{
 		"nil":          nil,
 		"no sub":       {"roles": "admin"},
-		"sub not text": {"sub": 42, "roles": "admin"},
+		"sub not text": {"sub": 42, "roles": `["admin"]`},
+		"no roles":     {"sub": "u"},
+		// An older authorizer's answer, still in API Gateway's cache: its
+		// roles cannot be known, so there is no principal.
+		"roles space-separated": {"sub": "u", "roles": "admin"},
+		"roles not a list":      {"sub": "u", "roles": `"admin"`},
+		"roles not strings":     {"sub": "u", "roles": `[1]`},
+		"roles not JSON":        {"sub": "u", "roles": `["admin"`},
 	} {
 		if p, ok := PrincipalFromContext(m); ok {
 			t.Errorf("%s: PrincipalFromContext = %+v, true; want false", name, p)

@@ -122,6 +122,8 @@ func denyReason(err error) string {
 		return "wrong_audience"
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
 		return "missing_claim"
+	case errors.Is(err, jwt.ErrTokenInvalidClaims):
+		return "invalid_claim" // a sub or role that cannot be carried exactly
 	default:
 		return "invalid"
 	}

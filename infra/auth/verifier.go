@@ -16,7 +16,7 @@ import (
 // jwksTimeout bounds one JWKS fetch, whatever client the caller passes.
 const jwksTimeout = 5 * time.Second
 
-// Defaults of a local deployment (API.md): the authorizer's JWT_ISSUER,
+// Defaults of a local deployment (the HTTP contract's): the authorizer's JWT_ISSUER,
 // JWT_AUDIENCE and LOCAL_JWT_SECRET when they are not set, which the local
 // runner, the operator CLI's token command and the tests share.
 const (
@@ -116,11 +116,22 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Principal, error) 
 	if c.Subject == "" {
 		return Principal{}, fmt.Errorf("%w: sub", jwt.ErrTokenRequiredClaimMissing)
 	}
-	return Principal{Sub: c.Subject, Roles: c.roles()}, nil
+	p := Principal{Sub: c.Subject, Roles: c.roles()}
+	// Refused rather than altered: a route must see exactly the token's
+	// principal, and one that cannot travel intact is not that principal.
+	if !carriable(p.Sub) {
+		return Principal{}, fmt.Errorf("%w: sub has a control character or more than %d bytes", jwt.ErrTokenInvalidClaims, maxClaimBytes)
+	}
+	for i, r := range p.Roles {
+		if !carriable(r) {
+			return Principal{}, fmt.Errorf("%w: role %d has a control character or more than %d bytes", jwt.ErrTokenInvalidClaims, i, maxClaimBytes)
+		}
+	}
+	return p, nil
 }
 
 // roles is the union of the roles array and the scope string, in order,
-// without duplicates.
+// without duplicates. An empty role grants nothing and is left out.
 func (c claims) roles() []string {
 	var out []string
 	for _, r := range slices.Concat(c.Roles, strings.Fields(c.Scope)) {

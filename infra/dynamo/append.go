@@ -255,9 +255,11 @@ func cancellation(err error, parts []part) error {
 	case p[partClaim] != nil:
 		return &es.DuplicateError{Key: p[partClaim].key}
 	case p[partRelease] != nil:
-		return fmt.Errorf("release of %q held by another owner: %w", p[partRelease].key, es.ErrConflict)
+		return &es.ReleaseError{Key: p[partRelease].key}
 	case busy(err):
-		return fmt.Errorf("concurrent transaction on the same items: %w", es.ErrConflict)
+		// Not a version conflict: the versions are unknown, so a caller
+		// with If-Match must not be told its version is stale.
+		return fmt.Errorf("concurrent transaction on the same items: %w", es.ErrBusy)
 	default: // throttling, validation: the exception's message lists the reasons
 		return err
 	}

@@ -29,7 +29,7 @@ func TestCancellationCodes(t *testing.T) {
 		busy bool
 		want error // errors.Is; nil: the error is passed through unmapped
 	}{
-		{"only conflicts", canceled("TransactionConflict", "None", "TransactionConflict"), true, es.ErrConflict},
+		{"only conflicts", canceled("TransactionConflict", "None", "TransactionConflict"), true, es.ErrBusy},
 		{"conflict and a failed condition", canceled("TransactionConflict", "ConditionalCheckFailed", "None"), false, es.ErrDuplicate},
 		{"throttled", canceled("None", "ThrottlingError", "None"), false, nil},
 		{"conflict and throttled", canceled("TransactionConflict", "ThrottlingError", "None"), false, nil},
@@ -45,7 +45,10 @@ func TestCancellationCodes(t *testing.T) {
 			if tc.want != nil && !errors.Is(got, tc.want) {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
-			if tc.want == nil && (errors.Is(got, es.ErrConflict) || errors.Is(got, es.ErrDuplicate) || errors.Is(got, es.ErrIdempotencyReplay)) {
+			if tc.busy && errors.Is(got, es.ErrConflict) {
+				t.Errorf("got %v: a busy store is no version conflict", got)
+			}
+			if tc.want == nil && (errors.Is(got, es.ErrConflict) || errors.Is(got, es.ErrBusy) || errors.Is(got, es.ErrDuplicate) || errors.Is(got, es.ErrIdempotencyReplay)) {
 				t.Errorf("got %v, want no kernel error", got)
 			}
 		})

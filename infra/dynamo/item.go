@@ -45,7 +45,7 @@ const (
 	attrAggregateID = "aggregateId"
 	attrVersion     = "version" // also in snapshots
 	attrCreatedAt   = "createdAt"
-	attrExpiresAt   = "expiresAt" // N, epoch seconds: the guards table's TTL attribute
+	attrExpiresAt   = TTLAttribute
 
 	// snapshots
 	attrState     = "state"
@@ -55,6 +55,11 @@ const (
 	// idemPrefix starts the guards-table key of an idempotency record.
 	idemPrefix = "idem#"
 )
+
+// TTLAttribute is the attribute, epoch seconds, after which DynamoDB's TTL
+// deletes an item of the guards table (an idempotency record).
+// template.yaml's GuardsTable and CreateTables turn TTL on it.
+const TTLAttribute = "expiresAt"
 
 // ItemFromRecord returns the events-table item of r. Data is stored as a
 // string so that stream images and the console show readable JSON; empty

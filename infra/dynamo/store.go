@@ -46,7 +46,7 @@ type Store struct {
 	limits es.Limits
 	now    func() time.Time
 	// conflictRetries bounds how often an append cancelled only by
-	// TransactionConflict is sent again before it is reported as ErrConflict.
+	// TransactionConflict is sent again before it is reported as es.ErrBusy.
 	conflictRetries int
 }
 

@@ -37,7 +37,7 @@ type authzRoute struct {
 
 // TestAuthorizationMatrix runs every route as every role, through the
 // gateway (the real authorizer) and the handlers, each cell against a fresh
-// target user: API.md's rules, and 403 for a user one may not see whether
+// target user: the contract's rules, and 403 for a user one may not see whether
 // or not it exists.
 func TestAuthorizationMatrix(t *testing.T) {
 	t.Parallel()

@@ -221,7 +221,7 @@ func (h *Commands) exec(ctx context.Context, c *call, p auth.Principal, id strin
 	}
 	if pre.idempotencyKey != "" {
 		x.Idempotency = &es.IdempotencyKey{
-			Key:         p.Sub + "#" + pre.idempotencyKey,
+			Key:         idempotencyScope(p.Sub, pre.idempotencyKey),
 			RequestHash: requestHash(c.req.HTTPMethod, pathOf(c.route.resource, c.params), body),
 		}
 	}
@@ -347,6 +347,15 @@ func parseIfMatch(v string) (int64, error) {
 		return 0, bad
 	}
 	return n, nil
+}
+
+// idempotencyScope is the record key of a caller's Idempotency-Key: keys
+// are scoped to the caller's sub. The sub's length comes first, so that no
+// two (sub, key) pairs share a record key, whatever either holds: joined
+// with a bare separator, sub "a#b" with key "c" and sub "a" with key "b#c"
+// were one record.
+func idempotencyScope(sub, key string) string {
+	return strconv.Itoa(len(sub)) + ":" + sub + "#" + key
 }
 
 // requestHash identifies an idempotent request: its method, its canonical

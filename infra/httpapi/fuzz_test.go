@@ -16,6 +16,7 @@ import (
 
 	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/domain/user"
+	"github.com/chronicle-go/chronicle/infra/auth"
 )
 
 // The fuzz targets run in memory (memoryService), so that they also run as
@@ -88,19 +89,19 @@ func FuzzCommandBody(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sub, roles := agg.State.Sub, ""
+		p := auth.Principal{Sub: agg.State.Sub}
 		if rt.admin {
-			sub, roles = "fuzz-admin", "admin"
+			p = auth.Principal{Sub: "fuzz-admin", Roles: []string{auth.RoleAdmin}}
 		}
 		if rt.resource == "/users" && !rt.admin {
-			sub = "fuzz-creator-" + uuid.NewString() // a plain user creating its own user
+			p.Sub = "fuzz-creator-" + uuid.NewString() // a plain user creating its own user
 		}
 		req := events.APIGatewayProxyRequest{
 			HTTPMethod: rt.method, Resource: rt.resource, Path: strings.ReplaceAll(rt.resource, "{id}", target),
 			PathParameters: map[string]string{"id": target},
 			Headers:        map[string]string{"Content-Type": contentType},
 			Body:           body, IsBase64Encoded: b64,
-			RequestContext: events.APIGatewayProxyRequestContext{Authorizer: map[string]any{"sub": sub, "roles": roles}},
+			RequestContext: events.APIGatewayProxyRequestContext{Authorizer: p.AuthorizerContext()},
 		}
 		resp := fuzzCheck(t, s.cmds, req)
 		if resp.StatusCode/100 != 2 {
@@ -181,15 +182,17 @@ func (e fuzzEvent) request() events.APIGatewayProxyRequest {
 			req.MultiValueQueryStringParameters[k] = append(req.MultiValueQueryStringParameters[k], v)
 		}
 	}
+	// roles are the words of e.roles, encoded as the authorizer encodes them.
+	roles := auth.Principal{Roles: strings.Fields(e.roles)}.AuthorizerContext()["roles"]
 	switch e.authz % 5 {
 	case 1:
-		req.RequestContext.Authorizer = map[string]any{"sub": e.sub, "roles": e.roles}
+		req.RequestContext.Authorizer = map[string]any{"sub": e.sub, "roles": roles}
 	case 2:
 		req.RequestContext.Authorizer = map[string]any{"principalId": e.sub}
 	case 3:
 		req.RequestContext.Authorizer = map[string]any{"sub": 42, "roles": []any{e.roles}}
 	case 4:
-		req.RequestContext.Authorizer = map[string]any{"principalId": e.sub, "sub": e.sub, "roles": e.roles, "integrationLatency": 7}
+		req.RequestContext.Authorizer = map[string]any{"principalId": e.sub, "sub": e.sub, "roles": roles, "integrationLatency": 7}
 	}
 	return req
 }

@@ -22,7 +22,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/template"
 )
 
-// The local JWT settings of API.md: what the authorizer verifies in tests.
+// The local JWT settings of the HTTP contract: what the authorizer verifies in tests.
 const (
 	jwtIssuer   = "chronicle-local"
 	jwtAudience = "chronicle-api"

@@ -21,6 +21,7 @@ import (
 
 	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/domain/user"
+	"github.com/chronicle-go/chronicle/infra/auth"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/httpapi"
 	"github.com/chronicle-go/chronicle/infra/projector"
@@ -87,9 +88,9 @@ func withActor(sub string) opt {
 // as makes the authorizer context that of sub with roles.
 func as(sub string, roles ...string) opt {
 	return func(r *events.APIGatewayProxyRequest) {
-		r.RequestContext.Authorizer = map[string]interface{}{
-			"principalId": sub, "sub": sub, "roles": strings.Join(roles, " "), "integrationLatency": 3,
-		}
+		r.RequestContext.Authorizer = auth.Principal{Sub: sub, Roles: roles}.AuthorizerContext()
+		r.RequestContext.Authorizer["principalId"] = sub
+		r.RequestContext.Authorizer["integrationLatency"] = 3
 	}
 }
 

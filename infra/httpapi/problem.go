@@ -77,10 +77,11 @@ func forbidden(detail string) error { return &edgeError{kind: errForbidden, deta
 // whose detail says nothing about its cause; the caller logs it.
 func problemFor(err error) problem {
 	var (
-		edge  *edgeError
-		inval *user.ValidationError
-		dup   *es.DuplicateError
-		pre   *es.PreconditionError
+		edge    *edgeError
+		inval   *user.ValidationError
+		dup     *es.DuplicateError
+		pre     *es.PreconditionError
+		release *es.ReleaseError
 	)
 	switch {
 	case errors.As(err, &edge):
@@ -132,6 +133,18 @@ func problemFor(err error) problem {
 	case errors.Is(err, es.ErrTooLarge):
 		return problem{Type: problemTypePrefix + "too-large", Title: "Content too large", Status: http.StatusRequestEntityTooLarge,
 			Detail: "The change is larger than the event store accepts."}
+
+	case errors.As(err, &release):
+		// Before ErrConflict, which it wraps: the unique values disagree
+		// with the user's history, which the client can neither cause nor
+		// fix by retrying. An operator reads the log.
+		return internalProblem()
+
+	case errors.Is(err, es.ErrBusy):
+		// Still busy when the retry budget ran out. Never a 412: the
+		// version is not known to differ from If-Match.
+		return problem{Type: problemTypePrefix + "conflict", Title: "Conflict", Status: http.StatusConflict,
+			Detail: "Concurrent requests kept holding this user's records; nothing was written. Retry the request."}
 
 	case errors.Is(err, es.ErrConflict), errors.Is(err, es.ErrIdempotencyReplay):
 		return problem{Type: problemTypePrefix + "conflict", Title: "Conflict", Status: http.StatusConflict,

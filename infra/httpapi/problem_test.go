@@ -38,6 +38,8 @@ func TestProblemFor(t *testing.T) {
 		{wrap(es.ErrConflict), http.StatusConflict, ""},
 		{wrap(es.ErrIdempotencyReplay), http.StatusConflict, ""},
 		{&es.PreconditionError{Expected: 1, Current: 4}, http.StatusPreconditionFailed, ""},
+		{wrap(es.ErrBusy), http.StatusConflict, ""},
+		{wrap(&es.ReleaseError{Key: "email#a@example.com"}), http.StatusInternalServerError, ""},
 		{&edgeError{kind: errBodyTooLarge, detail: "x"}, http.StatusRequestEntityTooLarge, ""},
 		{wrap(&es.LimitError{What: "item size", Size: 500000, Limit: 409600}), http.StatusRequestEntityTooLarge, ""},
 		{&edgeError{kind: errUnsupportedMedia, detail: "x"}, http.StatusUnsupportedMediaType, ""},

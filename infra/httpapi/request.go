@@ -19,7 +19,7 @@ import (
 	"github.com/chronicle-go/chronicle/domain/user"
 )
 
-// Limits of the contract (API.md).
+// Limits of the HTTP contract.
 const (
 	// MaxBodyBytes bounds a request body, after base64 decoding: 64 KiB.
 	MaxBodyBytes = 64 << 10

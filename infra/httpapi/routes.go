@@ -48,7 +48,7 @@ type route struct {
 // key is how a side finds the handler of a route.
 func (r route) key() string { return r.method + " " + r.resource }
 
-// apiRoutes is the whole API of API.md: both sides need it to tell a
+// apiRoutes is the whole API of the HTTP contract: both sides need it to tell a
 // method that is not allowed (405) from a path that does not exist (404).
 var apiRoutes = []route{
 	{http.MethodPost, resUsers, commandSide},

@@ -1,23 +1,16 @@
 package lambdafn
 
 import (
-	"fmt"
 	"log/slog"
 	"os"
-	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
-	"github.com/chronicle-go/chronicle/domain/es"
-	"github.com/chronicle-go/chronicle/domain/user"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/httpapi"
 	"github.com/chronicle-go/chronicle/infra/metrics"
 )
-
-// defaultSnapshotInterval is the template's SnapshotInterval default.
-const defaultSnapshotInterval = 100
 
 // commandSettings is what the commands function reads from its environment.
 type commandSettings struct {
@@ -35,7 +28,7 @@ func Commands(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*httpapi.Comm
 		return nil, err
 	}
 	store := dynamo.New(dynamodb.NewFromConfig(cfg), s.tables)
-	svc := es.NewService(user.Decider(), user.NewRegistry(), store, es.Options{SnapshotEvery: s.snapshotEvery})
+	svc := userService(store, s.snapshotEvery)
 	return httpapi.NewCommands(svc, logger, httpapi.WithMetrics(metrics.New(os.Stdout, "", "commands"))), nil
 }
 
@@ -47,17 +40,14 @@ func loadCommandSettings(getenv Getenv) (commandSettings, error) {
 			Guards:    r.get("GUARDS_TABLE"),
 			Snapshots: r.get("SNAPSHOTS_TABLE"),
 		},
-		snapshotEvery: defaultSnapshotInterval,
 	}
 	if err := r.err(); err != nil {
 		return commandSettings{}, err
 	}
-	if v := getenv("SNAPSHOT_INTERVAL"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return commandSettings{}, fmt.Errorf("SNAPSHOT_INTERVAL=%q: want a whole number of events, 0 for no snapshots", v)
-		}
-		s.snapshotEvery = n
+	n, err := snapshotInterval(getenv)
+	if err != nil {
+		return commandSettings{}, err
 	}
+	s.snapshotEvery = n
 	return s, nil
 }

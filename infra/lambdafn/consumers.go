@@ -115,7 +115,8 @@ func Notifier(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*notifier.Not
 		return nil, err
 	}
 	ledger := readmodel.New(dynamodb.NewFromConfig(cfg), s.readModelTable)
-	return notifier.New(sesv2.NewFromConfig(cfg), ledger, user.NewRegistry(), s.mail, logger, time.Now,
+	// SESOptions: the SDK must not retry a send SES may have accepted.
+	return notifier.New(sesv2.NewFromConfig(cfg, notifier.SESOptions), ledger, user.NewRegistry(), s.mail, logger, time.Now,
 		notifier.WithMetrics(metrics.New(os.Stdout, "", "notifier")),
 		notifier.WithFailureLog(ledger), notifier.WithMaxReceiveCount(s.maxReceiveCount))
 }

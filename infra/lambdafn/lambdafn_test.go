@@ -163,11 +163,12 @@ func TestQuerySettings(t *testing.T) {
 	}{
 		{
 			name: "template's environment",
-			env: base(map[string]string{"GUARDS_TABLE": "g",
+			env: base(map[string]string{"GUARDS_TABLE": "g", "SNAPSHOT_INTERVAL": "25",
 				"PROJECTION_QUEUES": "user-view=https://q/p|https://q/pd;actor-activity=https://q/p|https://q/pd;welcome-mail=https://q/n|https://q/nd"}),
 			want: querySettings{
-				tables:    dynamo.Tables{Events: "e", Snapshots: "s"},
-				readModel: "r",
+				tables:        dynamo.Tables{Events: "e", Snapshots: "s"},
+				snapshotEvery: 25,
+				readModel:     "r",
 				projections: []httpapi.Projection{
 					{Name: "user-view", QueueURL: "https://q/p", DLQURL: "https://q/pd"},
 					{Name: "actor-activity", QueueURL: "https://q/p", DLQURL: "https://q/pd"},
@@ -177,14 +178,18 @@ func TestQuerySettings(t *testing.T) {
 		},
 		{
 			name: "no queues, no DLQ, spaces",
-			env:  base(map[string]string{"PROJECTION_QUEUES": " user-view = https://q/p ; "}),
+			env:  base(map[string]string{"PROJECTION_QUEUES": " user-view = https://q/p ; ", "SNAPSHOT_INTERVAL": "0"}),
 			want: querySettings{
 				tables: dynamo.Tables{Events: "e", Snapshots: "s"}, readModel: "r",
 				projections: []httpapi.Projection{{Name: "user-view", QueueURL: "https://q/p"}},
 			},
 		},
+		{name: "default interval", env: base(nil), want: querySettings{
+			tables: dynamo.Tables{Events: "e", Snapshots: "s"}, snapshotEvery: 100, readModel: "r",
+		}},
 		{name: "missing", env: map[string]string{"EVENTS_TABLE": "e"}, wantErr: "SNAPSHOTS_TABLE, READMODEL_TABLE"},
 		{name: "malformed", env: base(map[string]string{"PROJECTION_QUEUES": "https://q/p"}), wantErr: "PROJECTION_QUEUES"},
+		{name: "bad interval", env: base(map[string]string{"SNAPSHOT_INTERVAL": "often"}), wantErr: "SNAPSHOT_INTERVAL"},
 		{name: "no queue URL", env: base(map[string]string{"PROJECTION_QUEUES": "user-view=|https://q/pd"}), wantErr: "PROJECTION_QUEUES"},
 		{name: "twice", env: base(map[string]string{"PROJECTION_QUEUES": "a=https://q/1;a=https://q/2"}), wantErr: "twice"},
 	}

@@ -11,8 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/chronicle-go/chronicle/domain/es"
-	"github.com/chronicle-go/chronicle/domain/user"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/httpapi"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
@@ -20,14 +18,17 @@ import (
 
 // querySettings is what the queries function reads from its environment.
 type querySettings struct {
-	tables      dynamo.Tables // Events and Snapshots: queries never touch the guards
-	readModel   string
-	projections []httpapi.Projection
+	tables        dynamo.Tables // Events and Snapshots: queries never touch the guards
+	snapshotEvery int           // as the commands function's: 0 reads no snapshots
+	readModel     string
+	projections   []httpapi.Projection
 }
 
 // Queries builds the handler of the query routes from EVENTS_TABLE,
-// SNAPSHOTS_TABLE and READMODEL_TABLE (required) and PROJECTION_QUEUES
-// (optional: without it GET /ops/projections reports no queue depths).
+// SNAPSHOTS_TABLE and READMODEL_TABLE (required), SNAPSHOT_INTERVAL (as for
+// Commands: users load from their latest snapshot unless it is 0) and
+// PROJECTION_QUEUES (optional: without it GET /ops/projections reports no
+// queue depths).
 func Queries(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*httpapi.Queries, error) {
 	cfg = withSDKLogger(cfg, logger)
 	s, err := loadQuerySettings(getenv)
@@ -38,7 +39,7 @@ func Queries(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*httpapi.Queri
 	store := dynamo.New(ddb, s.tables)
 	rm := readmodel.New(ddb, s.readModel)
 	return httpapi.NewQueries(httpapi.QueriesDeps{
-		Users:       es.NewService(user.Decider(), user.NewRegistry(), store, es.Options{}),
+		Users:       userService(store, s.snapshotEvery),
 		Events:      store,
 		ReadModel:   rm,
 		Queues:      sqs.NewFromConfig(cfg),
@@ -70,6 +71,11 @@ func loadQuerySettings(getenv Getenv) (querySettings, error) {
 	if err := r.err(); err != nil {
 		return querySettings{}, err
 	}
+	n, err := snapshotInterval(getenv)
+	if err != nil {
+		return querySettings{}, err
+	}
+	s.snapshotEvery = n
 	p, err := parseProjections(getenv("PROJECTION_QUEUES"))
 	if err != nil {
 		return querySettings{}, fmt.Errorf("PROJECTION_QUEUES: %w", err)

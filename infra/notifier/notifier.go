@@ -1,22 +1,35 @@
-// Package notifier sends the welcome email of each new user through SES,
-// with an effect of exactly once: the SQS handler of the notifications queue.
+// Package notifier sends the welcome email of each new user through SES:
+// the SQS handler of the notifications queue.
 //
-// Delivery is at least once, so each mail is guarded by a sent-mail record
-// in the read-model table (mail#<eventId>): claim it, send, mark it sent. A
-// repeat of a sent mail is acknowledged without sending.
+// Delivery is at least once and SES has no idempotency key, so each mail is
+// guarded by a sent-mail record in the read-model table (mail#<eventId>,
+// see readmodel.MailState): claim it, send, mark it sent. A repeat of a sent
+// mail is acknowledged without sending.
 //
-// Why a lease: a delivery can crash after its claim and before (or after) its
-// send. With a claim that never expires the mail would be lost (at most
-// once); with no claim two concurrent deliveries could both send. The claim
-// is a lease instead: while it lives, other deliveries of the same event
-// fail and are retried by the queue later; once it has ended, the next
-// delivery takes the claim over and sends. The only duplicate left is a
-// crash in the instant between SES accepting the mail and the record being
-// marked sent. A welcome mail sent twice in that rare case is better than
-// one never sent, so the trade-off is at least once at the edge, exactly
-// once in effect otherwise. The lease must outlast a send (the SES call's
-// timeout) and be shorter than the queue's visibility timeout times its
-// maxReceiveCount, or the message is dead-lettered before the lease ends.
+// The policy: never two mails; a mail sent automatically exactly once,
+// unless a crash or an unanswered send leaves it in doubt, where it is held
+// for an operator rather than sent again.
+//
+//   - A claim is a lease that outlasts its delivery (the invocation's
+//     deadline plus a margin), so that two deliveries never send at once.
+//   - SES refused the mail before accepting it (any 4xx: throttled,
+//     rejected, sending paused; or the connection never opened): the claim
+//     is released and the queue retries; the mail is certainly not out.
+//   - SES's answer is unknown (a 5xx, a timeout, a connection lost after
+//     the request went out): the mail may be out. It is marked unknown,
+//     logged ("welcome mail in doubt") and counted (MailsInDoubt), and the
+//     message is acknowledged: nothing sends it again automatically.
+//   - The delivery died between its claim and its mark (a crash, a kill, a
+//     timeout): the next delivery finds the claim expired and marks it
+//     unknown in the same way. A claim expired but never attempted looks the
+//     same from outside (the claim and the send are microseconds apart).
+//   - An operator settles each mail in doubt with its evidence (SES's
+//     sending records, the recipient): chronicle mail list, then chronicle
+//     mail resolve <event-id> --sent, or --resend, which sends it again.
+//
+// The SES client must not retry on its own either where the first attempt
+// may have been accepted: SendRetryer retries only throttling and
+// connections that never opened.
 package notifier
 
 import (
@@ -47,21 +60,32 @@ var _ Mailer = (*sesv2.Client)(nil)
 
 // Ledger keeps the sent-mail records.
 type Ledger interface {
-	ClaimMail(ctx context.Context, eventID string, now time.Time, lease time.Duration) (string, error)
+	ClaimMail(ctx context.Context, eventID, aggregateID string, now time.Time, lease time.Duration) (string, error)
 	MarkMailSent(ctx context.Context, eventID, token, messageID string, now time.Time) error
 	ReleaseMail(ctx context.Context, eventID, token string) error
+	MarkMailUnknown(ctx context.Context, eventID, token, reason string, now time.Time) error
 }
 
 var _ Ledger = (*readmodel.Store)(nil)
 
-// DefaultLease is the lease of a claim when Config leaves it zero.
-const DefaultLease = 2 * time.Minute
+// DefaultLease is the lease of a claim made without a deadline in its
+// context (never in Lambda) when Config leaves it zero.
+const DefaultLease = time.Minute
+
+// LeaseMargin is added to the time left to an invocation to make its
+// claims' lease: the clocks of two Lambda hosts may differ a little.
+const LeaseMargin = 2 * time.Second
+
+// SendBudget is the least time left to an invocation for it to claim and
+// send a mail: with less, the message is failed before the claim and
+// retried, rather than cut short mid-send (which would put it in doubt).
+const SendBudget = time.Second
 
 // Config is what the mail says and where it comes from.
 type Config struct {
 	From    string        // verified sender address, "Chronicle <hello@example.com>" or bare
 	Subject string        // default "Welcome to Chronicle"
-	Lease   time.Duration // default DefaultLease
+	Lease   time.Duration // of a claim when the context has no deadline; default DefaultLease
 }
 
 // Notifier is the notifications-queue handler. It is safe for concurrent use.
@@ -166,6 +190,7 @@ func (n *Notifier) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEv
 		slog.Int("messages", len(ev.Records)),
 		slog.Int("sent", counts[sent]),
 		slog.Int("already_sent", counts[alreadySent]),
+		slog.Int("in_doubt", counts[inDoubt]),
 		slog.Int("ignored", counts[ignored]),
 		slog.Int("failures", len(resp.BatchItemFailures)),
 		slog.Int64("duration_ms", n.now().Sub(start).Milliseconds()),
@@ -176,6 +201,9 @@ func (n *Notifier) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEv
 	n.log.LogAttrs(ctx, level, "notifier batch", attrs...)
 	n.metrics.Batch(ctx, metrics.Batch{Messages: len(ev.Records), Failures: len(resp.BatchItemFailures),
 		DLQSends: dlq, Duration: n.now().Sub(start)})
+	if counts[inDoubt] > 0 {
+		n.metrics.Emit(ctx, nil, nil, metrics.Metric{Name: "MailsInDoubt", Unit: metrics.Count, Value: float64(counts[inDoubt])})
+	}
 	return resp, nil
 }
 
@@ -192,6 +220,7 @@ const (
 	ignored outcome = iota
 	sent
 	alreadySent
+	inDoubt // held for an operator: acknowledged, not sent
 )
 
 func (n *Notifier) handleMessage(ctx context.Context, msg events.SQSMessage) (outcome, error) {
@@ -215,34 +244,61 @@ func (n *Notifier) handleMessage(ctx context.Context, msg events.SQSMessage) (ou
 
 // welcome sends the welcome mail of rec: claim, send, mark sent.
 func (n *Notifier) welcome(ctx context.Context, rec es.Record, c user.Created) (outcome, error) {
-	token, err := n.ledger.ClaimMail(ctx, rec.ID, n.now(), n.cfg.Lease)
+	lease := n.cfg.Lease
+	if deadline, ok := ctx.Deadline(); ok {
+		left := time.Until(deadline)
+		if left < SendBudget {
+			return 0, fmt.Errorf("welcome mail of %s (event %s) not attempted: %s left to the invocation", rec.AggregateID, rec.ID, left.Round(time.Millisecond))
+		}
+		lease = left + LeaseMargin
+	}
+	token, err := n.ledger.ClaimMail(ctx, rec.ID, rec.AggregateID, n.now(), lease)
 	switch {
 	case errors.Is(err, readmodel.ErrMailSent):
 		return alreadySent, nil
+	case errors.Is(err, readmodel.ErrMailInDoubt):
+		n.doubt(ctx, rec, err)
+		return inDoubt, nil
 	case err != nil: // ErrMailInFlight included: retried after the visibility timeout
 		return 0, err
 	}
 	out, err := n.mailer.SendEmail(ctx, n.mail(c))
 	if err != nil {
-		// SES answered no, or did not answer. Releasing the claim lets the
-		// retry send at once; if SES did accept the mail, that is the
-		// duplicate the package comment accepts. A failed release only
-		// makes the retry wait for the lease.
-		if rerr := n.ledger.ReleaseMail(ctx, rec.ID, token); rerr != nil {
-			err = errors.Join(err, rerr)
+		err = fmt.Errorf("send welcome mail of %s (event %s): %w", rec.AggregateID, rec.ID, err)
+		if NotSent(err) {
+			// SES answered no before accepting: the retry may send.
+			if rerr := n.ledger.ReleaseMail(ctx, rec.ID, token); rerr != nil {
+				// The claim stays until its lease ends; the retry then
+				// finds it expired and holds the mail in doubt.
+				err = errors.Join(err, rerr)
+			}
+			return 0, err
 		}
-		return 0, fmt.Errorf("send welcome mail of %s (event %s): %w", rec.AggregateID, rec.ID, err)
+		// SES may have accepted it: hold it for an operator.
+		if merr := n.ledger.MarkMailUnknown(context.WithoutCancel(ctx), rec.ID, token, err.Error(), n.now()); merr != nil {
+			// The redelivery finds the claim expired: in doubt all the same.
+			return 0, errors.Join(err, merr)
+		}
+		n.doubt(ctx, rec, err)
+		return inDoubt, nil
 	}
-	if err := n.ledger.MarkMailSent(ctx, rec.ID, token, aws.ToString(out.MessageId), n.now()); err != nil {
-		// The mail is out. Failing the message would send it again once
-		// the lease ends, so it is acknowledged. ErrClaimLost: the lease
-		// ended during the send and another delivery took over; it sends
-		// too. Otherwise the record stays "sending" until a redelivery of
-		// the event, after the lease, sends again.
+	msgID := aws.ToString(out.MessageId)
+	// The mail is out: record it even if the invocation's time is up.
+	if err := n.ledger.MarkMailSent(context.WithoutCancel(ctx), rec.ID, token, msgID, n.now()); err != nil {
+		// Failing the message would only make its redelivery find the
+		// claim expired and hold the mail in doubt; acknowledging it keeps
+		// the one mail. The log line has SES's id, the operator's evidence
+		// should the event come again.
 		n.log.ErrorContext(ctx, "welcome mail sent but not recorded as sent",
-			"aggregate_id", rec.AggregateID, "event_id", rec.ID, "err", err)
+			"aggregate_id", rec.AggregateID, "event_id", rec.ID, "ses_message_id", msgID, "err", err)
 	}
 	return sent, nil
+}
+
+// doubt reports a mail held for an operator.
+func (n *Notifier) doubt(ctx context.Context, rec es.Record, err error) {
+	n.log.ErrorContext(ctx, "welcome mail in doubt: held for an operator (chronicle mail list)",
+		"aggregate_id", rec.AggregateID, "event_id", rec.ID, "err", err)
 }
 
 func (n *Notifier) mail(c user.Created) *sesv2.SendEmailInput {

@@ -55,9 +55,14 @@ const (
 	attrFailures      = "failures"
 	failurePrefix     = "failure#"
 	failureExpiration = 14 * 24 * time.Hour // SQS's longest retention
-	attrExpiresAt     = "expiresAt"         // epoch seconds, for a TTL on the table
-	attrWriteToken    = "writeToken"        // the last call's token: RecordFailure
+	attrExpiresAt     = TTLAttribute
+	attrWriteToken    = "writeToken" // the last call's token: RecordFailure
 )
+
+// TTLAttribute is the attribute, epoch seconds, after which DynamoDB's TTL
+// deletes an item of the read-model table: the failure records carry it.
+// template.yaml's ReadModelTable and CreateTable turn TTL on it.
+const TTLAttribute = "expiresAt"
 
 // RecordFailure records a failed delivery of f.MessageID. It uses only
 // UpdateItem, which the consumers' roles allow.

@@ -105,7 +105,7 @@ func TestLostReplies(t *testing.T) {
 
 	t.Run("mail claim", func(t *testing.T) {
 		ev := uuid.NewString()
-		if _, err := s.ClaimMail(ctx, ev, t0, time.Minute); err != nil {
+		if _, err := s.ClaimMail(ctx, ev, uuid.NewString(), t0, time.Minute); err != nil {
 			t.Fatalf("claim: %v", err)
 		}
 		m, ok, err := s.Mail(ctx, ev)
@@ -115,7 +115,7 @@ func TestLostReplies(t *testing.T) {
 	})
 	t.Run("mail marked sent", func(t *testing.T) {
 		ev := uuid.NewString()
-		tok, err := readmodel.New(plain, table).ClaimMail(ctx, ev, t0, time.Minute) // the claim's reply arrives
+		tok, err := readmodel.New(plain, table).ClaimMail(ctx, ev, uuid.NewString(), t0, time.Minute) // the claim's reply arrives
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,22 +16,37 @@ import (
 
 // Attributes of sent-mail items.
 const (
-	attrState      = "state"
-	attrLeaseUntil = "leaseUntil" // N, Unix milliseconds
-	attrToken      = "token"      // the claim's id
-	attrClaimedAt  = "claimedAt"
-	attrAttempts   = "attempts"
-	attrSentAt     = "sentAt"
-	attrMessageID  = "messageId"
+	attrState       = "state"
+	attrLeaseUntil  = "leaseUntil" // N, Unix milliseconds
+	attrToken       = "token"      // the claim's id
+	attrClaimedAt   = "claimedAt"
+	attrAttempts    = "attempts"
+	attrSentAt      = "sentAt"
+	attrMessageID   = "messageId"
+	attrMailAggID   = "aggregateId" // the user whose event caused the mail, for the operator
+	attrDoubtAt     = "doubtAt"
+	attrDoubtReason = "doubtReason"
 )
 
 // MailState is where the mail caused by an event is.
+//
+//	(none) ──claim──▶ sending ──SES accepted──▶ sent
+//	                   │  ▲ └─SES refused (certainly not sent)──▶ retry ──claim──▶ sending
+//	                   │  └──────────────────────────────────────────────┘
+//	                   └─SES's answer unknown, or the claim expired─▶ unknown
+//	unknown ──operator: resend──▶ retry        unknown ──operator: it was sent──▶ sent
+//
+// Nothing moves a mail out of unknown but an operator (or the late answer
+// of the delivery that claimed it, with SES's message id): SES has no
+// idempotency key, so sending again without evidence may send twice.
 type MailState string
 
 // Mail states.
 const (
-	MailSending MailState = "sending" // claimed: a delivery is sending it, until its lease ends
+	MailSending MailState = "sending" // claimed: a delivery may be sending it, until its lease ends
+	MailRetry   MailState = "retry"   // the last attempt certainly did not reach SES: claimable
 	MailSent    MailState = "sent"    // the mail service accepted it
+	MailUnknown MailState = "unknown" // an attempt may have reached SES: held for an operator
 )
 
 var (
@@ -39,43 +54,60 @@ var (
 	ErrMailSent = errors.New("mail already sent")
 	// ErrMailInFlight: another delivery holds a live claim on that mail.
 	ErrMailInFlight = errors.New("mail being sent by another delivery")
-	// ErrClaimLost: the claim expired and another delivery took it over.
+	// ErrMailInDoubt: an earlier attempt may have sent that mail; it is
+	// held for an operator (MailUnknown).
+	ErrMailInDoubt = errors.New("mail in doubt: an earlier attempt may have sent it")
+	// ErrClaimLost: the claim is no longer this delivery's.
 	ErrClaimLost = errors.New("mail claim lost")
 )
 
 // Mail is the sent-mail record of an event.
 type Mail struct {
-	EventID    string
-	State      MailState
-	LeaseUntil time.Time
-	ClaimedAt  time.Time
-	Attempts   int64 // claims taken, the first one included
-	SentAt     time.Time
-	MessageID  string // the mail service's id
+	EventID     string    `json:"eventId"`
+	AggregateID string    `json:"aggregateId,omitempty"`
+	State       MailState `json:"state"`
+	LeaseUntil  time.Time `json:"leaseUntil,omitzero"`
+	ClaimedAt   time.Time `json:"claimedAt,omitzero"`
+	Attempts    int64     `json:"attempts"` // claims taken, the first one included
+	SentAt      time.Time `json:"sentAt,omitzero"`
+	MessageID   string    `json:"messageId,omitempty"` // the mail service's id, or the operator's note
+	DoubtAt     time.Time `json:"doubtAt,omitzero"`
+	DoubtReason string    `json:"doubtReason,omitempty"`
 }
 
-// ClaimMail claims the right to send the mail of eventID until now+lease and
-// returns the claim's token. The claim is taken when there is no record yet,
-// or when a previous claim was never completed and its lease has ended (that
-// delivery crashed, or gave up without releasing). A live claim is
-// ErrMailInFlight; a mail already sent is ErrMailSent.
-func (s *Store) ClaimMail(ctx context.Context, eventID string, now time.Time, lease time.Duration) (string, error) {
+// ClaimMail claims the right to send the mail of eventID (caused by an
+// event of aggregateID) until now+lease and returns the claim's token. The
+// claim is taken when there is no record yet, or when the last attempt
+// certainly did not reach the mail service (MailRetry). A live claim is
+// ErrMailInFlight; a mail already sent is ErrMailSent; a mail in doubt is
+// ErrMailInDoubt. An expired claim is in doubt too: its delivery died or
+// ran out of time after claiming, perhaps after SES accepted the mail; it
+// becomes MailUnknown here, with reason, and the answer is ErrMailInDoubt.
+//
+// The lease must outlast the claiming delivery (its invocation's
+// deadline), so that an expired lease means nobody is sending any more.
+//
+// An SDK retry of the claim after a lost reply finds its own token and
+// answers the claim: the write is recognized, not refused.
+func (s *Store) ClaimMail(ctx context.Context, eventID, aggregateID string, now time.Time, lease time.Duration) (string, error) {
 	token := uuid.NewString()
 	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:           aws.String(s.table),
-		Key:                 key(mailPK(eventID), skSent),
-		UpdateExpression:    aws.String("SET #state = :sending, #lease = :until, #token = :token, #claimed = :now ADD #attempts :one"),
-		ConditionExpression: aws.String("attribute_not_exists(pk) OR (#state = :sending AND #lease <= :nowms)"),
+		TableName: aws.String(s.table),
+		Key:       key(mailPK(eventID), skSent),
+		UpdateExpression: aws.String("SET #state = :sending, #lease = :until, #token = :token, #claimed = :now, #agg = :agg " +
+			"ADD #attempts :one"),
+		ConditionExpression: aws.String("attribute_not_exists(pk) OR #state = :retry"),
 		ExpressionAttributeNames: map[string]string{
 			"#state": attrState, "#lease": attrLeaseUntil, "#token": attrToken,
-			"#claimed": attrClaimedAt, "#attempts": attrAttempts,
+			"#claimed": attrClaimedAt, "#attempts": attrAttempts, "#agg": attrMailAggID,
 		},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":sending": str(string(MailSending)),
+			":retry":   str(string(MailRetry)),
 			":until":   num(now.Add(lease).UnixMilli()),
-			":nowms":   num(now.UnixMilli()),
 			":token":   str(token),
 			":now":     str(stamp(now)),
+			":agg":     str(aggregateID),
 			":one":     num(1),
 		},
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
@@ -83,52 +115,66 @@ func (s *Store) ClaimMail(ctx context.Context, eventID string, now time.Time, le
 	if err == nil {
 		return token, nil
 	}
-	if !conditionFailed(err) {
+	var ccf *types.ConditionalCheckFailedException
+	if !errors.As(err, &ccf) {
 		return "", fmt.Errorf("claim mail of %s: %w", eventID, err)
 	}
-	// When the reply was lost after the claim applied, the SDK's retry
-	// finds this very claim live: the record holds our token (new each
-	// call), so the claim is ours.
-	if oldHas(err, attrToken, token) {
-		return token, nil
+	old, err := decodeMail(eventID, ccf.Item)
+	if err != nil {
+		return "", fmt.Errorf("claim mail of %s: %w", eventID, err)
 	}
-	m, ok, err := s.Mail(ctx, eventID)
 	switch {
-	case err != nil:
-		return "", fmt.Errorf("claim mail of %s: %w", eventID, err)
-	case ok && m.State == MailSent:
+	case old.State == MailSending && old.token == token:
+		return token, nil // our own claim: the reply of the first attempt was lost
+	case old.State == MailSent:
 		return "", fmt.Errorf("claim mail of %s: %w", eventID, ErrMailSent)
-	default: // a live claim, or one that changed between the two reads
+	case old.State == MailUnknown:
+		return "", fmt.Errorf("claim mail of %s: %w", eventID, ErrMailInDoubt)
+	case old.State == MailSending && !old.LeaseUntil.After(now):
+		reason := fmt.Sprintf("the claim of %s expired at %s unconfirmed: its delivery died or ran out of time, perhaps after the mail service accepted the mail",
+			stamp(old.ClaimedAt), stamp(old.LeaseUntil))
+		err := s.MarkMailUnknown(ctx, eventID, old.token, reason, now)
+		if err != nil && !errors.Is(err, ErrClaimLost) {
+			return "", fmt.Errorf("claim mail of %s: %w", eventID, err)
+		}
+		// ErrClaimLost: the late delivery recorded its answer meanwhile,
+		// or another delivery did this; the next delivery reads which.
+		if errors.Is(err, ErrClaimLost) {
+			return "", fmt.Errorf("claim mail of %s: %w", eventID, ErrMailInFlight)
+		}
+		return "", fmt.Errorf("claim mail of %s: %w", eventID, ErrMailInDoubt)
+	default: // a live claim, or a retry state that changed since
 		return "", fmt.Errorf("claim mail of %s: %w", eventID, ErrMailInFlight)
 	}
 }
 
 // MarkMailSent records that the mail of eventID, claimed with token, was
-// accepted as messageID. When the claim was taken over meanwhile (the lease
-// was too short), nothing is written and the error is ErrClaimLost: the
-// other delivery sends and records its own.
+// accepted as messageID. The claim may have been declared in doubt
+// meanwhile (its lease ended before this answer): the message id is the
+// evidence that settles it, so the mail is marked sent all the same. When
+// the claim is someone else's, nothing is written and the error is
+// ErrClaimLost. An SDK retry after a lost reply finds the mail sent under
+// its own token and succeeds.
 func (s *Store) MarkMailSent(ctx context.Context, eventID, token, messageID string, now time.Time) error {
 	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:           aws.String(s.table),
 		Key:                 key(mailPK(eventID), skSent),
 		UpdateExpression:    aws.String("SET #state = :sent, #sentAt = :now, #msg = :msg REMOVE #lease"),
-		ConditionExpression: aws.String("#token = :token AND #state = :sending"),
+		ConditionExpression: aws.String("#token = :token AND (#state = :sending OR #state = :unknown)"),
 		ExpressionAttributeNames: map[string]string{
 			"#state": attrState, "#sentAt": attrSentAt, "#msg": attrMessageID, "#lease": attrLeaseUntil, "#token": attrToken,
 		},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":sent": str(string(MailSent)), ":sending": str(string(MailSending)),
+			":sent": str(string(MailSent)), ":sending": str(string(MailSending)), ":unknown": str(string(MailUnknown)),
 			":now": str(stamp(now)), ":msg": str(messageID), ":token": str(token),
 		},
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
-	// A retry after a lost reply finds the record already sent, with our
-	// token and message id: the mark applied.
-	if conditionFailed(err) && oldHas(err, attrToken, token) && oldHas(err, attrState, string(MailSent)) &&
-		oldHas(err, attrMessageID, messageID) {
-		return nil
-	}
-	if conditionFailed(err) {
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		if old, derr := decodeMail(eventID, ccf.Item); derr == nil && old.State == MailSent && old.token == token {
+			return nil // our own write: its reply was lost
+		}
 		return fmt.Errorf("mark mail of %s sent: %w", eventID, ErrClaimLost)
 	}
 	if err != nil {
@@ -137,22 +183,126 @@ func (s *Store) MarkMailSent(ctx context.Context, eventID, token, messageID stri
 	return nil
 }
 
-// ReleaseMail gives up the claim token holds on the mail of eventID, after a
-// send that certainly failed, so that a retry need not wait for the lease.
-// A claim already taken over is left alone.
+// ReleaseMail gives up the claim token holds on the mail of eventID after a
+// send that certainly did not reach the mail service (refused, throttled,
+// never connected): the mail becomes MailRetry, claimable at once. A claim
+// no longer held is left alone.
 func (s *Store) ReleaseMail(ctx context.Context, eventID, token string) error {
 	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(s.table),
 		Key:                       key(mailPK(eventID), skSent),
-		UpdateExpression:          aws.String("SET #lease = :zero"),
+		UpdateExpression:          aws.String("SET #state = :retry REMOVE #lease"),
 		ConditionExpression:       aws.String("#token = :token AND #state = :sending"),
 		ExpressionAttributeNames:  map[string]string{"#lease": attrLeaseUntil, "#token": attrToken, "#state": attrState},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":zero": num(0), ":token": str(token), ":sending": str(string(MailSending))},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":retry": str(string(MailRetry)), ":token": str(token), ":sending": str(string(MailSending))},
 	})
 	if err != nil && !conditionFailed(err) {
 		return fmt.Errorf("release mail of %s: %w", eventID, err)
 	}
 	return nil
+}
+
+// MarkMailUnknown holds the mail of eventID, claimed with token, for an
+// operator: an attempt may have reached the mail service and nobody knows
+// whether it accepted the mail. A claim no longer held is ErrClaimLost.
+func (s *Store) MarkMailUnknown(ctx context.Context, eventID, token, reason string, now time.Time) error {
+	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:           aws.String(s.table),
+		Key:                 key(mailPK(eventID), skSent),
+		UpdateExpression:    aws.String("SET #state = :unknown, #doubtAt = :now, #reason = :reason REMOVE #lease"),
+		ConditionExpression: aws.String("#token = :token AND (#state = :sending OR #state = :unknown)"),
+		ExpressionAttributeNames: map[string]string{
+			"#state": attrState, "#doubtAt": attrDoubtAt, "#reason": attrDoubtReason, "#lease": attrLeaseUntil, "#token": attrToken,
+		},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":unknown": str(string(MailUnknown)), ":sending": str(string(MailSending)),
+			":now": str(stamp(now)), ":reason": str(reason), ":token": str(token),
+		},
+	})
+	if conditionFailed(err) {
+		return fmt.Errorf("mark mail of %s in doubt: %w", eventID, ErrClaimLost)
+	}
+	if err != nil {
+		return fmt.Errorf("mark mail of %s in doubt: %w", eventID, err)
+	}
+	return nil
+}
+
+// ResolveMail settles a mail in doubt, by an operator who has the evidence:
+// sent (the recipient has it, or SES's sending records show it: note says
+// which) marks it sent; otherwise it becomes MailRetry, so that the next
+// delivery of its event sends it. A mail that is not in doubt is left alone
+// and the error says where it is.
+func (s *Store) ResolveMail(ctx context.Context, eventID string, sent bool, note string, now time.Time) error {
+	update := "SET #state = :retry REMOVE #lease"
+	values := map[string]types.AttributeValue{":retry": str(string(MailRetry)), ":unknown": str(string(MailUnknown))}
+	names := map[string]string{"#state": attrState, "#lease": attrLeaseUntil}
+	if sent {
+		update = "SET #state = :sent, #sentAt = :now, #msg = :note REMOVE #lease"
+		values = map[string]types.AttributeValue{":sent": str(string(MailSent)), ":unknown": str(string(MailUnknown)),
+			":now": str(stamp(now)), ":note": str("operator: " + note)}
+		names = map[string]string{"#state": attrState, "#lease": attrLeaseUntil, "#sentAt": attrSentAt, "#msg": attrMessageID}
+	}
+	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(s.table),
+		Key:                       key(mailPK(eventID), skSent),
+		UpdateExpression:          aws.String(update),
+		ConditionExpression:       aws.String("#state = :unknown"),
+		ExpressionAttributeNames:  names,
+		ExpressionAttributeValues: values,
+	})
+	if conditionFailed(err) {
+		m, ok, gerr := s.Mail(ctx, eventID)
+		switch {
+		case gerr != nil:
+			return fmt.Errorf("resolve mail of %s: %w", eventID, gerr)
+		case !ok:
+			return fmt.Errorf("resolve mail of %s: no such mail record", eventID)
+		case sent && m.State == MailSent, !sent && m.State == MailRetry:
+			return nil // done already (an SDK retry, or twice by hand)
+		default:
+			return fmt.Errorf("resolve mail of %s: it is %s, not in doubt", eventID, m.State)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("resolve mail of %s: %w", eventID, err)
+	}
+	return nil
+}
+
+// MailsInDoubt lists the mails held for an operator (MailUnknown), by a
+// scan of the table: an operator's tool, for a list that is empty but after
+// crashes.
+func (s *Store) MailsInDoubt(ctx context.Context) ([]Mail, error) {
+	var out []Mail
+	var start map[string]types.AttributeValue
+	for {
+		page, err := s.client.Scan(ctx, &dynamodb.ScanInput{
+			TableName:                 aws.String(s.table),
+			FilterExpression:          aws.String("begins_with(pk, :mail) AND #state = :unknown"),
+			ExpressionAttributeNames:  map[string]string{"#state": attrState},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":mail": str(mailPK("")), ":unknown": str(string(MailUnknown))},
+			ExclusiveStartKey:         start,
+			ConsistentRead:            aws.Bool(true),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("scan mails in doubt: %w", err)
+		}
+		for _, item := range page.Items {
+			pk, err := attr.String(item, attrPK)
+			if err != nil {
+				return nil, err
+			}
+			m, err := decodeMail(pk[len(mailPK("")):], item)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, m.Mail)
+		}
+		if start = page.LastEvaluatedKey; len(start) == 0 {
+			return out, nil
+		}
+	}
 }
 
 // Mail returns the sent-mail record of eventID, read consistently.
@@ -168,19 +318,37 @@ func (s *Store) Mail(ctx context.Context, eventID string) (Mail, bool, error) {
 	if out.Item == nil {
 		return Mail{}, false, nil
 	}
-	m := Mail{EventID: eventID}
-	state, err := attr.String(out.Item, attrState)
+	m, err := decodeMail(eventID, out.Item)
+	return m.Mail, err == nil, err
+}
+
+// mailItem is a decoded record with its claim token.
+type mailItem struct {
+	Mail
+	token string
+}
+
+func decodeMail(eventID string, item map[string]types.AttributeValue) (mailItem, error) {
+	if item == nil {
+		return mailItem{Mail: Mail{EventID: eventID}}, nil // no record
+	}
+	m := mailItem{Mail: Mail{EventID: eventID}}
+	state, err := attr.String(item, attrState)
 	if err != nil {
-		return Mail{}, false, fmt.Errorf("mail of %s: %w", eventID, err)
+		return mailItem{}, fmt.Errorf("mail of %s: %w", eventID, err)
 	}
 	m.State = MailState(state)
 	// The rest is informative; a missing attribute leaves its zero value.
-	if ms, err := attr.Int(out.Item, attrLeaseUntil); err == nil {
+	if ms, err := attr.Int(item, attrLeaseUntil); err == nil {
 		m.LeaseUntil = time.UnixMilli(ms).UTC()
 	}
-	m.ClaimedAt, _ = attr.Time(out.Item, attrClaimedAt)
-	m.SentAt, _ = attr.Time(out.Item, attrSentAt)
-	m.Attempts, _ = attr.Int(out.Item, attrAttempts)
-	m.MessageID, _ = attr.String(out.Item, attrMessageID)
-	return m, true, nil
+	m.token, _ = attr.String(item, attrToken)
+	m.AggregateID, _ = attr.String(item, attrMailAggID)
+	m.ClaimedAt, _ = attr.Time(item, attrClaimedAt)
+	m.SentAt, _ = attr.Time(item, attrSentAt)
+	m.Attempts, _ = attr.Int(item, attrAttempts)
+	m.MessageID, _ = attr.String(item, attrMessageID)
+	m.DoubtAt, _ = attr.Time(item, attrDoubtAt)
+	m.DoubtReason, _ = attr.String(item, attrDoubtReason)
+	return m, nil
 }

@@ -15,8 +15,8 @@ import (
 const tableWait = 5 * time.Minute
 
 // CreateTable creates the read-model table as template.yaml declares it (pk
-// S, sk S, on-demand), for tests and the local runner, and waits until it is
-// active. A table that already exists is kept.
+// S, sk S, on-demand, TTL on TTLAttribute), for tests and tools, and waits
+// until it is active. A table that already exists is kept, its TTL turned on.
 func CreateTable(ctx context.Context, client *dynamodb.Client, table string) error {
 	_, err := client.CreateTable(ctx, &dynamodb.CreateTableInput{
 		TableName:   aws.String(table),
@@ -39,6 +39,27 @@ func CreateTable(ctx context.Context, client *dynamodb.Client, table string) err
 	})
 	if err := waiter.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)}, tableWait); err != nil {
 		return fmt.Errorf("wait for table %s: %w", table, err)
+	}
+	return enableTTL(ctx, client, table)
+}
+
+// enableTTL turns TTL on TTLAttribute on, unless it is on already (a second
+// UpdateTimeToLive fails).
+func enableTTL(ctx context.Context, client *dynamodb.Client, table string) error {
+	desc, err := client.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(table)})
+	if err != nil {
+		return fmt.Errorf("describe TTL of %s: %w", table, err)
+	}
+	if d := desc.TimeToLiveDescription; d != nil && aws.ToString(d.AttributeName) == TTLAttribute &&
+		(d.TimeToLiveStatus == types.TimeToLiveStatusEnabled || d.TimeToLiveStatus == types.TimeToLiveStatusEnabling) {
+		return nil
+	}
+	_, err = client.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
+		TableName:               aws.String(table),
+		TimeToLiveSpecification: &types.TimeToLiveSpecification{AttributeName: aws.String(TTLAttribute), Enabled: aws.Bool(true)},
+	})
+	if err != nil {
+		return fmt.Errorf("enable TTL on %s: %w", table, err)
 	}
 	return nil
 }

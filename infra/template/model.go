@@ -43,6 +43,11 @@ type Function struct {
 	// Environment holds the variables, globals merged in; values may be
 	// intrinsics: Resolve them.
 	Environment map[string]string
+	// LogGroup is LoggingConfig.LogGroup (may be an intrinsic: Resolve it);
+	// "" for Lambda's default, /aws/lambda/<function name>.
+	LogGroup string
+	// Tracing is "Active" or "PassThrough" (Lambda's default).
+	Tracing string
 
 	APIEvents    []APIEvent
 	QueueEvents  []QueueEvent
@@ -99,6 +104,10 @@ func (e StreamEvent) ReportsBatchItemFailures() bool {
 // rawFunction is what Functions reads from a function's raw properties and
 // from the function globals.
 type rawFunction struct {
+	Tracing       string `json:"Tracing"`
+	LoggingConfig struct {
+		LogGroup string `json:"LogGroup"`
+	} `json:"LoggingConfig"`
 	Events map[string]struct {
 		Type       string          `json:"Type"`
 		Properties json.RawMessage `json:"Properties"`
@@ -173,7 +182,7 @@ func (t *Template) Function(id string) (Function, error) {
 
 func (t *Template) function(id string, fn *serverless.Function) (Function, error) {
 	// Lambda's defaults, then the globals, then the function's own properties.
-	f := Function{Name: id, MemorySize: 128, Timeout: 3, Environment: map[string]string{}}
+	f := Function{Name: id, MemorySize: 128, Timeout: 3, Environment: map[string]string{}, Tracing: "PassThrough"}
 	if g, ok := t.globals["Function"]; ok {
 		if err := applyGlobals(&f, g); err != nil {
 			return Function{}, fmt.Errorf("globals: %w", err)
@@ -203,6 +212,12 @@ func (t *Template) function(id string, fn *serverless.Function) (Function, error
 	var events rawFunction
 	if err := remarshal(raw, &events); err != nil {
 		return Function{}, err
+	}
+	if events.Tracing != "" {
+		f.Tracing = events.Tracing
+	}
+	if events.LoggingConfig.LogGroup != "" {
+		f.LogGroup = events.LoggingConfig.LogGroup
 	}
 	for _, name := range slices.Sorted(maps.Keys(events.Events)) {
 		ev := events.Events[name]
@@ -260,6 +275,10 @@ func applyGlobals(f *Function, g map[string]json.RawMessage) error {
 		Environment   struct {
 			Variables map[string]string `json:"Variables"`
 		} `json:"Environment"`
+		Tracing       *string `json:"Tracing"`
+		LoggingConfig struct {
+			LogGroup *string `json:"LogGroup"`
+		} `json:"LoggingConfig"`
 	}
 	if err := remarshal(g, &v); err != nil {
 		return err
@@ -273,6 +292,8 @@ func applyGlobals(f *Function, g map[string]json.RawMessage) error {
 	f.MemorySize = intOr(v.MemorySize, f.MemorySize)
 	f.Timeout = intOr(v.Timeout, f.Timeout)
 	maps.Copy(f.Environment, v.Environment.Variables)
+	setString(&f.Tracing, v.Tracing)
+	setString(&f.LogGroup, v.LoggingConfig.LogGroup)
 	return nil
 }
 

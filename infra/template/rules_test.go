@@ -238,6 +238,73 @@ func parameters(t *testing.T, path string) map[string]parameter {
 	return d.Parameters
 }
 
+// recoveryBound is how soon the read side must have recovered from a
+// consumer that died with messages in flight (issue 10: views converge
+// within 30 s of a consumer crash). Those messages come back after their
+// queue's visibility timeout, and FIFO holds the rest of their group
+// behind them; pollSlack is how long Lambda's long-polling pollers take to
+// receive a message visible again, and the batch may take up to the
+// consumer's timeout.
+const (
+	recoveryBound = 30 // seconds
+	pollSlack     = 1
+)
+
+// minVisibilityFactor: AWS advises 6; template.yaml explains why 4 (a
+// batch delivered twice is harmless, and 6 x 5 s would break the bound).
+const minVisibilityFactor = 4
+
+// longJobs are queues whose consumers run long by design, outside the
+// read side's recovery bound: a rebuild slice runs up to 15 minutes.
+var longJobs = map[string]bool{"ReplayQueue": true}
+
+// recoveryViolations: every SQS event source's queue has a visibility
+// timeout of at least minVisibilityFactor x its consumer's timeout (room
+// for throttled invocations before a batch is delivered twice), and, but
+// for longJobs, visibility + timeout + pollSlack within recoveryBound.
+func recoveryViolations(t *testing.T, tpl *template.Template) []string {
+	t.Helper()
+	var out []string
+	qs, err := tpl.Queues()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fns, err := tpl.Functions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]template.Queue{}
+	for _, q := range qs {
+		byName[q.Name] = q
+	}
+	for _, f := range fns {
+		for _, e := range f.QueueEvents {
+			q, ok := byName[e.Queue]
+			if !ok {
+				continue // queueViolations' and TestQueues' to report
+			}
+			if q.VisibilityTimeout < minVisibilityFactor*f.Timeout {
+				out = append(out, fmt.Sprintf("queue %s: visibility timeout %ds < %d x %s's timeout %ds",
+					q.Name, q.VisibilityTimeout, minVisibilityFactor, f.Name, f.Timeout))
+			}
+			if worst := q.VisibilityTimeout + f.Timeout + pollSlack; !longJobs[q.Name] && worst > recoveryBound {
+				out = append(out, fmt.Sprintf("queue %s: after a crash of %s its messages come back in %ds and take up to %ds: %ds > the %ds recovery bound",
+					q.Name, f.Name, q.VisibilityTimeout, f.Timeout, worst, recoveryBound))
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestCrashRecoveryBound: recoveryViolations on template.yaml. The crash
+// test (cmd/local/crash) measures the same bound on the local runner.
+func TestCrashRecoveryBound(t *testing.T) {
+	for _, v := range recoveryViolations(t, load(t, required)) {
+		t.Error(v)
+	}
+}
+
 // TestEveryQueueHasDeadLetterQueue: queueViolations on template.yaml.
 func TestEveryQueueHasDeadLetterQueue(t *testing.T) {
 	for _, v := range queueViolations(t, load(t, required)) {
@@ -253,7 +320,7 @@ func TestTableProtection(t *testing.T) {
 }
 
 // TestGatewayResponses: the answers API Gateway gives itself that the
-// template shapes are problem+json (API.md), with a type and a title.
+// template shapes are problem+json (the HTTP contract), with a type and a title.
 func TestGatewayResponses(t *testing.T) {
 	raw, err := os.ReadFile(templatePath)
 	if err != nil {
@@ -333,11 +400,17 @@ func TestRulesCatchViolations(t *testing.T) {
 			`table BareTable: deletion protection false with the parameter true`,
 			`table BareTable: point-in-time recovery false with the parameter true`,
 		},
+		"recovery": {
+			`queue PlainDLQ: after a crash of Fn its messages come back in 30s and take up to 30s: 61s > the 30s recovery bound`,
+			`queue PlainDLQ: visibility timeout 30s < 4 x Fn's timeout 30s`,
+			`queue WorkQueue: after a crash of Fn its messages come back in 180s and take up to 30s: 211s > the 30s recovery bound`,
+		},
 	}
 	got := map[string][]string{
-		"iam":   iamViolations(t, tpl),
-		"queue": queueViolations(t, tpl),
-		"table": tableViolations(t, path, nil),
+		"iam":      iamViolations(t, tpl),
+		"queue":    queueViolations(t, tpl),
+		"table":    tableViolations(t, path, nil),
+		"recovery": recoveryViolations(t, tpl),
 	}
 	for rule, w := range want {
 		slices.Sort(w)

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chronicle-go/chronicle/infra/dynamo"
+	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/template"
 )
 
@@ -88,9 +90,9 @@ func queues(t *testing.T, tpl *template.Template) map[string]template.Queue {
 	return out
 }
 
-// TestRoutes: every route of API.md is served by the right function, on the
+// TestRoutes: every route of the HTTP contract is served by the right function, on the
 // one REST API, behind the JWT authorizer except GET /healthz; and the
-// template has no route API.md does not list.
+// template has no route the contract does not list.
 func TestRoutes(t *testing.T) {
 	want := map[string]string{
 		"POST /users":                 "CommandsFunction",
@@ -153,7 +155,7 @@ func TestRoutes(t *testing.T) {
 	}
 	for _, route := range slices.Sorted(maps.Keys(got)) {
 		if _, ok := want[route]; !ok {
-			t.Errorf("%s (%s) is not a route of API.md", route, got[route])
+			t.Errorf("%s (%s) is not a route of the HTTP contract", route, got[route])
 		}
 	}
 }
@@ -241,7 +243,7 @@ func TestSES(t *testing.T) {
 
 // TestQueues: every queue a function consumes has a dead-letter queue, of
 // the same kind, after MaxReceiveCount deliveries, and a visibility timeout
-// of at least six times its consumer's timeout.
+// of at least minVisibilityFactor times its consumer's timeout.
 func TestQueues(t *testing.T) {
 	tpl := load(t, with(map[string]string{"MaxReceiveCount": "7"}))
 	qs := queues(t, tpl)
@@ -268,8 +270,8 @@ func TestQueues(t *testing.T) {
 			if q.MaxReceiveCount != 7 {
 				t.Errorf("queue %s: maxReceiveCount %d, want the MaxReceiveCount parameter (7)", q.Name, q.MaxReceiveCount)
 			}
-			if q.VisibilityTimeout < 6*f.Timeout {
-				t.Errorf("queue %s: visibility timeout %ds < 6 x %s's timeout %ds", q.Name, q.VisibilityTimeout, f.Name, f.Timeout)
+			if q.VisibilityTimeout < minVisibilityFactor*f.Timeout {
+				t.Errorf("queue %s: visibility timeout %ds < %d x %s's timeout %ds", q.Name, q.VisibilityTimeout, minVisibilityFactor, f.Name, f.Timeout)
 			}
 			if q.FIFO && q.ContentBasedDeduplication {
 				t.Errorf("queue %s: content-based deduplication; the relay sets the event id", q.Name)
@@ -330,7 +332,7 @@ func TestEventSourceMappings(t *testing.T) {
 	}
 }
 
-// TestTables: the key schemas of DESIGN.md, and PITR and deletion protection
+// TestTables: the key schemas of the design, and PITR and deletion protection
 // on every table, following their parameters.
 func TestTables(t *testing.T) {
 	type schema struct{ hash, rng, stream, ttl string }
@@ -338,7 +340,7 @@ func TestTables(t *testing.T) {
 		"EventsTable":    {hash: "pk:S", rng: "sk:N", stream: "NEW_IMAGE"},
 		"GuardsTable":    {hash: "pk:S", ttl: "expiresAt"},
 		"SnapshotsTable": {hash: "pk:S"},
-		"ReadModelTable": {hash: "pk:S", rng: "sk:S"},
+		"ReadModelTable": {hash: "pk:S", rng: "sk:S", ttl: "expiresAt"},
 	}
 	for _, on := range []bool{true, false} {
 		flag := fmt.Sprint(on)
@@ -411,7 +413,7 @@ func TestFunctions(t *testing.T) {
 		},
 		"QueriesFunction": {
 			"EVENTS_TABLE": "name-of-EventsTable", "SNAPSHOTS_TABLE": "name-of-SnapshotsTable",
-			"READMODEL_TABLE": "name-of-ReadModelTable",
+			"READMODEL_TABLE": "name-of-ReadModelTable", "SNAPSHOT_INTERVAL": "100",
 			"PROJECTION_QUEUES": "user-view=https://sqs/ProjectionsQueue|https://sqs/ProjectionsDLQ;" +
 				"actor-activity=https://sqs/ProjectionsQueue|https://sqs/ProjectionsDLQ;" +
 				"welcome-mail=https://sqs/NotificationsQueue|https://sqs/NotificationsDLQ",
@@ -498,6 +500,25 @@ func TestFixtureRoutes(t *testing.T) {
 			if route := ev.HTTPMethod + " " + ev.Resource; !routes[route] {
 				t.Errorf("%s: %s is not a route of %s", file, route, fn)
 			}
+		}
+	}
+}
+
+// TestTablesExpireWhatTheCodeExpires: a table whose items the code writes
+// with an expiry attribute has DynamoDB's TTL on that attribute, or they
+// are never deleted (the read model's failure records were not).
+func TestTablesExpireWhatTheCodeExpires(t *testing.T) {
+	want := map[string]string{
+		"GuardsTable":    dynamo.TTLAttribute,    // idempotency records
+		"ReadModelTable": readmodel.TTLAttribute, // failure records of dead-lettered messages
+	}
+	tables, err := load(t, with(nil)).Tables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tb := range tables {
+		if attr, ok := want[tb.Name]; ok && tb.TTLAttribute != attr {
+			t.Errorf("table %s: TTL on %q, want on %q: its items carry %s", tb.Name, tb.TTLAttribute, attr, attr)
 		}
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/google/uuid"
 )
 
-// The command routes of API.md, each status it lists, over HTTP through
+// The command routes of the HTTP contract, each status it lists, over HTTP through
 // the real authorizer.
 
 func TestCreateUser(t *testing.T) {

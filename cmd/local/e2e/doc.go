@@ -1,5 +1,5 @@
 // Package e2e holds the end-to-end tests of the service, over HTTP: every
-// route and status of API.md, and the stories of the talk (who deleted my
+// route and status of the HTTP contract, and the stories of the talk (who deleted my
 // user?, read your writes, one welcome mail per user, a poisoned aggregate
 // in the dead-letter queue while others flow).
 //

@@ -26,6 +26,7 @@ import (
 	"github.com/chronicle-go/chronicle/cmd/local/internal/localjwt"
 	"github.com/chronicle-go/chronicle/cmd/local/internal/runner"
 	"github.com/chronicle-go/chronicle/infra/auth"
+	"github.com/chronicle-go/chronicle/infra/iamcheck"
 )
 
 // Environment of a run against a deployment.
@@ -93,6 +94,11 @@ func run(m *testing.M) int {
 		return 1
 	}
 	code := m.Run()
+	if denied := iamDenials.Messages(); len(denied) > 0 {
+		fmt.Fprintf(os.Stderr, "e2e: %d AWS calls not granted by their function's role in the template:\n%s\n",
+			len(denied), strings.Join(denied, "\n"))
+		code = 1
+	}
 	if (code != 0 || os.Getenv("CHRONICLE_E2E_KEEP_LOGS") != "") && s.logDir != "" {
 		fmt.Fprintf(os.Stderr, "e2e: the runners' logs are in %s\n", s.logDir)
 	} else if s.logDir != "" {
@@ -138,7 +144,7 @@ func localSuite(ctx context.Context) (*suite, func(), error) {
 // remoteSuite runs against the deployment at CHRONICLE_E2E_BASE_URL.
 func remoteSuite(ctx context.Context) (*suite, error) {
 	st := &suite{base: strings.TrimSuffix(os.Getenv(envBaseURL), "/"), eventsTable: os.Getenv(envEventsTable),
-		sesURL: os.Getenv(envSESURL), dlqTimeout: 20 * time.Minute}
+		sesURL: os.Getenv(envSESURL), dlqTimeout: 5 * time.Minute}
 	if v := os.Getenv(envDLQTimeout); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -219,11 +225,29 @@ func awsConfig(ctx context.Context) (aws.Config, error) {
 	return config.LoadDefaultConfig(ctx, opts...)
 }
 
+// iamDenials collects the calls of every runner's functions that their
+// roles do not grant (the runners check each call: infra/iamcheck); the
+// suite fails if there is any.
+var iamDenials iamcheck.Denials
+
+// iamSinks are where the runners' checked calls go: iamDenials, and the
+// directory of $CHRONICLE_IAM_LOG that make test reads at the end.
+func iamSinks() ([]iamcheck.Sink, error) {
+	sinks, err := iamcheck.EnvSinks()
+	if err != nil {
+		return nil, err
+	}
+	return append(sinks, iamDenials.Sink), nil
+}
+
 // runnerOptions shape a runner started by a test.
 type runnerOptions struct {
 	template string
 	params   map[string]string
 	observe  func(runner.Invocation)
+	// iam, when set, collects the calls of this runner's functions that
+	// their roles do not grant (iamDenials collects them too).
+	iam *iamcheck.Denials
 	// beforeServe runs after provisioning and before the event source
 	// mappings start.
 	beforeServe func(*runner.Runner) error
@@ -249,8 +273,15 @@ func startRunner(ctx context.Context, cfg aws.Config, logDir string, o runnerOpt
 	for k, v := range o.params {
 		params[k] = v
 	}
+	iam, err := iamSinks()
+	if err != nil {
+		return nil, err
+	}
+	if o.iam != nil {
+		iam = append(iam, o.iam.Sink)
+	}
 	r, err := runner.New(runner.Config{Template: o.template, Parameters: params, StackName: stack, AWS: cfg,
-		Logger: logger, Observe: o.observe})
+		Logger: logger, Observe: o.observe, IAM: iam})
 	if err != nil {
 		return nil, err
 	}

@@ -243,7 +243,7 @@ func TestPoisonedAggregate(t *testing.T) {
 	if s.local != nil {
 		lr := startTestRunner(t, runnerOptions{
 			template: editedTemplate(t, func(y string) string {
-				return replaceOnce(t, y, "VisibilityTimeout: 180 # 6 x ProjectorFunction's 30 s", "VisibilityTimeout: 2")
+				return replaceOnce(t, y, "VisibilityTimeout: 20 # 4 x ProjectorFunction's 5 s: the crash-recovery bound above", "VisibilityTimeout: 2")
 			}),
 			params: map[string]string{"MaxReceiveCount": "2"},
 		})

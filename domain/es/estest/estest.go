@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"SizeLimits", testSizeLimits},
 		{"ServiceConcurrentCommands", testServiceConcurrentCommands},
 		{"ServiceIdempotency", testServiceIdempotency},
+		{"ServiceIdempotentRepeatRacesFirst", testServiceIdempotentRepeatRacesFirst},
 		{"ServiceSnapshotAndTimeTravel", testServiceSnapshotAndTimeTravel},
 	}
 	for _, tc := range tests {

@@ -22,6 +22,9 @@ type counter struct {
 type counterCmd struct {
 	Add int
 	Tag string
+	// Fresh makes a Tag already set a broken rule (errAlreadyTagged), as
+	// suspending a suspended user is.
+	Fresh bool
 }
 
 type added struct {
@@ -36,7 +39,10 @@ type tagged struct {
 
 func (tagged) EventType() string { return "counter.tagged.v1" }
 
-var errNothing = errors.New("nothing to do")
+var (
+	errNothing       = errors.New("nothing to do")
+	errAlreadyTagged = errors.New("already tagged")
+)
 
 func counterDecider() es.Decider[counter, counterCmd] {
 	return es.Decider[counter, counterCmd]{
@@ -46,6 +52,9 @@ func counterDecider() es.Decider[counter, counterCmd] {
 			var out []es.Event
 			if c.Add < 0 {
 				return nil, errNothing
+			}
+			if c.Fresh && c.Tag == s.Tag {
+				return nil, errAlreadyTagged
 			}
 			if c.Add > 0 {
 				out = append(out, added{N: c.Add})
@@ -240,5 +249,73 @@ func testServiceSnapshotAndTimeTravel(t *testing.T, s es.Store) {
 	}
 	if n := cs.loaded.Load(); n != 25 {
 		t.Errorf("load past an old snapshot read %d events, want the whole stream (25)", n)
+	}
+}
+
+// raceStore runs before once, just before the first Load: a request that
+// commits between a command's idempotency check and its load.
+type raceStore struct {
+	es.Store
+	once   sync.Once
+	before func()
+}
+
+func (r *raceStore) Load(ctx context.Context, id string, from, to int64) ([]es.Record, error) {
+	r.once.Do(r.before)
+	return r.Store.Load(ctx, id, from, to)
+}
+
+// testServiceIdempotentRepeatRacesFirst: a repeat of an idempotent request
+// whose first run commits after the repeat checked the key, but before it
+// loaded, answers with the first's result (or the mismatch), never with the
+// error its own stale attempt ran into: a broken rule or a failed
+// precondition caused by the first run itself.
+func testServiceIdempotentRepeatRacesFirst(t *testing.T, s es.Store) {
+	ctx := context.Background()
+	cases := []struct {
+		name      string
+		ifMatch   bool
+		firstHash string // the first run's request hash; "same" for the repeat's
+		wantErr   error
+	}{
+		{name: "broken rule", firstHash: "same"},
+		{name: "failed precondition", ifMatch: true, firstHash: "same"},
+		{name: "another request first", firstHash: "other", wantErr: es.ErrIdempotencyMismatch},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			svc := es.NewService(counterDecider(), counterRegistry(), s, es.Options{})
+			id := newID()
+			if _, err := svc.Execute(ctx, id, counterCmd{Add: 1}, es.ExecOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			cmd := counterCmd{Tag: "x-" + id, Fresh: true} // tags are unique values
+			key := es.IdempotencyKey{Key: "k-" + id, RequestHash: "tag-x"}
+			firstKey := key
+			if tc.firstHash != "same" {
+				firstKey.RequestHash = tc.firstHash
+			}
+			one := int64(1)
+			x := es.ExecOptions{Idempotency: &key}
+			if tc.ifMatch {
+				x.ExpectedVersion = &one
+			}
+			var first es.Result[counter]
+			rs := &raceStore{Store: s, before: func() {
+				var err error
+				first, err = svc.Execute(ctx, id, cmd, es.ExecOptions{Idempotency: &firstKey, ExpectedVersion: x.ExpectedVersion})
+				if err != nil || first.Version != 2 {
+					t.Errorf("first run: %+v, %v", first, err)
+				}
+			}}
+			repeat, err := es.NewService(counterDecider(), counterRegistry(), rs, es.Options{}).Execute(ctx, id, cmd, x)
+			switch {
+			case tc.wantErr != nil && !errors.Is(err, tc.wantErr):
+				t.Fatalf("repeat: %+v, %v; want %v", repeat, err, tc.wantErr)
+			case tc.wantErr == nil && (err != nil || !repeat.Replayed || repeat.Version != first.Version || repeat.ID != id):
+				t.Fatalf("repeat: %+v, %v; want the first's answer, version %d, replayed", repeat, err, first.Version)
+			}
+			assertVersions(t, load(t, s, id, 1, 0), 1, 2)
+		})
 	}
 }

@@ -69,7 +69,7 @@ func (s *Store) Append(ctx context.Context, req es.AppendRequest) error {
 	}
 	for _, g := range req.Releases {
 		if owner, ok := s.guards[g.Key]; ok && owner != g.Owner {
-			return fmt.Errorf("append %s: release %q held by another: %w", req.AggregateID, g.Key, es.ErrConflict)
+			return fmt.Errorf("append %s: %w", req.AggregateID, &es.ReleaseError{Key: g.Key})
 		}
 	}
 	if r := req.Idempotency; r != nil {

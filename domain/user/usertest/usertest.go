@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -30,6 +31,53 @@ func Run(t *testing.T, newStore func(t *testing.T) es.Store) {
 	t.Run("ConcurrentWriters", func(t *testing.T) { t.Parallel(); ConcurrentWriters(t, newStore(t), 20, 50) })
 	t.Run("RacingCreates", func(t *testing.T) { t.Parallel(); RacingCreates(t, newStore(t), 100) })
 	t.Run("EmailLifecycle", func(t *testing.T) { t.Parallel(); EmailLifecycle(t, newStore(t)) })
+	t.Run("BusyUser", func(t *testing.T) { BusyUser(t, newStore(t), 10, 20) })
+}
+
+// BusyUser: writers × commands renames of one user, without If-Match, by
+// the service as the commands function builds it (default retry budget and
+// backoff). At least 99% succeed, and none is lost: the final version is 1
+// + the successes. It reports the commands per second the one user took.
+// It runs alone (not in parallel), so that the rate is the store's.
+func BusyUser(t *testing.T, store es.Store, writers, commands int) {
+	ctx := context.Background()
+	svc := es.NewService(user.Decider(), user.NewRegistry(), store, es.Options{SnapshotEvery: 100})
+	id := newID()
+	if _, err := svc.Execute(ctx, id, user.Create{Name: "Busy", Email: id + "@example.com"}, es.ExecOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var ok, failed, attempts atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range writers {
+		wg.Go(func() {
+			for i := range commands {
+				res, err := svc.Execute(ctx, id, user.Rename{Name: fmt.Sprintf("writer %d command %d", w, i)},
+					es.ExecOptions{Metadata: es.Metadata{Actor: fmt.Sprint("writer-", w)}})
+				attempts.Add(int64(res.Attempts))
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case errors.Is(err, es.ErrConflict), errors.Is(err, es.ErrBusy):
+					failed.Add(1)
+				default:
+					t.Errorf("rename: %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	took := time.Since(start)
+	total := int64(writers * commands)
+	t.Logf("%d writers × %d renames of one user: %d succeeded, %d gave up; %.1f attempts per command; %.0f commands/s over %s",
+		writers, commands, ok.Load(), failed.Load(), float64(attempts.Load())/float64(total), float64(ok.Load())/took.Seconds(), took.Round(time.Millisecond))
+	if ok.Load()*100 < total*99 {
+		t.Errorf("%d of %d renames succeeded, want at least 99%%", ok.Load(), total)
+	}
+	agg, err := svc.Load(ctx, id)
+	if err != nil || agg.Version != 1+ok.Load() {
+		t.Fatalf("load: version %d, %v; want 1 create + %d successes: an update was lost or doubled", agg.Version, err, ok.Load())
+	}
 }
 
 // ConcurrentWriters: writers × commands renames of one user. The final version

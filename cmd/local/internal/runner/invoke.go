@@ -20,6 +20,7 @@ import (
 	sestypes "github.com/aws/aws-sdk-go-v2/service/sesv2/types"
 	"github.com/google/uuid"
 
+	"github.com/chronicle-go/chronicle/infra/iamcheck"
 	"github.com/chronicle-go/chronicle/infra/lambdafn"
 	"github.com/chronicle-go/chronicle/infra/template"
 )
@@ -42,6 +43,10 @@ type function struct {
 // buildFunctions resolves each function's environment and builds its
 // handler with infra/lambdafn, as its Lambda main does.
 func (r *Runner) buildFunctions() error {
+	checker, err := r.iamChecker()
+	if err != nil {
+		return err
+	}
 	r.functions = map[string]*function{}
 	for _, f := range r.plan.functions {
 		env, err := r.environment(f)
@@ -49,7 +54,11 @@ func (r *Runner) buildFunctions() error {
 			return fmt.Errorf("function %s: %w", f.Name, err)
 		}
 		logger := r.fnLog.With("function", f.Name)
-		h, err := lambdafn.Handler(codeName(f.Name), r.cfg.AWS, func(k string) string { return env[k] }, logger)
+		cfg := r.cfg.AWS
+		if checker != nil {
+			cfg.APIOptions = append(slices.Clone(cfg.APIOptions), checker.APIOptions(f.Name))
+		}
+		h, err := lambdafn.Handler(codeName(f.Name), cfg, func(k string) string { return env[k] }, logger)
 		if err != nil {
 			return fmt.Errorf("function %s: %w", f.Name, err)
 		}
@@ -61,6 +70,30 @@ func (r *Runner) buildFunctions() error {
 		}
 	}
 	return nil
+}
+
+// iamChecker is the IAM check of Config.IAM, nil when it is off. The
+// roles resolve against the created resources; what Lambda does with each
+// role is checked at once.
+func (r *Runner) iamChecker() (*iamcheck.Checker, error) {
+	if len(r.cfg.IAM) == 0 {
+		return nil, nil
+	}
+	policies, err := iamcheck.Policies(r.tpl, r.res)
+	if err != nil {
+		return nil, fmt.Errorf("IAM check: %w", err)
+	}
+	logDenied := func(rec iamcheck.Record) {
+		if rec.Denied != "" {
+			r.log.Error("IAM: call not granted by the function's role", "function", rec.Function,
+				"action", rec.Action, "resource", rec.Resource, "error", rec.Denied)
+		}
+	}
+	checker := iamcheck.NewChecker(policies, accountID, append(slices.Clone(r.cfg.IAM), logDenied)...)
+	// A denial is reported to the sinks; provisioning goes on, as in AWS,
+	// where the deployment succeeds and the calls fail.
+	_ = checker.CheckLambda(r.tpl, r.res)
+	return checker, nil
 }
 
 // environment is what a function sees: the variables Lambda sets, the

@@ -98,6 +98,12 @@ func TestProvision(t *testing.T) {
 	if err != nil || aws.ToString(ttl.TimeToLiveDescription.AttributeName) != "expiresAt" {
 		t.Errorf("guards TTL %+v, %v", ttl, err)
 	}
+	// The failure records of the read model expire too.
+	ttl, err = r.ddb.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(stack + "-readmodel")})
+	if err != nil || ttl.TimeToLiveDescription.TimeToLiveStatus != ddbtypes.TimeToLiveStatusEnabled ||
+		aws.ToString(ttl.TimeToLiveDescription.AttributeName) != "expiresAt" {
+		t.Errorf("read-model TTL %+v, %v", ttl, err)
+	}
 
 	attrs, err := r.sqs.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(r.QueueURL("ProjectionsQueue")),
 		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameAll}})
@@ -110,7 +116,7 @@ func TestProvision(t *testing.T) {
 		Max    any    `json:"maxReceiveCount"`
 	}
 	_ = json.Unmarshal([]byte(a["RedrivePolicy"]), &redrive)
-	if a["FifoQueue"] != "true" || a["VisibilityTimeout"] != "180" || !strings.HasSuffix(redrive.Target, stack+"-projections-dlq.fifo") ||
+	if a["FifoQueue"] != "true" || a["VisibilityTimeout"] != "20" || !strings.HasSuffix(redrive.Target, stack+"-projections-dlq.fifo") ||
 		strings.Trim(jsonString(redrive.Max), `"`) != "3" {
 		t.Errorf("projections queue %v", a)
 	}

@@ -42,6 +42,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/smithy-go/middleware"
 
+	"github.com/chronicle-go/chronicle/infra/iamcheck"
 	"github.com/chronicle-go/chronicle/infra/template"
 )
 
@@ -65,6 +66,18 @@ type Config struct {
 	FunctionLogger *slog.Logger
 	// Observe, when set, is told of every invocation after it ends.
 	Observe func(Invocation)
+	// IAM, when not empty, switches the IAM check on: every AWS call a
+	// function's code makes, and those Lambda makes for it (its event source
+	// mappings, its logs), is checked against the function's role in the
+	// template, resolved to this stack's names (infra/iamcheck), and each
+	// distinct call goes to these sinks; a call not granted is also logged as
+	// an error. The emulators enforce no IAM: tests switch this on.
+	IAM []iamcheck.Sink
+	// StateDir, when set, is where the runner keeps what Lambda keeps in
+	// the service: each stream mapping's position, so that a runner
+	// killed and started again on the same stack resumes where it was
+	// rather than at the stream's start. Empty: nothing is kept.
+	StateDir string
 }
 
 // Invocation is what Observe is told about one invocation.
@@ -161,7 +174,7 @@ func New(cfg Config) (*Runner, error) {
 		return nil, err
 	}
 	// DynamoDB Local's error answers fail the SDK's CRC32 check of the
-	// body, which only logs a warning per call: noise locally (DESIGN.md).
+	// body, which only logs a warning per call: noise locally.
 	cfg.AWS.APIOptions = append(slices.Clone(cfg.AWS.APIOptions), withoutDynamoDBChecksum)
 	region := cfg.AWS.Region
 	if region == "" {

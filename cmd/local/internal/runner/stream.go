@@ -42,6 +42,7 @@ type streamPoller struct {
 
 	mu     sync.Mutex
 	shards map[string]*shardState
+	cp     *checkpoints
 }
 
 type shardState struct {
@@ -59,6 +60,12 @@ func (r *Runner) pollStream(ctx context.Context, m streamMapping) {
 		r.log.Error("event source mapping has no stream", "function", m.function, "table", m.event.Table)
 		return
 	}
+	cp, err := loadCheckpoints(r.cfg.StateDir, p.arn)
+	if err != nil {
+		r.log.Error("stream checkpoints: reading the stream from the mapping's starting position", "table", m.event.Table, "error", err)
+		cp = &checkpoints{seq: map[string]string{}}
+	}
+	p.cp = cp
 	var readers sync.WaitGroup
 	defer readers.Wait()
 	first := true
@@ -129,7 +136,21 @@ func (p *streamPoller) readShard(ctx context.Context, st *shardState, pos stream
 			return
 		}
 	}
-	it, err := p.iterator(ctx, st.id, pos, "")
+	// After a restart, a shard resumes after the last record the mapping
+	// had finished with, as Lambda's mapping does after a crash.
+	resume := p.cp.get(st.id)
+	var it *string
+	var err error
+	if resume != "" {
+		it, err = p.iterator(ctx, st.id, streamtypes.ShardIteratorTypeAfterSequenceNumber, resume)
+		if err != nil && ctx.Err() == nil {
+			p.r.log.Warn("resume from checkpoint: reading the shard from its start", "table", p.m.event.Table, "shard", st.id, "error", err)
+			resume = ""
+		}
+	}
+	if resume == "" {
+		it, err = p.iterator(ctx, st.id, pos, "")
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			p.r.log.Error("shard iterator", "table", p.m.event.Table, "shard", st.id, "error", err)
@@ -141,13 +162,18 @@ func (p *streamPoller) readShard(ctx context.Context, st *shardState, pos stream
 	var (
 		batch      []streamtypes.Record
 		batchStart time.Time
-		last       string // sequence number of the last record handed on
+		last       = resume // sequence number of the last record handed on
 	)
 	flush := func() {
 		if len(batch) > 0 {
-			p.process(ctx, st.id, batch)
+			done := p.process(ctx, st.id, batch)
 			last = aws.ToString(batch[len(batch)-1].Dynamodb.SequenceNumber)
 			batch = nil
+			if done {
+				if err := p.cp.set(p.arn, st.id, last); err != nil {
+					p.r.log.Warn("stream checkpoint", "table", p.m.event.Table, "shard", st.id, "error", err)
+				}
+			}
 		}
 	}
 	for it != nil {
@@ -234,8 +260,8 @@ func (p *streamPoller) iterator(ctx context.Context, shard string, pos streamtyp
 // is split in two and each half retried (splits do not count as retries);
 // after MaximumRetryAttempts the records are described to the on-failure
 // destination and skipped. Only ctx ending stops it early: records are
-// never skipped otherwise.
-func (p *streamPoller) process(ctx context.Context, shard string, recs []streamtypes.Record) {
+// never skipped otherwise. It reports whether it finished with recs.
+func (p *streamPoller) process(ctx context.Context, shard string, recs []streamtypes.Record) bool {
 	ev := p.m.event
 	pending := [][]streamtypes.Record{recs}
 	retries := 0
@@ -247,7 +273,7 @@ func (p *streamPoller) process(ctx context.Context, shard string, recs []streamt
 			continue
 		}
 		if ctx.Err() != nil {
-			return
+			return false
 		}
 		rest := batch[from:]
 		if ev.BisectBatchOnFunctionError && err != nil && len(rest) > 1 { // a function error, not failed items
@@ -266,6 +292,7 @@ func (p *streamPoller) process(ctx context.Context, shard string, recs []streamt
 		pending[0] = rest
 		sleep(ctx, backoff(retries))
 	}
+	return true
 }
 
 // invoke runs the function on batch and returns the index of the first

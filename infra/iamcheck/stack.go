@@ -1,0 +1,109 @@
+package iamcheck
+
+import (
+	"fmt"
+
+	"github.com/chronicle-go/chronicle/infra/template"
+)
+
+// Stack is a template.Resolver that names a stack's resources as
+// CloudFormation would, without AWS: for checks that need ARNs but no
+// deployment (the template's own tests, cmd/iamcheck).
+type Stack struct {
+	Name, Region, Account string
+	tpl                   *template.Template
+	types                 map[string]string
+	tableNames            map[string]string
+	queueNames            map[string]string
+}
+
+var _ template.Resolver = (*Stack)(nil)
+
+// NewStack names tpl's resources for a stack called name.
+func NewStack(tpl *template.Template, name, region, account string) (*Stack, error) {
+	s := &Stack{Name: name, Region: region, Account: account, tpl: tpl, types: map[string]string{},
+		tableNames: map[string]string{}, queueNames: map[string]string{}}
+	for id, r := range tpl.Resources {
+		s.types[id] = r.AWSCloudFormationType()
+	}
+	tables, err := tpl.Tables()
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range tables {
+		n := name + "-" + t.Name
+		if t.TableName != "" {
+			if n, err = tpl.Resolve(t.TableName, s); err != nil {
+				return nil, fmt.Errorf("table %s: %w", t.Name, err)
+			}
+		}
+		s.tableNames[t.Name] = n
+	}
+	queues, err := tpl.Queues()
+	if err != nil {
+		return nil, err
+	}
+	for _, q := range queues {
+		n := name + "-" + q.Name
+		if q.FIFO {
+			n += ".fifo"
+		}
+		if q.QueueName != "" {
+			if n, err = tpl.Resolve(q.QueueName, s); err != nil {
+				return nil, fmt.Errorf("queue %s: %w", q.Name, err)
+			}
+		}
+		s.queueNames[q.Name] = n
+	}
+	return s, nil
+}
+
+// Ref implements template.Resolver.
+func (s *Stack) Ref(name string) (string, error) {
+	switch name {
+	case "AWS::StackName":
+		return s.Name, nil
+	case "AWS::Region":
+		return s.Region, nil
+	case "AWS::AccountId":
+		return s.Account, nil
+	case "AWS::Partition":
+		return "aws", nil
+	case "AWS::URLSuffix":
+		return "amazonaws.com", nil
+	case "AWS::NoValue":
+		return "", nil
+	}
+	switch s.types[name] {
+	case "":
+		return "", fmt.Errorf("Ref %s: no such resource or pseudo parameter", name)
+	case template.TypeTable:
+		return s.tableNames[name], nil
+	case template.TypeQueue:
+		return fmt.Sprintf("https://sqs.%s.amazonaws.com/%s/%s", s.Region, s.Account, s.queueNames[name]), nil
+	}
+	return s.Name + "-" + name, nil
+}
+
+// GetAtt implements template.Resolver.
+func (s *Stack) GetAtt(id, attr string) (string, error) {
+	switch typ := s.types[id]; {
+	case typ == template.TypeTable && attr == "Arn":
+		return fmt.Sprintf("arn:aws:dynamodb:%s:%s:table/%s", s.Region, s.Account, s.tableNames[id]), nil
+	case typ == template.TypeTable && attr == "StreamArn":
+		return fmt.Sprintf("arn:aws:dynamodb:%s:%s:table/%s/stream/1970-01-01T00:00:00.000", s.Region, s.Account, s.tableNames[id]), nil
+	case typ == template.TypeQueue && attr == "Arn":
+		return fmt.Sprintf("arn:aws:sqs:%s:%s:%s", s.Region, s.Account, s.queueNames[id]), nil
+	case typ == template.TypeQueue && attr == "QueueName":
+		return s.queueNames[id], nil
+	case typ == template.TypeQueue && attr == "QueueUrl":
+		return s.Ref(id)
+	case typ == "AWS::Logs::LogGroup" && attr == "Arn":
+		return fmt.Sprintf("arn:aws:logs:%s:%s:log-group:%s-%s:*", s.Region, s.Account, s.Name, id), nil
+	case typ == template.TypeFunction && attr == "Arn":
+		return fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s-%s", s.Region, s.Account, s.Name, id), nil
+	case typ == template.TypeRole && attr == "Arn":
+		return fmt.Sprintf("arn:aws:iam::%s:role/%s-%s", s.Account, s.Name, id), nil
+	}
+	return "", fmt.Errorf("Fn::GetAtt %s.%s: not something the check knows", id, attr)
+}
