@@ -67,8 +67,15 @@ func (s *Store) Append(ctx context.Context, req es.AppendRequest) error {
 		return s.putEvent(ctx, req, items[0].Put)
 	}
 	for attempt := 1; ; attempt++ {
-		// A fresh input each time: the SDK fills in a new ClientRequestToken,
-		// which its own retries of this call then share.
+		// A fresh input each time: the SDK fills in a new ClientRequestToken
+		// (before its retry loop), which its own retries of this call then
+		// share. So when a reply is lost after the transaction applied, the
+		// SDK's retry is answered success without writing again (DynamoDB
+		// keeps the token 10 minutes; DynamoDB Local honours it too), and
+		// one still running is TransactionInProgressException, which the
+		// SDK retries with the same token. This loop sends again only after
+		// a cancellation, a definite answer that nothing was written, so a
+		// new token cannot apply the append twice.
 		_, err := s.client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 		if err == nil {
 			return nil
@@ -85,20 +92,39 @@ func (s *Store) Append(ctx context.Context, req es.AppendRequest) error {
 // putEvent appends a single event with no guard and no idempotency record
 // (most commands: rename, suspend, ...) as one conditional PutItem: as atomic
 // as a one-item transaction, at half its write cost and about half its latency.
+//
+// A PutItem has no request token. When its reply is lost (a timeout, a
+// reset, a 5xx after the write) the SDK sends it again, and if the first
+// attempt had applied, the retry's condition fails on the event it wrote
+// itself. So a failed condition returns the item that is there (ALL_OLD, at
+// no extra cost), and an item holding this event's id is this append's own
+// write: success, as the first attempt's reply would have said. Event ids
+// are unique (UUIDv7), so another writer's event never carries it.
 func (s *Store) putEvent(ctx context.Context, req es.AppendRequest, put *types.Put) error {
 	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:           put.TableName,
-		Item:                put.Item,
-		ConditionExpression: put.ConditionExpression,
+		TableName:                           put.TableName,
+		Item:                                put.Item,
+		ConditionExpression:                 put.ConditionExpression,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	var failed *types.ConditionalCheckFailedException
 	if errors.As(err, &failed) {
+		if ownWrite(failed.Item, req.Records[0].ID) {
+			return nil
+		}
 		err = es.ErrConflict
 	}
 	if err != nil {
 		return fmt.Errorf("append %s v%d: %w", req.AggregateID, req.ExpectedVersion+1, err)
 	}
 	return nil
+}
+
+// ownWrite reports whether old, the event item a failed condition found, is
+// the event eventID: written by an earlier attempt of the same append.
+func ownWrite(old map[string]types.AttributeValue, eventID string) bool {
+	id, ok := old[attrID].(*types.AttributeValueMemberS)
+	return ok && id.Value == eventID
 }
 
 // transaction builds the items of req, in the order events, claims, releases,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/google/uuid"
 
@@ -40,7 +41,9 @@ import (
 // poisoned messages added to the queue. Then every user's view must be the
 // fold of its events, every event must be in the actor activity exactly
 // once, and the dead-letter queue must hold the poisoned messages and
-// nothing else.
+// nothing else. The world is written, and the last scenario run, with the
+// replies of writes lost after they applied (faults.LostReplies), and that
+// scenario runs the notifier too: one welcome mail per user.
 const (
 	faultUsers    = 100
 	faultCommands = 10 // per user; each makes one event
@@ -65,6 +68,13 @@ type faultScenario struct {
 	sqs    faults.SQSFaults      // relay's sends
 	stream faults.StreamOptions  // relay's deliveries
 	queue  faults.QueueOptions   // projector's deliveries
+	// lost is the probability that a write of the relay, the projector,
+	// the notifier or the queue drivers (DynamoDB and SQS) applies and its
+	// reply is lost, below the SDK's retries (faults.LostReplies).
+	lost float64
+	// notify runs the notifier too, on a queue of its own: one welcome
+	// mail per user through moto's SES.
+	notify bool
 }
 
 var faultScenarios = []faultScenario{
@@ -93,7 +103,16 @@ var faultScenarios = []faultScenario{
 		queue: faults.QueueOptions{Pollers: 2, Shuffle: 0.5, Duplicate: 0.1, Delay: 0.05, LoseAck: 0.05, Crash: 0.1},
 	},
 	{
+		// All of the above, and: every write of every consumer reaches
+		// DynamoDB or SQS, applies, and loses its reply, one in ten, so the
+		// SDK sends it again (the relay's sends, the projector's and the
+		// notifier's conditional writes, the drivers' deletes); the
+		// notifier sends each user's welcome mail through moto's SES. (The
+		// command path is under the same fault while the world is written:
+		// newFaultWorld.)
 		name:   "everything at once",
+		lost:   0.1,
+		notify: true,
 		ddb:    faults.DynamoDBFaults{Error: 0.005, Throttle: 0.01, Lost: 0.005},
 		sqs:    faults.SQSFaults{Error: 0.02, Lost: 0.02, Entry: 0.005},
 		stream: faults.StreamOptions{Redeliver: 0.05, Crash: 0.05},
@@ -129,19 +148,34 @@ type faultUser struct {
 // faultAdmin is the actor of the admin commands.
 const faultAdmin = "admin-faults"
 
+// faultWorldLost is the probability that the reply to a write of the
+// command path is lost after the write applied (faults.LostReplies), while
+// the world is written.
+const faultWorldLost = 0.1
+
 // newFaultWorld writes the users' histories, phase by phase (every user's
 // first command, then every user's second, ...), and reads the stream.
+//
+// The commands run through the command service on a DynamoDB client whose
+// writes lose their replies (faultWorldLost), so the SDK sends appends
+// again after they applied. Half the users send idempotency keys and repeat
+// each request once, as a client that lost the answer would; a third send
+// If-Match. Every answer must be the one a single successful call gives:
+// the next version, its one event, and for a repeat the first answer.
 func newFaultWorld(t *testing.T) *faultWorld {
 	t.Helper()
 	ctx := t.Context()
 	start := time.Now()
-	store, tables := readmodeltest.EventStore(t)
+	_, tables := readmodeltest.EventStore(t)
+	in := faults.New(0)
+	store := dynamo.New(dynamodb.NewFromConfig(faults.WithLostReplies(awstest.Config(t), in, faultWorldLost)), tables)
 	w := &faultWorld{store: store, tables: tables, events: map[string]es.Record{}}
 	for i := range faultUsers {
 		id := newID()
 		w.users = append(w.users, faultUser{id: id, sub: "sub-" + id, deleted: i%4 == 0})
 	}
 	svc := usertest.Service(store)
+	answers := make([][]es.Record, len(w.users)) // each user's events, as the answers told them
 	for phase := range faultCommands {
 		var wg sync.WaitGroup
 		errs := make([]error, len(w.users))
@@ -151,18 +185,62 @@ func newFaultWorld(t *testing.T) *faultWorld {
 				sem <- struct{}{}
 				defer func() { <-sem }()
 				cmd, actor := w.command(i, phase)
-				_, errs[i] = svc.Execute(ctx, u.id, cmd, es.ExecOptions{Metadata: es.Metadata{
+				x := es.ExecOptions{Metadata: es.Metadata{
 					Actor: actor, Reason: fmt.Sprint("phase ", phase), CorrelationID: uuid.NewString(),
-				}})
+				}}
+				if i%2 == 0 {
+					x.Idempotency = &es.IdempotencyKey{Key: fmt.Sprintf("%s-%d", u.id, phase), RequestHash: fmt.Sprint(phase)}
+				}
+				if i%3 == 0 {
+					x.ExpectedVersion = aws.Int64(int64(phase))
+				}
+				res, err := svc.Execute(ctx, u.id, cmd, x)
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				if res.Version != int64(phase+1) || len(res.Records) != 1 || res.Replayed {
+					errs[i] = fmt.Errorf("answered v%d with %d events (replayed %v), want v%d and its event",
+						res.Version, len(res.Records), res.Replayed, phase+1)
+					return
+				}
+				answers[i] = append(answers[i], res.Records[0])
+				if x.Idempotency == nil {
+					return
+				}
+				// The client repeats the request: the same answer, nothing written.
+				again, err := svc.Execute(ctx, u.id, cmd, x)
+				if err != nil || again.Version != res.Version || !again.Replayed || len(again.Records) != 0 {
+					errs[i] = fmt.Errorf("repeat answered v%d (replayed %v, %d events), %v; first answer v%d",
+						again.Version, again.Replayed, len(again.Records), err, res.Version)
+				}
 			})
 		}
 		wg.Wait()
 		for i, err := range errs {
 			if err != nil {
-				t.Fatalf("phase %d, user %d: %v", phase, i, err)
+				t.Fatalf("phase %d, user %d: %v (faults so far: %s)", phase, i, err, in)
 			}
 		}
 	}
+	for i, u := range w.users {
+		recs, err := store.Load(ctx, u.id, 1, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, r := range recs {
+			if j >= len(answers[i]) || answers[i][j].ID != r.ID {
+				t.Fatalf("user %s: event v%d %s is not the one its command was answered with", u.id, r.Version, r.ID)
+			}
+		}
+	}
+	counts := in.Counts()
+	for _, op := range []string{"PutItem", "TransactWriteItems"} {
+		if counts["lostreply.DynamoDB."+op] == 0 {
+			t.Errorf("the command path lost no reply to %s", op)
+		}
+	}
+	t.Logf("command path faults: %s", in)
 	for _, u := range w.users {
 		recs, err := store.Load(ctx, u.id, 1, 0)
 		if err != nil {
@@ -310,8 +388,20 @@ func runFaultScenario(t *testing.T, w *faultWorld, sc faultScenario, seed uint64
 	// The relay, sending through the faulty SQS client, runs beside the
 	// projector, as Lambda runs them.
 	// One SQS call at a time: see faults.SerialSQS.
-	serial := faults.NewSerialSQS(client)
-	r := relay.New(faults.NewSQS(serial, in, sc.sqs), relay.Routes{relay.Wildcard: {q.URL}}, logger, time.Now)
+	// The consumers' clients: writes lose their replies with sc.lost.
+	writerDDB, writerSQS := ddb, client
+	if sc.lost > 0 {
+		cfg := faults.WithLostReplies(awstest.Config(t), in, sc.lost)
+		writerDDB, writerSQS = dynamodb.NewFromConfig(cfg), sqs.NewFromConfig(cfg)
+	}
+	serial := faults.NewSerialSQS(writerSQS)
+	routes := relay.Routes{relay.Wildcard: {q.URL}}
+	var mail *mailQueue
+	if sc.notify {
+		mail = newMailQueue(t, client)
+		routes[user.Created{}.EventType()] = []string{mail.q.URL}
+	}
+	r := relay.New(faults.NewSQS(serial, in, sc.sqs), routes, logger, time.Now)
 	streamOpts := sc.stream
 	if streamOpts.BatchSize == 0 {
 		streamOpts.BatchSize = 25
@@ -332,7 +422,7 @@ func runFaultScenario(t *testing.T, w *faultWorld, sc faultScenario, seed uint64
 		}
 	}()
 
-	faulty := faults.NewDynamoDB(ddb, in, sc.ddb)
+	faulty := faults.NewDynamoDB(writerDDB, in, sc.ddb)
 	proj := projector.New(dynamo.New(faulty, dynamo.Tables{Events: w.tables.Events}), user.NewRegistry(),
 		readmodel.New(faulty, table), logger, time.Now, projector.WithMaxReceiveCount(faultMaxReceives))
 
@@ -348,8 +438,29 @@ func runFaultScenario(t *testing.T, w *faultWorld, sc faultScenario, seed uint64
 		n, err := depth(ctx, serial, q.DLQ)
 		return n >= len(bad), err
 	}
+	mailDone := make(chan struct{})
+	var (
+		mailStats faults.QueueStats
+		mailErr   error
+	)
+	if mail != nil {
+		go func() {
+			defer close(mailDone)
+			// The notifier's ledger gets the lost replies (writerDDB), not
+			// the client-level faults: an error after a claim applied holds
+			// the mail for the claim's lease, which is the notifier's crash
+			// policy's business (and longer than this test).
+			mailStats, mailErr = mail.drive(ctx, in, serial, readmodel.New(writerDDB, table), logger, &progress, relayDone)
+		}()
+	} else {
+		close(mailDone)
+	}
 	qStats, qErr := faults.DriveQueue(ctx, in, serial, countAcked(proj.Handle, &progress), opts)
 	<-relayDone
+	<-mailDone
+	if mailErr != nil {
+		t.Fatalf("notifier queue: %v, cause %v (stats %+v)", mailErr, context.Cause(ctx), withoutReceives(mailStats))
+	}
 	if relayErr != nil {
 		visible, inFlight, _ := relaytest.Depth(t.Context(), client, q)
 		t.Fatalf("relay: %v, cause %v (relay %+v; projector %+v, %v; queue: %d visible, %d in flight)",
@@ -402,11 +513,22 @@ func runFaultScenario(t *testing.T, w *faultWorld, sc faultScenario, seed uint64
 	}
 
 	checkFaultReadModel(t, w, readmodel.New(ddb, table), bad)
+	if mail != nil {
+		mail.check(t, w, readmodel.New(ddb, table))
+		t.Logf("notifier: %+v", withoutReceives(mailStats))
+	}
 
 	t.Logf("%d events, %d poisoned messages, %v; faults: %s", len(w.events), len(bad), elapsed.Round(time.Millisecond), in)
 	t.Logf("relay: %+v; projector: %+v", relayStats, withoutReceives(qStats))
 	for _, p := range bad {
 		t.Logf("poison %q: first received after %v", p.name, qStats.FirstReceived[p.id].Round(time.Millisecond))
+	}
+	if sc.lost > 0 {
+		for _, op := range []string{"DynamoDB.TransactWriteItems", "DynamoDB.UpdateItem", "SQS.SendMessageBatch", "SQS.DeleteMessageBatch"} {
+			if in.Counts()["lostreply."+op] == 0 {
+				t.Errorf("no reply to %s was lost", op)
+			}
+		}
 	}
 	if in.Total("") == 0 {
 		t.Errorf("no fault was injected")

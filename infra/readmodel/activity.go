@@ -45,6 +45,7 @@ func (s *Store) SaveActivity(ctx context.Context, rec es.Record) error {
 		_, err = s.client.PutItem(ctx, &dynamodb.PutItemInput{
 			TableName: applied.TableName, Item: applied.Item, ConditionExpression: applied.ConditionExpression,
 			ExpressionAttributeNames: applied.ExpressionAttributeNames, ExpressionAttributeValues: applied.ExpressionAttributeValues,
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 		})
 	} else {
 		body, merr := json.Marshal(rec)
@@ -58,6 +59,9 @@ func (s *Store) SaveActivity(ctx context.Context, rec es.Record) error {
 				Item:      activityItem(g, rec, body),
 			}},
 		}})
+	}
+	if ownApplied(err, rec) { // a lost reply's retry found its own write
+		return nil
 	}
 	if conditionFailed(err) {
 		return fmt.Errorf("save activity of %s v%d: %w", rec.AggregateID, rec.Version, ErrConflict)

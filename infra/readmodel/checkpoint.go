@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/google/uuid"
 
 	"github.com/chronicle-go/chronicle/infra/dynamo/attr"
 )
@@ -19,6 +21,10 @@ const (
 	attrLastEventAt = "lastEventAt" // stamp, so that conditions compare it as a string
 	attrProcessedAt = "processedAt"
 	attrProcessed   = "processed"
+	// attrWritePrefix names the slots of the last calls' tokens (w00, w01,
+	// ...): AdvanceCheckpoint.
+	attrWritePrefix = "w"
+	checkpointSlots = 32
 )
 
 // Checkpoint is how far a projection has got: the latest event it applied
@@ -37,33 +43,48 @@ type Checkpoint struct {
 // c.LastEventAt. Batches of different aggregates run concurrently and finish
 // in any order, so the last event only moves forward in time; the count and
 // the processing time always move.
+//
+// The count is an ADD, which the SDK's retry of an update whose reply was
+// lost would apply twice. So each call writes a token of its own into one
+// of checkpointSlots attributes, on condition that the slot does not hold
+// it yet: the retry finds its token and stops. A retry still counts twice
+// if, in the milliseconds between the attempts, another call took the same
+// slot (1 in checkpointSlots of the calls that land in that window).
 func (s *Store) AdvanceCheckpoint(ctx context.Context, c Checkpoint) error {
 	k := key(checkpointPK(c.Projection), skCheckpoint)
-	names := map[string]string{"#n": attrProcessed, "#pt": attrProcessedAt}
-	values := map[string]types.AttributeValue{":n": num(c.Processed), ":pt": str(stamp(c.ProcessedAt))}
+	token := uuid.NewString()
+	slot := fmt.Sprintf("%s%02d", attrWritePrefix, rand.IntN(checkpointSlots))
+	const fresh = "(attribute_not_exists(#w) OR #w <> :w)"
+	names := map[string]string{"#n": attrProcessed, "#pt": attrProcessedAt, "#w": slot}
+	values := map[string]types.AttributeValue{":n": num(c.Processed), ":pt": str(stamp(c.ProcessedAt)), ":w": str(token)}
 	forward := &dynamodb.UpdateItemInput{
 		TableName:           aws.String(s.table),
 		Key:                 k,
-		UpdateExpression:    aws.String("SET #pt = :pt, #id = :id, #at = :at ADD #n :n"),
-		ConditionExpression: aws.String("attribute_not_exists(#at) OR #at <= :at"),
+		UpdateExpression:    aws.String("SET #pt = :pt, #id = :id, #at = :at, #w = :w ADD #n :n"),
+		ConditionExpression: aws.String("(attribute_not_exists(#at) OR #at <= :at) AND " + fresh),
 		ExpressionAttributeNames: map[string]string{
-			"#n": attrProcessed, "#pt": attrProcessedAt, "#id": attrLastEventID, "#at": attrLastEventAt,
+			"#n": attrProcessed, "#pt": attrProcessedAt, "#id": attrLastEventID, "#at": attrLastEventAt, "#w": slot,
 		},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":n": num(c.Processed), ":pt": str(stamp(c.ProcessedAt)),
-			":id": str(c.LastEventID), ":at": str(stamp(c.LastEventAt)),
+			":id": str(c.LastEventID), ":at": str(stamp(c.LastEventAt)), ":w": str(token),
 		},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	}
 	_, err := s.client.UpdateItem(ctx, forward)
 	var older *types.ConditionalCheckFailedException
-	if errors.As(err, &older) {
+	if errors.As(err, &older) && !oldHas(err, slot, token) {
 		_, err = s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName:                 aws.String(s.table),
 			Key:                       k,
-			UpdateExpression:          aws.String("SET #pt = :pt ADD #n :n"),
+			UpdateExpression:          aws.String("SET #pt = :pt, #w = :w ADD #n :n"),
+			ConditionExpression:       aws.String(fresh),
 			ExpressionAttributeNames:  names,
 			ExpressionAttributeValues: values,
 		})
+	}
+	if conditionFailed(err) { // only our own token fails it: applied already
+		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("advance checkpoint of %s: %w", c.Projection, err)

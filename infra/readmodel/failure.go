@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/google/uuid"
 
 	"github.com/chronicle-go/chronicle/infra/dynamo/attr"
 )
@@ -55,6 +56,7 @@ const (
 	failurePrefix     = "failure#"
 	failureExpiration = 14 * 24 * time.Hour // SQS's longest retention
 	attrExpiresAt     = TTLAttribute
+	attrWriteToken    = "writeToken" // the last call's token: RecordFailure
 )
 
 // TTLAttribute is the attribute, epoch seconds, after which DynamoDB's TTL
@@ -64,6 +66,11 @@ const TTLAttribute = "expiresAt"
 
 // RecordFailure records a failed delivery of f.MessageID. It uses only
 // UpdateItem, which the consumers' roles allow.
+//
+// The failure count is an ADD, which the SDK's retry of an update whose
+// reply was lost would apply twice; so each call writes a token of its own,
+// on condition that the record does not hold it yet, and a retry that finds
+// it has nothing left to do.
 func (s *Store) RecordFailure(ctx context.Context, f Failure) error {
 	msg := f.Error
 	if len(msg) > maxErrorBytes {
@@ -76,18 +83,23 @@ func (s *Store) RecordFailure(ctx context.Context, f Failure) error {
 		TableName: aws.String(s.table),
 		Key:       key(failurePrefix+f.MessageID, skFailure),
 		UpdateExpression: aws.String("SET #c = :c, #e = :e, #agg = :agg, #ev = :ev, #t = :t, #v = :v, " +
-			"#rc = :rc, #last = :at, #first = if_not_exists(#first, :at), #exp = :exp ADD #n :one"),
+			"#rc = :rc, #last = :at, #first = if_not_exists(#first, :at), #exp = :exp, #w = :w ADD #n :one"),
+		ConditionExpression: aws.String("attribute_not_exists(#w) OR #w <> :w"),
 		ExpressionAttributeNames: map[string]string{
 			"#c": attrConsumer, "#e": attrError, "#agg": attrAggregate, "#ev": attrEventID, "#t": attrEventType,
 			"#v": attrVersion, "#rc": attrReceiveCount, "#last": attrLastAt, "#first": attrFirstAt,
-			"#exp": attrExpiresAt, "#n": attrFailures,
+			"#exp": attrExpiresAt, "#n": attrFailures, "#w": attrWriteToken,
 		},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":c": str(f.Consumer), ":e": str(msg), ":agg": str(f.AggregateID), ":ev": str(f.EventID),
 			":t": str(f.EventType), ":v": num(f.Version), ":rc": num(int64(f.ReceiveCount)),
 			":at": str(stamp(f.At)), ":exp": num(f.At.Add(failureExpiration).Unix()), ":one": num(1),
+			":w": str(uuid.NewString()),
 		},
 	})
+	if conditionFailed(err) { // the token is there: an earlier attempt applied
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("record failure of message %s: %w", f.MessageID, err)
 	}

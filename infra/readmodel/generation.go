@@ -305,9 +305,15 @@ func (s *Store) ActivateBuild(ctx context.Context, projection string, gen int64,
 		ExpressionAttributeNames: map[string]string{
 			"#a": genActive + projection, "#b": genBuilding + projection, "#w": genSwitchedAt + projection,
 		},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":g": num(gen), ":zero": num(0), ":now": str(stamp(now))},
+		ExpressionAttributeValues:           map[string]types.AttributeValue{":g": num(gen), ":zero": num(0), ":now": str(stamp(now))},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	s.gens.invalidate()
+	// A retry after a lost reply finds gen active and nothing building:
+	// the switch applied.
+	if conditionFailed(err) && oldNum(err, genActive+projection) == gen && oldNum(err, genBuilding+projection) == 0 {
+		return nil
+	}
 	if conditionFailed(err) {
 		return fmt.Errorf("activate generation %d of %s: %w", gen, projection, ErrNoBuild)
 	}
@@ -322,14 +328,20 @@ func (s *Store) ActivateBuild(ctx context.Context, projection string, gen int64,
 // Its rows are left for Prune.
 func (s *Store) AbandonBuild(ctx context.Context, projection string, gen int64) error {
 	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(s.table),
-		Key:                       key(pkGenerations, skGenerations),
-		UpdateExpression:          aws.String("SET #b = :zero"),
-		ConditionExpression:       aws.String("#b = :g"),
-		ExpressionAttributeNames:  map[string]string{"#b": genBuilding + projection},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":g": num(gen), ":zero": num(0)},
+		TableName:                           aws.String(s.table),
+		Key:                                 key(pkGenerations, skGenerations),
+		UpdateExpression:                    aws.String("SET #b = :zero"),
+		ConditionExpression:                 aws.String("#b = :g"),
+		ExpressionAttributeNames:            map[string]string{"#b": genBuilding + projection},
+		ExpressionAttributeValues:           map[string]types.AttributeValue{":g": num(gen), ":zero": num(0)},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	s.gens.invalidate()
+	// A retry after a lost reply finds nothing building, and gen not
+	// active: the abandon applied.
+	if conditionFailed(err) && oldNum(err, genBuilding+projection) == 0 && oldNum(err, genActive+projection) != gen {
+		return nil
+	}
 	if conditionFailed(err) {
 		return fmt.Errorf("abandon generation %d of %s: %w", gen, projection, ErrNoBuild)
 	}
@@ -337,4 +349,19 @@ func (s *Store) AbandonBuild(ctx context.Context, projection string, gen int64) 
 		return fmt.Errorf("abandon generation %d of %s: %w", gen, projection, err)
 	}
 	return nil
+}
+
+// oldNum is the number at name in the old item of a failed condition (asked
+// for with ReturnValuesOnConditionCheckFailure); -1 when there is none
+// (our own writes always leave both numbers there).
+func oldNum(err error, name string) int64 {
+	var ccf *types.ConditionalCheckFailedException
+	if !errors.As(err, &ccf) {
+		return -1
+	}
+	n, aerr := attr.Int(ccf.Item, name)
+	if aerr != nil {
+		return -1
+	}
+	return n
 }

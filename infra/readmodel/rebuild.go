@@ -137,6 +137,9 @@ func (s *Store) putFreshUserView(ctx context.Context, g int64, f UserFold) error
 		}})
 	}
 	_, err = s.client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+	if ownApplied(err, f.Last) {
+		return nil
+	}
 	if conditionFailed(err) {
 		return fmt.Errorf("put view of user %s: %w", id, ErrConflict)
 	}

@@ -32,6 +32,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/chronicle-go/chronicle/domain/es"
+	"github.com/chronicle-go/chronicle/infra/dynamo/attr"
 )
 
 // Projection names: the suffix of the applied-version and checkpoint keys.
@@ -130,6 +133,40 @@ func num(n int64) *types.AttributeValueMemberN {
 const stampLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
 func stamp(t time.Time) string { return t.UTC().Format(stampLayout) }
+
+// ownApplied reports whether err is a write refused by its condition on an
+// applied-version item (the first item of a transaction, or a PutItem) that
+// already holds rec: an earlier attempt of the same write applied and its
+// reply was lost, so the SDK's retry found its own work. The applied item is
+// only ever written together with the rest of its projection's rows, so
+// finding rec in it means all of them were written. The writes ask for the
+// old item (ReturnValuesOnConditionCheckFailure) at no extra cost.
+func ownApplied(err error, rec es.Record) bool {
+	var old map[string]types.AttributeValue
+	var ccf *types.ConditionalCheckFailedException
+	var canceled *types.TransactionCanceledException
+	switch {
+	case errors.As(err, &ccf):
+		old = ccf.Item
+	case errors.As(err, &canceled) && len(canceled.CancellationReasons) > 0 &&
+		aws.ToString(canceled.CancellationReasons[0].Code) == "ConditionalCheckFailed":
+		old = canceled.CancellationReasons[0].Item
+	}
+	id, errID := attr.String(old, attrEventID)
+	v, errV := attr.Int(old, attrVersion)
+	return errID == nil && errV == nil && id == rec.ID && v == rec.Version
+}
+
+// oldHas reports whether err is a failed condition whose old item (asked for
+// with ReturnValuesOnConditionCheckFailure) holds the string value at name.
+func oldHas(err error, name, value string) bool {
+	var ccf *types.ConditionalCheckFailedException
+	if !errors.As(err, &ccf) {
+		return false
+	}
+	v, aerr := attr.String(ccf.Item, name)
+	return aerr == nil && v == value
+}
 
 // conditionFailed reports a write refused by its condition: a
 // ConditionalCheckFailedException, or a cancelled transaction whose reasons

@@ -203,6 +203,12 @@ func (s *Store) putUserView(ctx context.Context, g int64, before, after user.Vie
 	}
 	items = append(items, lookups...)
 	if _, err := s.client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items}); err != nil {
+		// The SDK's ClientRequestToken already makes its retry of an
+		// applied transaction succeed; ownApplied covers a store that does
+		// not keep tokens.
+		if ownApplied(err, last) {
+			return nil
+		}
 		if conditionFailed(err) {
 			return fmt.Errorf("save view of user %s v%d: %w", id, last.Version, ErrConflict)
 		}
@@ -309,6 +315,8 @@ func (s *Store) appliedPutItem(g int64, id, projection string, rec es.Record, pr
 			attrPK: str(genPK(g, userPK(id))), attrSK: str(appliedPrefix + projection),
 			attrVersion: num(rec.Version), attrEventID: str(rec.ID),
 		},
+		// The old item tells a lost reply's retry from a conflict: ownApplied.
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	}
 	if prev == 0 {
 		put.ConditionExpression = aws.String("attribute_not_exists(pk)")

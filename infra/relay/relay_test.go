@@ -19,6 +19,7 @@ import (
 	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/infra/awstest"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
+	"github.com/chronicle-go/chronicle/infra/faults"
 	"github.com/chronicle-go/chronicle/infra/relay"
 	"github.com/chronicle-go/chronicle/infra/relay/relaytest"
 )
@@ -347,4 +348,41 @@ func TestDecodeMessage(t *testing.T) {
 			t.Errorf("DecodeMessage(%q): %v, want ErrBadMessage", body, err)
 		}
 	}
+}
+
+// Every SendMessageBatch reaches SQS and its reply is lost until the SDK's
+// last attempt (faults.LostReplies): the SDK sends each batch again, with
+// the same deduplication ids, which SQS FIFO drops within its five-minute
+// window. The queue holds each event once, in order.
+func TestHandleLostReplies(t *testing.T) {
+	t.Parallel()
+	in := faults.New(3)
+	client := awstest.SQS(t)
+	q := relaytest.FIFOQueue(t, client, relaytest.QueueOptions{})
+	lossy := sqs.NewFromConfig(faults.WithLostReplies(awstest.Config(t), in, 1))
+	r := relay.New(lossy, relay.Routes{"user.renamed.v1": {q.URL}}, testLogger(t), time.Now)
+
+	recs := userRecords(uuid.NewString(), 25, "user.renamed.v1")
+	var ev events.DynamoDBEvent
+	for i, rec := range recs {
+		ev.Records = append(ev.Records, streamRecord(t, rec, i))
+	}
+	resp, err := r.Handle(t.Context(), ev)
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("Handle: %+v, %v", resp, err)
+	}
+	if n := in.Counts()["lostreply.SQS.SendMessageBatch"]; n == 0 {
+		t.Fatal("no reply was lost")
+	}
+	msgs := receiveAll(t, client, q, len(recs))
+	if len(msgs) != len(recs) {
+		t.Fatalf("%d messages, want %d", len(msgs), len(recs))
+	}
+	for i, m := range msgs {
+		got, err := relay.DecodeMessage(m.Body)
+		if err != nil || got.ID != recs[i].ID {
+			t.Fatalf("message %d is %s v%d, %v; want %s", i, got.ID, got.Version, err, recs[i].ID)
+		}
+	}
+	t.Logf("faults: %s", in)
 }

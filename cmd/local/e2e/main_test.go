@@ -144,7 +144,7 @@ func localSuite(ctx context.Context) (*suite, func(), error) {
 // remoteSuite runs against the deployment at CHRONICLE_E2E_BASE_URL.
 func remoteSuite(ctx context.Context) (*suite, error) {
 	st := &suite{base: strings.TrimSuffix(os.Getenv(envBaseURL), "/"), eventsTable: os.Getenv(envEventsTable),
-		sesURL: os.Getenv(envSESURL), dlqTimeout: 20 * time.Minute}
+		sesURL: os.Getenv(envSESURL), dlqTimeout: 5 * time.Minute}
 	if v := os.Getenv(envDLQTimeout); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {

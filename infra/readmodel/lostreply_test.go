@@ -1,0 +1,157 @@
+package readmodel_test
+
+import (
+	"context"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/google/uuid"
+
+	"github.com/chronicle-go/chronicle/domain/es"
+	"github.com/chronicle-go/chronicle/domain/user"
+	"github.com/chronicle-go/chronicle/infra/awstest"
+	"github.com/chronicle-go/chronicle/infra/faults"
+	"github.com/chronicle-go/chronicle/infra/readmodel"
+)
+
+// TestLostReplies runs every conditional write of the read model through a
+// client whose writes apply and whose replies are lost until the SDK's
+// last attempt (faults.LostReplies), so that each write is sent again after
+// it applied. Each must answer what one successful call answers and leave
+// what one call leaves.
+func TestLostReplies(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	in := faults.New(7)
+	plain := awstest.DynamoDB(t)
+	table := awstest.TableName("readmodel")
+	if err := readmodel.CreateTable(ctx, plain, table); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := readmodel.DeleteTable(ctx, plain, table); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	s := readmodel.New(dynamodb.NewFromConfig(faults.WithLostReplies(awstest.Config(t), in, 1)), table)
+
+	t.Run("user view and activity", func(t *testing.T) {
+		id := uuid.NewString()
+		recs := []es.Event{
+			user.Created{Name: "Ada", Email: "ada-" + id + "@example.com", Sub: "sub-" + id},
+			user.Renamed{Name: "Ada L."},
+		}
+		var want user.View
+		for i, e := range recs {
+			actor := "sub-" + id
+			if i == 1 {
+				actor = "" // an event without an actor: the activity's PutItem
+			}
+			rec := record(t, id, int64(i+1), e, t0.Add(time.Duration(i)*time.Second), actor)
+			before, _, err := s.UserViewForUpdate(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			after := user.ApplyView(before, rec)
+			want = after
+			if err := s.SaveUserView(ctx, before, after, rec); err != nil {
+				t.Errorf("save view v%d: %v", rec.Version, err)
+			}
+			if err := s.SaveActivity(ctx, rec); err != nil {
+				t.Errorf("save activity v%d: %v", rec.Version, err)
+			}
+		}
+		got, ok, err := s.UserView(ctx, id)
+		if err != nil || !ok || !reflect.DeepEqual(got, want) {
+			t.Errorf("view: %+v, %v, %v; want %+v", got, ok, err, want)
+		}
+		acts, _, err := s.ActorActivity(ctx, "sub-"+id, 10, "")
+		if err != nil || len(acts) != 1 {
+			t.Errorf("activity: %d rows, %v; want 1", len(acts), err)
+		}
+	})
+
+	t.Run("checkpoint", func(t *testing.T) {
+		for i := range 3 {
+			c := readmodel.Checkpoint{Projection: readmodel.ProjectionUserView, LastEventID: "e", LastEventAt: t0,
+				ProcessedAt: t0.Add(time.Duration(i) * time.Minute), Processed: 2}
+			if err := s.AdvanceCheckpoint(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cps, err := s.Checkpoints(ctx)
+		if err != nil || len(cps) != 1 || cps[0].Processed != 6 {
+			t.Errorf("checkpoints: %+v, %v; want 6 processed", cps, err)
+		}
+	})
+
+	t.Run("failure record", func(t *testing.T) {
+		msg := uuid.NewString()
+		for i := range 2 {
+			f := readmodel.Failure{MessageID: msg, Consumer: "projector", Error: "boom", ReceiveCount: i + 1, At: t0}
+			if err := s.RecordFailure(ctx, f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r, ok, err := s.Failure(ctx, msg)
+		if err != nil || !ok || r.Failures != 2 {
+			t.Errorf("failure record: %+v, %v, %v; want 2 failures", r, ok, err)
+		}
+	})
+
+	t.Run("mail claim", func(t *testing.T) {
+		ev := uuid.NewString()
+		if _, err := s.ClaimMail(ctx, ev, uuid.NewString(), t0, time.Minute); err != nil {
+			t.Fatalf("claim: %v", err)
+		}
+		m, ok, err := s.Mail(ctx, ev)
+		if err != nil || !ok || m.State != readmodel.MailSending || m.Attempts != 1 {
+			t.Errorf("mail: %+v, %v, %v", m, ok, err)
+		}
+	})
+	t.Run("mail marked sent", func(t *testing.T) {
+		ev := uuid.NewString()
+		tok, err := readmodel.New(plain, table).ClaimMail(ctx, ev, uuid.NewString(), t0, time.Minute) // the claim's reply arrives
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.MarkMailSent(ctx, ev, tok, "m-1", t0.Add(time.Second)); err != nil {
+			t.Fatalf("mark sent: %v", err)
+		}
+		m, ok, err := s.Mail(ctx, ev)
+		if err != nil || !ok || m.State != readmodel.MailSent || m.MessageID != "m-1" {
+			t.Errorf("mail: %+v, %v, %v", m, ok, err)
+		}
+	})
+
+	t.Run("generations", func(t *testing.T) {
+		p := readmodel.ProjectionActorActivity
+		g, err := s.BeginBuild(ctx, p, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ActivateBuild(ctx, p, g.Building, t0.Add(time.Minute)); err != nil {
+			t.Errorf("activate: %v", err)
+		}
+		g, err = s.BeginBuild(ctx, p, t0.Add(2*time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AbandonBuild(ctx, p, g.Building); err != nil {
+			t.Errorf("abandon: %v", err)
+		}
+		got, err := s.Generation(ctx, p)
+		if err != nil || got.Active != 2 || got.Building != 0 || got.Latest != 3 {
+			t.Errorf("generation: %+v, %v; want active 2, building 0, latest 3", got, err)
+		}
+	})
+
+	t.Logf("faults: %s", in)
+	if in.Total("lostreply.") == 0 {
+		t.Error("no reply was lost")
+	}
+}
