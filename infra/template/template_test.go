@@ -421,9 +421,9 @@ func TestFunctions(t *testing.T) {
 		"RelayFunction": {
 			"ROUTES": "user.created.v1=https://sqs/NotificationsQueue;*=https://sqs/ProjectionsQueue",
 		},
-		"ProjectorFunction": {"EVENTS_TABLE": "name-of-EventsTable", "READMODEL_TABLE": "name-of-ReadModelTable", "MAX_RECEIVE_COUNT": "5",
+		"ProjectorFunction": {"EVENTS_TABLE": "name-of-EventsTable", "READMODEL_TABLE": "name-of-ReadModelTable", "MAX_RECEIVE_COUNT": "10",
 			"QUEUE_URL": "https://sqs/ProjectionsQueue"},
-		"NotifierFunction": {"READMODEL_TABLE": "name-of-ReadModelTable", "EMAIL_SENDER": "no-reply@mail.example.com", "MAX_RECEIVE_COUNT": "5",
+		"NotifierFunction": {"READMODEL_TABLE": "name-of-ReadModelTable", "EMAIL_SENDER": "no-reply@mail.example.com", "MAX_RECEIVE_COUNT": "10",
 			"QUEUE_URL": "https://sqs/NotificationsQueue"},
 		"ReplayFunction": {
 			"EVENTS_TABLE": "name-of-EventsTable", "READMODEL_TABLE": "name-of-ReadModelTable",
