@@ -36,6 +36,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/auth"
 	"github.com/chronicle-go/chronicle/infra/awstest"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
+	"github.com/chronicle-go/chronicle/infra/iamcheck"
 	"github.com/chronicle-go/chronicle/infra/notifier"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/rebuild"
@@ -89,8 +90,19 @@ func child() int {
 		logger.Error("aws config", "error", err)
 		return 1
 	}
+	// Under make test, the runner's functions' calls are checked against
+	// their roles, as in every runner the tests start (infra/iamcheck).
+	var iam []iamcheck.Sink
+	if dir := os.Getenv(iamcheck.LogDirEnv); dir != "" {
+		sink, err := iamcheck.FileSink(dir)
+		if err != nil {
+			logger.Error("iam log", "error", err)
+			return 1
+		}
+		iam = []iamcheck.Sink{sink}
+	}
 	r, err := runner.New(runner.Config{Template: os.Getenv(envTemplate), Parameters: parameters, StackName: os.Getenv(envStack),
-		AWS: cfg, Getenv: os.Getenv, Logger: logger, StateDir: os.Getenv(envState)})
+		AWS: cfg, Getenv: os.Getenv, Logger: logger, StateDir: os.Getenv(envState), IAM: iam})
 	if err != nil {
 		logger.Error("runner", "error", err)
 		return 1

@@ -24,12 +24,13 @@ import (
 
 // TestRedeliveredWelcomeMailIsNotSentAgain: SQS delivers a message at least
 // once, so a user.created notification can come again after its mail was
-// sent. The notifier's claim then fails its condition and it reads the
-// sent-mail record (readmodel.Mail, a GetItem) to tell "sent" from "being
-// sent": no second mail, and every call it made is one its role in the
-// template grants. The runner checks the roles (infra/iamcheck); without
-// dynamodb:GetItem on the read model the notifier's role fails this test,
-// as it would fail in AWS (AccessDenied, five retries, the DLQ).
+// sent. The notifier's claim then fails its condition and reads the
+// sent-mail record in the old item the failed update returns: no second
+// mail, and every call it made is one its role in the template grants. The
+// runner checks the roles (infra/iamcheck). This test caught the notifier
+// reading that record with a GetItem its role did not grant (AccessDenied
+// in AWS: five retries, then the DLQ); the read now needs no grant of its
+// own, and removing dynamodb:UpdateItem from the notifier's role fails it.
 func TestRedeliveredWelcomeMailIsNotSentAgain(t *testing.T) {
 	t.Parallel()
 	if s.sesURL == "" {
