@@ -2,6 +2,7 @@ package iamcheck
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/chronicle-go/chronicle/infra/template"
 )
@@ -15,6 +16,7 @@ type Stack struct {
 	types                 map[string]string
 	tableNames            map[string]string
 	queueNames            map[string]string
+	streamARNs            map[string]string // by table; see Name
 }
 
 var _ template.Resolver = (*Stack)(nil)
@@ -91,6 +93,9 @@ func (s *Stack) GetAtt(id, attr string) (string, error) {
 	case typ == template.TypeTable && attr == "Arn":
 		return fmt.Sprintf("arn:aws:dynamodb:%s:%s:table/%s", s.Region, s.Account, s.tableNames[id]), nil
 	case typ == template.TypeTable && attr == "StreamArn":
+		if a := s.streamARNs[id]; a != "" {
+			return a, nil
+		}
 		return fmt.Sprintf("arn:aws:dynamodb:%s:%s:table/%s/stream/1970-01-01T00:00:00.000", s.Region, s.Account, s.tableNames[id]), nil
 	case typ == template.TypeQueue && attr == "Arn":
 		return fmt.Sprintf("arn:aws:sqs:%s:%s:%s", s.Region, s.Account, s.queueNames[id]), nil
@@ -106,4 +111,27 @@ func (s *Stack) GetAtt(id, attr string) (string, error) {
 		return fmt.Sprintf("arn:aws:iam::%s:role/%s-%s", s.Account, s.Name, id), nil
 	}
 	return "", fmt.Errorf("Fn::GetAtt %s.%s: not something the check knows", id, attr)
+}
+
+// SetName gives the resource id the physical name it has in the stack under
+// test, in place of the one NewStack made up: a table's or a queue's name
+// (the random names of a package test), or, for "Table.StreamArn", the
+// ARN of the table's stream as the emulator reports it.
+func (s *Stack) SetName(id, name string) error {
+	if table, ok := strings.CutSuffix(id, ".StreamArn"); ok && s.types[table] == template.TypeTable {
+		if s.streamARNs == nil {
+			s.streamARNs = map[string]string{}
+		}
+		s.streamARNs[table] = name
+		return nil
+	}
+	switch s.types[id] {
+	case template.TypeTable:
+		s.tableNames[id] = name
+	case template.TypeQueue:
+		s.queueNames[id] = name
+	default:
+		return fmt.Errorf("name %s %q: not a table or a queue of the template", id, name)
+	}
+	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/google/uuid"
 
@@ -27,6 +28,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/awstest"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/faults"
+	"github.com/chronicle-go/chronicle/infra/iamcheck"
 	"github.com/chronicle-go/chronicle/infra/projector"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/readmodel/readmodeltest"
@@ -168,13 +170,19 @@ func newFaultWorld(t *testing.T) *faultWorld {
 	start := time.Now()
 	_, tables := readmodeltest.EventStore(t)
 	in := faults.New(0)
-	store := dynamo.New(dynamodb.NewFromConfig(faults.WithLostReplies(awstest.Config(t), in, faultWorldLost)), tables)
+	cfg := faults.WithLostReplies(awstest.Config(t), in, faultWorldLost)
+	store := dynamo.New(dynamodb.NewFromConfig(cfg), tables)
 	w := &faultWorld{store: store, tables: tables, events: map[string]es.Record{}}
+	// The command service's client is the commands function's, under the
+	// IAM check; the test's own loads go through store.
+	commands := dynamo.New(dynamodb.NewFromConfig(cfg, checkIAM[*dynamodb.Options](t, "CommandsFunction", map[string]string{
+		"EventsTable": tables.Events, "GuardsTable": tables.Guards, "SnapshotsTable": tables.Snapshots,
+	})), tables)
 	for i := range faultUsers {
 		id := newID()
 		w.users = append(w.users, faultUser{id: id, sub: "sub-" + id, deleted: i%4 == 0})
 	}
-	svc := usertest.Service(store)
+	svc := usertest.Service(commands)
 	answers := make([][]es.Record, len(w.users)) // each user's events, as the answers told them
 	for phase := range faultCommands {
 		var wg sync.WaitGroup
@@ -389,19 +397,26 @@ func runFaultScenario(t *testing.T, w *faultWorld, sc faultScenario, seed uint64
 	// projector, as Lambda runs them.
 	// One SQS call at a time: see faults.SerialSQS.
 	// The consumers' clients: writes lose their replies with sc.lost.
-	writerDDB, writerSQS := ddb, client
+	writerCfg := awstest.Config(t)
 	if sc.lost > 0 {
-		cfg := faults.WithLostReplies(awstest.Config(t), in, sc.lost)
-		writerDDB, writerSQS = dynamodb.NewFromConfig(cfg), sqs.NewFromConfig(cfg)
+		writerCfg = faults.WithLostReplies(writerCfg, in, sc.lost)
 	}
-	serial := faults.NewSerialSQS(writerSQS)
+	serial := faults.NewSerialSQS(sqs.NewFromConfig(writerCfg))
 	routes := relay.Routes{relay.Wildcard: {q.URL}}
 	var mail *mailQueue
 	if sc.notify {
 		mail = newMailQueue(t, client)
 		routes[user.Created{}.EventType()] = []string{mail.q.URL}
 	}
-	r := relay.New(faults.NewSQS(serial, in, sc.sqs), routes, logger, time.Now)
+	// The functions' own clients are under the IAM check, each as its
+	// function in template.yaml, on this scenario's tables and queues; the
+	// drivers' (which stand in for Lambda) and the checks' are not.
+	names := map[string]string{"EventsTable": w.tables.Events, "ReadModelTable": table, "ProjectionsQueue": queueName(q.URL)}
+	if mail != nil {
+		names["NotificationsQueue"], names["EmailSender"] = queueName(mail.q.URL), mail.from
+	}
+	relayIAM := checkIAM[*sqs.Options](t, "RelayFunction", names)
+	r := relay.New(withSQSOptions{faults.NewSQS(serial, in, sc.sqs), relayIAM}, routes, logger, time.Now)
 	streamOpts := sc.stream
 	if streamOpts.BatchSize == 0 {
 		streamOpts.BatchSize = 25
@@ -422,7 +437,7 @@ func runFaultScenario(t *testing.T, w *faultWorld, sc faultScenario, seed uint64
 		}
 	}()
 
-	faulty := faults.NewDynamoDB(writerDDB, in, sc.ddb)
+	faulty := faults.NewDynamoDB(dynamodb.NewFromConfig(writerCfg, checkIAM[*dynamodb.Options](t, "ProjectorFunction", names)), in, sc.ddb)
 	proj := projector.New(dynamo.New(faulty, dynamo.Tables{Events: w.tables.Events}), user.NewRegistry(),
 		readmodel.New(faulty, table), logger, time.Now, projector.WithMaxReceiveCount(faultMaxReceives))
 
@@ -446,11 +461,12 @@ func runFaultScenario(t *testing.T, w *faultWorld, sc faultScenario, seed uint64
 	if mail != nil {
 		go func() {
 			defer close(mailDone)
-			// The notifier's ledger gets the lost replies (writerDDB), not
+			// The notifier's ledger gets the lost replies (writerCfg), not
 			// the client-level faults: an error after a claim applied holds
 			// the mail for the claim's lease, which is the notifier's crash
 			// policy's business (and longer than this test).
-			mailStats, mailErr = mail.drive(ctx, in, serial, readmodel.New(writerDDB, table), logger, &progress, relayDone)
+			ledger := dynamodb.NewFromConfig(writerCfg, checkIAM[*dynamodb.Options](t, "NotifierFunction", names))
+			mailStats, mailErr = mail.drive(ctx, in, serial, readmodel.New(ledger, table), checkIAM[*sesv2.Options](t, "NotifierFunction", names), logger, &progress, relayDone)
 		}()
 	} else {
 		close(mailDone)
@@ -742,3 +758,36 @@ func (l *ringLog) String() string {
 	defer l.mu.Unlock()
 	return string(bytes.Join(l.lines, nil))
 }
+
+// checkIAM is the client option that puts a function's calls under the IAM
+// check (iamcheck.ForTest), for clients built from awstest.Config.
+func checkIAM[O interface {
+	*dynamodb.Options | *sqs.Options | *sesv2.Options
+}](tb testing.TB, function string, names map[string]string) func(O) {
+	check := iamcheck.ForTest(tb, awstest.Config(tb).Region, function, names)
+	return func(o O) {
+		switch o := any(o).(type) {
+		case *dynamodb.Options:
+			o.APIOptions = append(o.APIOptions, check)
+		case *sqs.Options:
+			o.APIOptions = append(o.APIOptions, check)
+		case *sesv2.Options:
+			o.APIOptions = append(o.APIOptions, check)
+		}
+	}
+}
+
+// withSQSOptions adds opt to every call of a relay.Sender: the relay's
+// client is the harness's SerialSQS under the faults, so the check goes on
+// its calls rather than on a client of its own.
+type withSQSOptions struct {
+	next relay.Sender
+	opt  func(*sqs.Options)
+}
+
+func (w withSQSOptions) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, o ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
+	return w.next.SendMessageBatch(ctx, in, append(o, w.opt)...)
+}
+
+// queueName is the name of the queue at url.
+func queueName(url string) string { return url[strings.LastIndex(url, "/")+1:] }

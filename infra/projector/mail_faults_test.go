@@ -31,6 +31,7 @@ import (
 type mailQueue struct {
 	q    *relaytest.Queue
 	ses  *sesv2.Client
+	cfg  aws.Config
 	from string
 }
 
@@ -39,6 +40,7 @@ func newMailQueue(t *testing.T, client *sqs.Client) *mailQueue {
 	m := &mailQueue{
 		q:    relaytest.FIFOQueue(t, client, relaytest.QueueOptions{VisibilityTimeout: faultVisibility, MaxReceiveCount: faultMaxReceives}),
 		ses:  sesv2.NewFromConfig(awstest.Config(t)),
+		cfg:  awstest.Config(t),
 		from: "hello-" + uuid.NewString() + "@chronicle.example.com",
 	}
 	if _, err := m.ses.CreateEmailIdentity(t.Context(), &sesv2.CreateEmailIdentityInput{EmailIdentity: aws.String(m.from)}); err != nil {
@@ -53,8 +55,10 @@ func newMailQueue(t *testing.T, client *sqs.Client) *mailQueue {
 // is a second mail by construction, which is the notifier's crash policy's
 // business, not this fault's.
 func (m *mailQueue) drive(ctx context.Context, in *faults.Injector, client faults.QueueClient, ledger *readmodel.Store,
-	logger *slog.Logger, progress *atomic.Int64, relayDone <-chan struct{}) (faults.QueueStats, error) {
-	n, err := notifier.New(m.ses, ledger, user.NewRegistry(), notifier.Config{From: "Chronicle <" + m.from + ">"},
+	sesIAM func(*sesv2.Options), logger *slog.Logger, progress *atomic.Int64, relayDone <-chan struct{}) (faults.QueueStats, error) {
+	// The notifier's own SES client (m.ses is the test's), with sesIAM.
+	ses := sesv2.NewFromConfig(m.cfg, sesIAM)
+	n, err := notifier.New(ses, ledger, user.NewRegistry(), notifier.Config{From: "Chronicle <" + m.from + ">"},
 		logger, time.Now, notifier.WithMaxReceiveCount(faultMaxReceives), notifier.WithFailureLog(ledger))
 	if err != nil {
 		return faults.QueueStats{}, err
