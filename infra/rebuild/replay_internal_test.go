@@ -4,15 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/google/uuid"
 
 	"github.com/chronicle-go/chronicle/domain/user"
 	"github.com/chronicle-go/chronicle/infra/awstest"
+	"github.com/chronicle-go/chronicle/infra/dynamo"
+	"github.com/chronicle-go/chronicle/infra/iamcheck"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/readmodel/readmodeltest"
 	"github.com/chronicle-go/chronicle/infra/rebuild/rebuildtest"
@@ -26,14 +30,35 @@ func TestReplayAcrossInvocations(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	ddb, client := awstest.DynamoDB(t), awstest.SQS(t)
-	store, tables := readmodeltest.EventStore(t)
-	rm := readmodeltest.Store(t)
+	_, tables := readmodeltest.EventStore(t)
+	table := awstest.TableName("readmodel")
+	if err := readmodel.CreateTable(ctx, ddb, table); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := readmodel.DeleteTable(ctx, ddb, table); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	rm := readmodel.New(ddb, table)
 	ids, err := rebuildtest.Seed(ctx, ddb, tables.Events, 30, 3, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
 	q := relaytest.FIFOQueue(t, client, relaytest.QueueOptions{})
-	h := NewReplay(New(ddb, tables.Events, store, rm, user.NewRegistry(), nil), client, q.URL, slog.New(slog.DiscardHandler), nil)
+	// The handler's clients are the replay function's, under the IAM
+	// check; the test's (sending, receiving, checking) are not.
+	cfg := awstest.Config(t)
+	check := iamcheck.ForTest(t, cfg.Region, "ReplayFunction", map[string]string{
+		"EventsTable": tables.Events, "GuardsTable": tables.Guards, "SnapshotsTable": tables.Snapshots,
+		"ReadModelTable": table, "ReplayQueue": q.URL[strings.LastIndex(q.URL, "/")+1:],
+	})
+	fnDDB := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, check) })
+	fnSQS := sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.APIOptions = append(o.APIOptions, check) })
+	h := NewReplay(New(fnDDB, tables.Events, dynamo.New(fnDDB, tables), readmodel.New(fnDDB, table), user.NewRegistry(), nil),
+		fnSQS, q.URL, slog.New(slog.DiscardHandler), nil)
 	// A budget always spent: one page per segment per slice.
 	h.margin, h.opts = time.Hour, Options{PageSize: 10, Settle: -1}
 
