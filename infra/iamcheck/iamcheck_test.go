@@ -226,3 +226,39 @@ func TestSummarize(t *testing.T) {
 		t.Errorf("denied: %v", sum.Denied)
 	}
 }
+
+// TestStackSetName: a package test's random names (tables, queues, the
+// emulator's stream ARN) stand for the template's resources in the roles.
+func TestStackSetName(t *testing.T) {
+	tpl := load(t, nil)
+	st, err := iamcheck.NewStack(tpl, "s", "us-east-1", "123456789012")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := "arn:aws:dynamodb:ddblocal:000000000000:table/events-x/stream/2026-01-01T00:00:00.000"
+	for id, name := range map[string]string{"EventsTable": "events-x", "ProjectionsQueue": "q-x.fifo", "EventsTable.StreamArn": stream} {
+		if err := st.SetName(id, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.SetName("CommandsFunction", "f"); err == nil {
+		t.Error("SetName named a function")
+	}
+	p, err := iamcheck.Policies(tpl, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []iamcheck.Call{
+		{Function: "ProjectorFunction", Action: "dynamodb:Query", Resource: "arn:aws:dynamodb:us-east-1:123456789012:table/events-x"},
+		{Function: "RelayFunction", Action: "sqs:SendMessage", Resource: "arn:aws:sqs:us-east-1:123456789012:q-x.fifo"},
+		{Function: "RelayFunction", Action: "dynamodb:GetRecords", Resource: stream},
+	} {
+		if _, err := p[c.Function].Check(c); err != nil {
+			t.Errorf("%+v: %v", c, err)
+		}
+	}
+	if _, err := p["ProjectorFunction"].Check(iamcheck.Call{Function: "ProjectorFunction", Action: "dynamodb:Query",
+		Resource: "arn:aws:dynamodb:us-east-1:123456789012:table/s-EventsTable"}); err == nil {
+		t.Error("the made-up name is still granted")
+	}
+}
