@@ -16,7 +16,9 @@
 //     resource ARN: a table, an index, a stream, a queue, an SES identity;
 //     "*" for actions without resource-level permissions; a transaction per
 //     item) and checks each one. Only tests install it (the local runner when
-//     its Config asks): nothing of it is in the functions' binaries.
+//     its Config asks; ForTest in package tests that build a handler
+//     themselves, on tables and queues of random names): nothing of it is
+//     in the functions' binaries.
 //   - LambdaCalls are the calls Lambda itself makes with a function's role
 //     (its event source mappings, its logs), which no test of the code can
 //     record: they are checked from the template.
