@@ -91,8 +91,11 @@ func TestLostReplies(t *testing.T) {
 
 	t.Run("failure record", func(t *testing.T) {
 		msg := uuid.NewString()
+		// Now, not t0: a record whose expiresAt (At + 14 days) is past may be
+		// deleted by DynamoDB Local's TTL between the two calls.
+		at := time.Now().UTC()
 		for i := range 2 {
-			f := readmodel.Failure{MessageID: msg, Consumer: "projector", Error: "boom", ReceiveCount: i + 1, At: t0}
+			f := readmodel.Failure{MessageID: msg, Consumer: "projector", Error: "boom", ReceiveCount: i + 1, At: at}
 			if err := s.RecordFailure(ctx, f); err != nil {
 				t.Fatal(err)
 			}
