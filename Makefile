@@ -102,10 +102,13 @@ build-ReplayFunction:
 # emulators. RUN_ARGS go to the runner: make run RUN_ARGS=--print-token.
 RUN_ARGS ?=
 # Both are built first: under go run, a Ctrl-C would end in "exit status 1".
+# The port is checked before the emulators start; --write-env lets another
+# shell reach them: eval "$(go run ./cmd/local env)".
 run:
 	$(GO) build -o bin/chronicle-local ./cmd/local
 	$(GO) build -o bin/emulators ./cmd/emulators
-	@bin/emulators -- bin/chronicle-local $(RUN_ARGS)
+	@bin/chronicle-local --check-port $(RUN_ARGS) && \
+	bin/emulators -- bin/chronicle-local --write-env $(RUN_ARGS)
 
 # make e2e: the end-to-end suite alone (make test runs it too). With
 # CHRONICLE_E2E_BASE_URL set it runs against that deployment instead of a

@@ -6,6 +6,10 @@
 //	go run ./cmd/emulators [flags] -- <command> [args...]
 //	go run ./cmd/emulators -print-env
 //
+// -print-env starts a pair of its own and keeps them up until signalled;
+// to reach the emulators of a running make run, use
+// eval "$(go run ./cmd/local env)" instead.
+//
 // The child sees the emulators through the SDK's own AWS_ENDPOINT_URL_<SERVICE>
 // variables and CHRONICLE_REQUIRE_EMULATORS=1, so integration tests fail instead
 // of skipping. When AWS_ENDPOINT_URL is already set (LocalStack, say), nothing is
@@ -44,21 +48,30 @@ type options struct {
 	child        []string
 }
 
-func parseOptions(args []string) (options, error) {
+const usage = "usage: emulators [-print-env] [-start-timeout 60s] -- <command> [args...]"
+
+// parseOptions returns flag.ErrHelp, after writing the usage to help, for
+// -h and --help.
+func parseOptions(args []string, help io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("emulators", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.BoolVar(&o.printEnv, "print-env", false, "start the emulators, print export lines and run until signalled")
+	fs.BoolVar(&o.printEnv, "print-env", false, "start emulators of its own, print export lines and run until signalled\n(for those of a running make run: eval \"$(go run ./cmd/local env)\")")
 	fs.DurationVar(&o.startTimeout, "start-timeout", 60*time.Second, "how long to wait for the emulators to answer")
-	if err := fs.Parse(args); err != nil {
-		return o, fmt.Errorf("%w\nusage: emulators [-print-env] [-start-timeout 60s] -- <command> [args...]", err)
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(help, usage+"\n\nRuns the command with DynamoDB Local and moto started around it and\nAWS_ENDPOINT_URL_<SERVICE> set to reach them.\n\nflags:")
+		fs.SetOutput(help)
+		fs.PrintDefaults()
+		return o, err
+	} else if err != nil {
+		return o, fmt.Errorf("%w\n%s", err, usage)
 	}
 	o.child = fs.Args()
 	switch {
 	case o.printEnv && len(o.child) > 0:
 		return o, errors.New("-print-env takes no command")
 	case !o.printEnv && len(o.child) == 0:
-		return o, errors.New("no command given\nusage: emulators [-print-env] [-start-timeout 60s] -- <command> [args...]")
+		return o, errors.New("no command given\n" + usage)
 	}
 	return o, nil
 }
@@ -66,7 +79,10 @@ func parseOptions(args []string) (options, error) {
 // run returns the process exit code: the child's, or 2 for a usage error,
 // or 1 when the emulators could not be brought up.
 func run(ctx context.Context, args []string, getenv func(string) string, logger *slog.Logger) int {
-	opts, err := parseOptions(args)
+	opts, err := parseOptions(args, os.Stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "emulators:", err)
 		return 2

@@ -3,7 +3,12 @@
 package main
 
 import (
+	"bytes"
+	"errors"
+	"flag"
+	"io"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -24,7 +29,7 @@ func TestParseOptions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseOptions(tt.args)
+			got, err := parseOptions(tt.args, io.Discard)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("parseOptions(%q) error = %v, want error %v", tt.args, err, tt.wantErr)
 			}
@@ -80,5 +85,20 @@ func TestParseJavaMajor(t *testing.T) {
 	}
 	if _, err := parseJavaMajor("command not found"); err == nil {
 		t.Error("parseJavaMajor accepted output without a version")
+	}
+}
+
+// TestHelp: -h and --help print the usage and are no error (they printed
+// "flag: help requested" and exited 2).
+func TestHelp(t *testing.T) {
+	for _, arg := range []string{"-h", "--help"} {
+		var out bytes.Buffer
+		_, err := parseOptions([]string{arg}, &out)
+		if !errors.Is(err, flag.ErrHelp) || !strings.Contains(out.String(), "usage: emulators") || !strings.Contains(out.String(), "-print-env") {
+			t.Errorf("%s: err %v, output %q", arg, err, out.String())
+		}
+	}
+	if code := run(t.Context(), []string{"--help"}, func(string) string { return "" }, nil); code != 0 {
+		t.Errorf("run --help: exit %d, want 0", code)
 	}
 }

@@ -53,9 +53,11 @@ func run(ctx context.Context, stop func(), args []string, getenv func(string) st
 			return token(args[1:], getenv, stdout, stderr)
 		case "jwks":
 			return jwks(args[1:], stdout, stderr)
+		case "env":
+			return printEnv(args[1:], stdout, stderr)
 		}
 	}
-	opts, err := parseServe(args, getenv)
+	opts, err := parseServe(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -63,12 +65,76 @@ func run(ctx context.Context, stop func(), args []string, getenv func(string) st
 		fmt.Fprintln(stderr, "local:", err)
 		return 2
 	}
+	if opts.checkPort {
+		if err := checkPort(opts, getenv); err != nil {
+			fmt.Fprintln(stderr, "local:", err)
+			return 1
+		}
+		return 0
+	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: opts.logLevel}))
 	if err := serve(ctx, stop, opts, getenv, logger, stdout); err != nil {
-		logger.Error("runner stopped", "error", err)
+		// A runner that never served says so, and at which step, apart
+		// from one that failed while serving.
+		if se, ok := errors.AsType[*startError](err); ok {
+			logger.Error("runner did not start", "step", se.step, "error", se.err)
+		} else {
+			logger.Error("runner stopped", "error", err)
+		}
 		return 1
 	}
 	return 0
+}
+
+// startError is a failure before the runner served anything.
+type startError struct {
+	step string
+	err  error
+}
+
+func (e *startError) Error() string { return e.step + ": " + e.err.Error() }
+func (e *startError) Unwrap() error { return e.err }
+
+func startFailed(step string, err error) error { return &startError{step: step, err: err} }
+
+// checkPort fails, naming the way to move the runner, when its address is
+// taken: make run calls it before it starts the emulators, which a second
+// make run would otherwise start for nothing.
+func checkPort(o serveOptions, getenv func(string) string) error {
+	ln, err := net.Listen("tcp", net.JoinHostPort(o.host, strconv.Itoa(o.port)))
+	if err != nil {
+		return portError(o, getenv, err)
+	}
+	return ln.Close()
+}
+
+func portError(o serveOptions, getenv func(string) string, err error) error {
+	msg := fmt.Sprintf("cannot listen on %s:%d: %v", o.host, o.port, err)
+	if _, url, rerr := runningEnv(defaultEnvFile()); rerr == nil {
+		msg += " (a make run is serving " + url + ")"
+	}
+	return fmt.Errorf("%s\nstop what uses it, or choose another port: PORT=%d make run (or --port %d)", msg, o.port+1, o.port+1)
+}
+
+func newFlagSet(name string, out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	return fs
+}
+
+// parseSub parses a subcommand's flags; done reports that it must exit
+// with code (0 after -h).
+func parseSub(fs *flag.FlagSet, args []string) (code int, done bool) {
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return 0, true
+	} else if err != nil {
+		return 2, true
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return 2, true
+	}
+	return 0, false
 }
 
 // localParameters are template parameters with no default that a local
@@ -85,11 +151,13 @@ type serveOptions struct {
 	port                  int
 	params                map[string]string
 	printToken            bool
+	writeEnv, checkPort   bool
+	envFile               string
 	logLevel              slog.Level
 }
 
-func parseServe(args []string, getenv func(string) string) (serveOptions, error) {
-	o := serveOptions{params: map[string]string{}}
+func parseServe(args []string, getenv func(string) string, out io.Writer) (serveOptions, error) {
+	o := serveOptions{params: map[string]string{}, envFile: defaultEnvFile()}
 	port := 3000
 	if p := getenv("PORT"); p != "" {
 		n, err := strconv.Atoi(p)
@@ -98,18 +166,20 @@ func parseServe(args []string, getenv func(string) string) (serveOptions, error)
 		}
 		port = n
 	}
-	fs := flag.NewFlagSet("local", flag.ContinueOnError)
+	fs := newFlagSet("local", out)
 	fs.StringVar(&o.template, "template", "template.yaml", "the SAM template to serve")
 	fs.StringVar(&o.host, "host", "127.0.0.1", "address to listen on")
-	fs.IntVar(&o.port, "port", port, "port to listen on (default $PORT, else 3000)")
+	fs.IntVar(&o.port, "port", port, "port to listen on; $PORT, when set, is the default")
 	fs.StringVar(&o.stack, "stack-name", "chronicle-local", "stack name: resources are named after it")
 	var overrides string
 	fs.StringVar(&overrides, "parameter-overrides", "", `template parameters, "Key=Value Key=Value" as sam deploy takes them`)
 	fs.StringVar(&o.stateDir, "state-dir", defaultStateDir(), "where the stream mappings' positions are kept across restarts (\"\": nowhere)")
 	fs.BoolVar(&o.printToken, "print-token", false, "print an admin token for curl at start-up")
+	fs.BoolVar(&o.writeEnv, "write-env", false, "while serving, write the emulators' endpoints to "+o.envFile+" for: eval \"$(go run ./cmd/local env)\"")
+	fs.BoolVar(&o.checkPort, "check-port", false, "only check that the port is free (make run does, before it starts the emulators)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: local [flags]\n       local token [--sub alice] [--roles admin] [--ttl 1h]\n       local jwks --key file.pem\n\nflags:")
+		fmt.Fprintln(fs.Output(), "usage: local [flags]\n       local env\n       local token [--sub alice] [--roles admin] [--ttl 1h]\n       local jwks --key file.pem\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -136,12 +206,12 @@ func parseServe(args []string, getenv func(string) string) (serveOptions, error)
 
 func serve(ctx context.Context, stop func(), o serveOptions, getenv func(string) string, logger *slog.Logger, stdout io.Writer) error {
 	if getenv("AWS_ENDPOINT_URL") == "" && (getenv("AWS_ENDPOINT_URL_DYNAMODB") == "" || getenv("AWS_ENDPOINT_URL_SQS") == "") {
-		return errors.New("no emulator endpoints in the environment (AWS_ENDPOINT_URL, or AWS_ENDPOINT_URL_DYNAMODB and _SQS): " +
-			"run it through make run, or go run ./cmd/emulators -- go run ./cmd/local, so that it never touches a real account")
+		return startFailed("endpoints", errors.New("no emulator endpoints in the environment (AWS_ENDPOINT_URL, or AWS_ENDPOINT_URL_DYNAMODB and _SQS): "+
+			"run it through make run, or go run ./cmd/emulators -- go run ./cmd/local, so that it never touches a real account"))
 	}
 	cfg, err := awsConfig(ctx, getenv)
 	if err != nil {
-		return err
+		return startFailed("aws config", err)
 	}
 	// Tests that run the runner as a process check its functions' calls
 	// against their roles (see infra/iamcheck).
@@ -149,7 +219,7 @@ func serve(ctx context.Context, stop func(), o serveOptions, getenv func(string)
 	if dir := getenv(iamcheck.LogDirEnv); dir != "" {
 		sink, err := iamcheck.FileSink(dir)
 		if err != nil {
-			return err
+			return startFailed("iam log", err)
 		}
 		iam = []iamcheck.Sink{sink}
 	}
@@ -159,12 +229,12 @@ func serve(ctx context.Context, stop func(), o serveOptions, getenv func(string)
 		StateDir: o.stateDir,
 	})
 	if err != nil {
-		return err
+		return startFailed("template", err)
 	}
 	// Listen first: a port in use is the likeliest failure, and the cheapest.
 	ln, err := net.Listen("tcp", net.JoinHostPort(o.host, strconv.Itoa(o.port)))
 	if err != nil {
-		return err
+		return startFailed("listen", portError(o, getenv, err))
 	}
 	if err := r.Provision(ctx); err != nil {
 		ln.Close()
@@ -172,16 +242,27 @@ func serve(ctx context.Context, stop func(), o serveOptions, getenv func(string)
 			logger.Info("interrupted during start-up")
 			return nil
 		}
-		return err
+		return startFailed("provision", err)
 	}
 	url := "http://" + ln.Addr().String()
+	if o.writeEnv && o.envFile != "" {
+		remove, err := writeEnvFile(o.envFile, envFileContent(os.Getpid(), url, o.stack, getenv))
+		if err != nil {
+			ln.Close()
+			return startFailed("env file", err)
+		}
+		defer remove()
+	}
 	fmt.Fprintf(stdout, "\nChronicle is serving %s (stack %s, template %s)\n", url, o.stack, o.template)
+	if o.writeEnv && o.envFile != "" {
+		fmt.Fprintf(stdout, "In another shell, for the emulators and the chronicle CLI:  eval \"$(go run ./cmd/local env)\"\n")
+	}
 	fmt.Fprintf(stdout, "Mint an admin token:  export TOKEN=$(go run ./cmd/local token --sub alice --roles admin --ttl 1h)\n")
 	fmt.Fprintf(stdout, "Then:                 curl -s %s/users/... -H \"Authorization: Bearer $TOKEN\"\n", url)
 	if o.printToken {
 		tok, err := minter(getenv).Mint("alice", []string{"admin"}, time.Hour)
 		if err != nil {
-			return err
+			return startFailed("token", err)
 		}
 		fmt.Fprintf(stdout, "Admin token (sub alice, 1h): %s\n", tok)
 	}
