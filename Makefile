@@ -18,7 +18,8 @@ EMULATORS = $(GO) run ./cmd/emulators --
 # ("make test: N passed, M failed, K skipped (...)"). make test fails when
 # go test, the summary (a test, a package or a build failed) or the IAM
 # check does; go test's status is kept in a file, as sh has no pipefail.
-# TEST_PACKAGES narrows the run: make test TEST_PACKAGES=./domain/...
+# TEST_PACKAGES narrows the run (the IAM check wants one package that calls AWS):
+# make test TEST_PACKAGES="./domain/... ./infra/rebuild/..."
 TEST_PACKAGES ?= ./...
 test:
 	$(GO) mod download
