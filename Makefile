@@ -13,13 +13,26 @@ EMULATORS = $(GO) run ./cmd/emulators --
 # roles in template.yaml (infra/iamcheck: a call not granted fails its
 # suite) and write the calls to $CHRONICLE_IAM_LOG; cmd/iamcheck then
 # reports, for the whole run, the calls not granted (failing make test) and
-# the grants no test exercised.
+# the grants no test exercised. go test writes JSON, which cmd/testsummary
+# prints as plain go test output; the run ends with its count of tests
+# ("make test: N passed, M failed, K skipped (...)"). make test fails when
+# go test, the summary (a test, a package or a build failed) or the IAM
+# check does; go test's status is kept in a file, as sh has no pipefail.
+# TEST_PACKAGES narrows the run (the IAM check wants one package that calls AWS):
+# make test TEST_PACKAGES="./domain/... ./infra/rebuild/..."
+TEST_PACKAGES ?= ./...
 test:
 	$(GO) mod download
-	@iamlog="$$(mktemp -d)"; \
-	CHRONICLE_IAM_LOG="$$iamlog" $(EMULATORS) $(GO) test -race -count=1 ./...; status=$$?; \
-	$(GO) run ./cmd/iamcheck "$$iamlog" || status=1; \
-	rm -rf "$$iamlog"; exit $$status
+	@tmp="$$(mktemp -d)"; mkdir "$$tmp/iam"; \
+	{ CHRONICLE_IAM_LOG="$$tmp/iam" $(EMULATORS) $(GO) test -json -race -count=1 $(TEST_PACKAGES); echo $$? >"$$tmp/gotest"; } \
+		| $(GO) run ./cmd/testsummary -label "make test" -summary "$$tmp/summary"; status=$$?; \
+	gotest="$$(cat "$$tmp/gotest" 2>/dev/null)"; \
+	if [ "$$gotest" != 0 ]; then \
+		[ $$status != 0 ] || echo "make test: go test exited with status $${gotest:-unknown} (see above)"; status=1; \
+	fi; \
+	$(GO) run ./cmd/iamcheck "$$tmp/iam" || { status=1; echo "make test: the IAM check failed (see above)"; }; \
+	cat "$$tmp/summary" 2>/dev/null; \
+	rm -rf "$$tmp"; exit $$status
 
 # make bench: every benchmark of the repository, each group on a DynamoDB
 # Local and a moto of its own, and BENCHMARKS.md and BENCHMARKS.json written
