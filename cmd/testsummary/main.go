@@ -81,8 +81,9 @@ type event struct {
 type testKey struct{ pkg, test string }
 
 // summary counts the events and holds each running test's output until
-// the test ends: printed if it failed, dropped otherwise, as a plain
-// `go test` shows only the failures.
+// the test ends: printed if it failed, dropped if it passed, as a plain
+// `go test` does; a skipped test is named with its reason, since under
+// make test a skip is a test that did not run.
 type summary struct {
 	out     *bufio.Writer
 	running map[testKey][]string
@@ -150,7 +151,15 @@ func (s *summary) handle(line string) {
 		s.passed++
 		delete(s.running, k)
 	case "skip":
+		// Under make test a skip is a test that did not run: say which,
+		// and why (its output holds the reason).
 		s.skipped++
+		s.write(fmt.Sprintf("skipped: %s %s\n", e.Package, e.Test))
+		for _, o := range s.running[k] {
+			if !strings.HasPrefix(strings.TrimSpace(o), "--- SKIP") {
+				s.write(o)
+			}
+		}
 		delete(s.running, k)
 	case "fail":
 		s.failed++
