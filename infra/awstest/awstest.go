@@ -7,8 +7,14 @@
 package awstest
 
 import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"net/http"
 	"os"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -31,13 +37,7 @@ func Config(tb testing.TB) aws.Config {
 		tb.Skip("emulators not running; use make test")
 	}
 
-	opts := []func(*config.LoadOptions) error{
-		config.WithDefaultRegion("us-east-1"),
-		// The emulators send no checksums; validating only when an operation
-		// requires it avoids a warning per response.
-		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
-		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
-	}
+	opts := loadOptions()
 	if os.Getenv("AWS_ACCESS_KEY_ID") == "" {
 		opts = append(opts, config.WithCredentialsProvider(
 			credentials.NewStaticCredentialsProvider("test", "test", "")))
@@ -47,6 +47,75 @@ func Config(tb testing.TB) aws.Config {
 		tb.Fatalf("load AWS config: %v", err)
 	}
 	return cfg
+}
+
+// LoadConfig loads the SDK's configuration for a process that is not a
+// test (a runner a test starts as a child process) or a suite that may run
+// against a deployment: region us-east-1 and test credentials unless the
+// environment names credentials or a profile. It never skips.
+func LoadConfig(ctx context.Context) (aws.Config, error) {
+	opts := loadOptions()
+	if os.Getenv("AWS_ACCESS_KEY_ID") == "" && os.Getenv("AWS_PROFILE") == "" {
+		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")))
+	}
+	return config.LoadDefaultConfig(ctx, opts...)
+}
+
+func loadOptions() []func(*config.LoadOptions) error {
+	return []func(*config.LoadOptions) error{
+		config.WithDefaultRegion("us-east-1"),
+		// The emulators send no checksums; validating only when an operation
+		// requires it avoids a warning per response.
+		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
+		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
+	}
+}
+
+// SentMail is one mail moto's SES holds.
+type SentMail struct {
+	Source string
+	To     []string
+}
+
+// SentMails lists the mails moto's SES holds, from its state at
+// GET /moto-api/data.json ({"ses": {"Message": [{"source", "destinations":
+// {"ToAddresses": [...]}}]}}). It fails the test without an SES endpoint.
+func SentMails(tb testing.TB) []SentMail {
+	tb.Helper()
+	endpoint := cmp.Or(os.Getenv("AWS_ENDPOINT_URL_SESV2"), os.Getenv("AWS_ENDPOINT_URL_SES"), os.Getenv("AWS_ENDPOINT_URL"))
+	if endpoint == "" {
+		tb.Fatal("no moto endpoint for SES: sent mail cannot be read back")
+	}
+	req, err := http.NewRequestWithContext(tb.Context(), http.MethodGet, strings.TrimRight(endpoint, "/")+"/moto-api/data.json", nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		tb.Fatalf("moto data.json: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		tb.Fatalf("moto data.json: %s", resp.Status)
+	}
+	var data struct {
+		SES struct {
+			Message []struct {
+				Source       string `json:"source"`
+				Destinations struct {
+					ToAddresses []string `json:"ToAddresses"`
+				} `json:"destinations"`
+			} `json:"Message"`
+		} `json:"ses"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&data); err != nil {
+		tb.Fatalf("moto data.json: %v", err)
+	}
+	mails := make([]SentMail, 0, len(data.SES.Message))
+	for _, m := range data.SES.Message {
+		mails = append(mails, SentMail{Source: m.Source, To: m.Destinations.ToAddresses})
+	}
+	return mails
 }
 
 // DynamoDB returns a DynamoDB client for the emulator.

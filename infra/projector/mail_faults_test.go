@@ -2,10 +2,7 @@ package projector_test
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
-	"net/http"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -111,45 +108,15 @@ func (m *mailQueue) check(t *testing.T, w *faultWorld, ledger *readmodel.Store) 
 }
 
 // mailsFrom counts, per recipient, the mails moto's SES holds from the
-// sender from, read from its state at GET /moto-api/data.json.
+// sender from.
 func mailsFrom(t *testing.T, from string) map[string]int {
 	t.Helper()
-	endpoint := os.Getenv("AWS_ENDPOINT_URL_SESV2")
-	if endpoint == "" {
-		endpoint = os.Getenv("AWS_ENDPOINT_URL_SES")
-	}
-	if endpoint == "" {
-		t.Fatal("no moto endpoint for SES: sent mail cannot be read back")
-	}
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, strings.TrimRight(endpoint, "/")+"/moto-api/data.json", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("moto data.json: %s", resp.Status)
-	}
-	var data struct {
-		SES struct {
-			Message []struct {
-				Source       string              `json:"source"`
-				Destinations map[string][]string `json:"destinations"`
-			} `json:"Message"`
-		} `json:"ses"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&data); err != nil {
-		t.Fatalf("moto data.json: %v", err)
-	}
 	out := map[string]int{}
-	for _, msg := range data.SES.Message {
-		if !strings.Contains(msg.Source, from) {
+	for _, m := range awstest.SentMails(t) {
+		if !strings.Contains(m.Source, from) {
 			continue
 		}
-		for _, to := range msg.Destinations["ToAddresses"] {
+		for _, to := range m.To {
 			out[to]++
 		}
 	}

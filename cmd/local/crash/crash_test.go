@@ -23,8 +23,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
@@ -85,7 +83,7 @@ func child() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	cfg, err := awsConfig(ctx)
+	cfg, err := awstest.LoadConfig(ctx)
 	if err != nil {
 		logger.Error("aws config", "error", err)
 		return 1
@@ -125,18 +123,6 @@ func child() int {
 }
 
 var parameters = map[string]string{"JwtIssuer": auth.LocalIssuer, "EmailSender": "no-reply@example.com"}
-
-func awsConfig(ctx context.Context) (aws.Config, error) {
-	opts := []func(*config.LoadOptions) error{
-		config.WithDefaultRegion("us-east-1"),
-		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
-		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
-	}
-	if os.Getenv("AWS_ACCESS_KEY_ID") == "" && os.Getenv("AWS_PROFILE") == "" {
-		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")))
-	}
-	return config.LoadDefaultConfig(ctx, opts...)
-}
 
 // TestConsumerCrash kills the process running the consumers (the local
 // runner) with SIGKILL while a load runs and a batch of the projections
@@ -629,38 +615,12 @@ func attribute(t *testing.T, c *sqs.Client, url string, name sqstypes.QueueAttri
 	return n
 }
 
-// mailCounts counts the mails moto's SES holds for each address, from
-// GET /moto-api/data.json ({"ses": {"Message": [{"destinations": {"ToAddresses": [...]}}]}}).
+// mailCounts counts the mails moto's SES holds for each address.
 func mailCounts(t *testing.T) map[string]int {
 	t.Helper()
-	endpoint := os.Getenv("AWS_ENDPOINT_URL_SES")
-	if endpoint == "" {
-		endpoint = os.Getenv("AWS_ENDPOINT_URL")
-	}
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, strings.TrimRight(endpoint, "/")+"/moto-api/data.json", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		t.Fatalf("moto data.json: %v", err)
-	}
-	defer resp.Body.Close()
-	var doc struct {
-		SES struct {
-			Message []struct {
-				Destinations struct {
-					ToAddresses []string `json:"ToAddresses"`
-				} `json:"destinations"`
-			} `json:"Message"`
-		} `json:"ses"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
-		t.Fatalf("moto data.json: %v", err)
-	}
 	counts := map[string]int{}
-	for _, m := range doc.SES.Message {
-		for _, to := range m.Destinations.ToAddresses {
+	for _, m := range awstest.SentMails(t) {
+		for _, to := range m.To {
 			counts[strings.ToLower(to)]++
 		}
 	}

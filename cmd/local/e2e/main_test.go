@@ -18,14 +18,13 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 
 	"github.com/chronicle-go/chronicle/cmd/local/internal/localjwt"
 	"github.com/chronicle-go/chronicle/cmd/local/internal/runner"
 	"github.com/chronicle-go/chronicle/infra/auth"
+	"github.com/chronicle-go/chronicle/infra/awstest"
 	"github.com/chronicle-go/chronicle/infra/iamcheck"
 )
 
@@ -115,7 +114,7 @@ func localSuite(ctx context.Context) (*suite, func(), error) {
 	if os.Getenv("AWS_ENDPOINT_URL") == "" && os.Getenv("AWS_ENDPOINT_URL_DYNAMODB") == "" {
 		return nil, nil, errNoEmulators
 	}
-	cfg, err := awsConfig(ctx)
+	cfg, err := awstest.LoadConfig(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -184,7 +183,7 @@ func remoteSuite(ctx context.Context) (*suite, error) {
 		return nil, fmt.Errorf("%s needs %s, or %s or %s to mint tokens", envBaseURL, envToken, envSecret, envKey)
 	}
 	if os.Getenv("AWS_ENDPOINT_URL") != "" || os.Getenv("AWS_ENDPOINT_URL_DYNAMODB") != "" || os.Getenv("AWS_REGION") != "" {
-		cfg, err := awsConfig(ctx)
+		cfg, err := awstest.LoadConfig(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -211,18 +210,6 @@ func subjectOf(token string) (string, error) {
 		return "", errors.New("token has no sub")
 	}
 	return c.Subject, nil
-}
-
-func awsConfig(ctx context.Context) (aws.Config, error) {
-	opts := []func(*config.LoadOptions) error{
-		config.WithDefaultRegion("us-east-1"),
-		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
-		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
-	}
-	if os.Getenv("AWS_ACCESS_KEY_ID") == "" && os.Getenv("AWS_PROFILE") == "" {
-		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")))
-	}
-	return config.LoadDefaultConfig(ctx, opts...)
 }
 
 // iamDenials collects the calls of every runner's functions that their
