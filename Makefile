@@ -114,6 +114,13 @@ build-ReplayFunction:
 # cmd/emulators installs and starts. Ctrl-C stops the runner, then the
 # emulators. RUN_ARGS go to the runner: make run RUN_ARGS=--print-token.
 RUN_ARGS ?=
+# PERSIST=1 keeps DynamoDB Local's tables in DATA_DIR across runs (events,
+# users, read model); moto keeps nothing, so the runner reads the stream
+# again into the new queues at start (cmd/local/internal/runner: pollStream).
+# Without it every run starts empty.
+PERSIST ?=
+DATA_DIR ?= $(HOME)/.cache/chronicle/data
+EMULATOR_ARGS = $(if $(filter-out 0 false no,$(PERSIST)),-data-dir "$(DATA_DIR)")
 # Both are built first: under go run, a Ctrl-C would end in "exit status 1".
 # The port is checked before the emulators start; --write-env lets another
 # shell reach them: eval "$(go run ./cmd/local env)".
@@ -121,7 +128,7 @@ run:
 	$(GO) build -o bin/chronicle-local ./cmd/local
 	$(GO) build -o bin/emulators ./cmd/emulators
 	@bin/chronicle-local --check-port $(RUN_ARGS) && \
-	bin/emulators -- bin/chronicle-local --write-env $(RUN_ARGS)
+	bin/emulators $(EMULATOR_ARGS) -- bin/chronicle-local --write-env $(RUN_ARGS)
 
 # make e2e: the end-to-end suite alone (make test runs it too). With
 # CHRONICLE_E2E_BASE_URL set it runs against that deployment instead of a

@@ -45,10 +45,13 @@ func main() {
 type options struct {
 	printEnv     bool
 	startTimeout time.Duration
-	child        []string
+	// dataDir, when set, is where DynamoDB Local keeps its database, so
+	// that tables and items outlive the run; "" keeps them in memory.
+	dataDir string
+	child   []string
 }
 
-const usage = "usage: emulators [-print-env] [-start-timeout 60s] -- <command> [args...]"
+const usage = "usage: emulators [-print-env] [-data-dir DIR] [-start-timeout 60s] -- <command> [args...]"
 
 // parseOptions returns flag.ErrHelp, after writing the usage to help, for
 // -h and --help.
@@ -58,6 +61,7 @@ func parseOptions(args []string, help io.Writer) (options, error) {
 	fs.SetOutput(io.Discard)
 	fs.BoolVar(&o.printEnv, "print-env", false, "start emulators of its own, print export lines and run until signalled\n(for those of a running make run: eval \"$(go run ./cmd/local env)\")")
 	fs.DurationVar(&o.startTimeout, "start-timeout", 60*time.Second, "how long to wait for the emulators to answer")
+	fs.StringVar(&o.dataDir, "data-dir", "", "keep DynamoDB Local's tables in DIR across runs (moto's queues and mails are not kept)\n(default: in memory, lost when the emulators stop)")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(help, usage+"\n\nRuns the command with DynamoDB Local and moto started around it and\nAWS_ENDPOINT_URL_<SERVICE> set to reach them.\n\nflags:")
 		fs.SetOutput(help)
@@ -104,7 +108,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logger 
 		return code
 	}
 
-	st, sig, err := startUnlessSignalled(ctx, sigs, getenv, opts.startTimeout, logger)
+	st, sig, err := startUnlessSignalled(ctx, sigs, getenv, opts, logger)
 	if st != nil {
 		defer st.stop(logger)
 	}
@@ -143,7 +147,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logger 
 // startUnlessSignalled starts the emulators; a signal during start-up cancels
 // it and is returned, so the caller can exit as the signal asks.
 func startUnlessSignalled(ctx context.Context, sigs <-chan os.Signal, getenv func(string) string,
-	timeout time.Duration, logger *slog.Logger) (*stack, os.Signal, error) {
+	opts options, logger *slog.Logger) (*stack, os.Signal, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan struct{})
@@ -157,7 +161,7 @@ func startUnlessSignalled(ctx context.Context, sigs <-chan os.Signal, getenv fun
 		case <-done:
 		}
 	}()
-	st, err := startStack(ctx, getenv, timeout, logger)
+	st, err := startStack(ctx, getenv, opts.startTimeout, opts.dataDir, logger)
 	close(done)
 	<-watcherDone
 	return st, got, err

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -101,4 +102,23 @@ func TestHelp(t *testing.T) {
 	if code := run(t.Context(), []string{"--help"}, func(string) string { return "" }, nil); code != 0 {
 		t.Errorf("run --help: exit %d, want 0", code)
 	}
+}
+
+// TestDataDirIsLocked: two emulators never share one DynamoDB Local
+// database file; the second is told who holds it.
+func TestDataDirIsLocked(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	first, err := lockDataDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lockDataDir(dir); err == nil || !strings.Contains(err.Error(), "in use by other emulators") {
+		t.Fatalf("second lock: %v", err)
+	}
+	first.Close()
+	again, err := lockDataDir(dir)
+	if err != nil {
+		t.Fatalf("after the first is released: %v", err)
+	}
+	again.Close()
 }

@@ -25,6 +25,9 @@ type stack struct {
 	logDir    string
 	keepLogs  bool              // set on failure, so the logs outlive the run
 	exited    chan emulatorExit // an emulator that died on its own
+	// dataLock holds the lock on the data directory (-data-dir), nil when
+	// the tables live in memory.
+	dataLock *os.File
 }
 
 type emulator struct {
@@ -45,7 +48,7 @@ func (e *emulator) url() string { return "http://127.0.0.1:" + strconv.Itoa(e.po
 // startStack checks prerequisites, installs DynamoDB Local when needed, starts
 // both emulators and waits until they answer. A non-nil stack is returned as
 // soon as there is anything to clean up, even with an error.
-func startStack(ctx context.Context, getenv func(string) string, timeout time.Duration, logger *slog.Logger) (*stack, error) {
+func startStack(ctx context.Context, getenv func(string) string, timeout time.Duration, dataDir string, logger *slog.Logger) (*stack, error) {
 	dir, err := ddbLocalDir(getenv)
 	if err != nil {
 		return nil, err
@@ -65,6 +68,14 @@ func startStack(ctx context.Context, getenv func(string) string, timeout time.Du
 		return nil, fmt.Errorf("create log dir: %w", err)
 	}
 	st := &stack{logDir: logDir, exited: make(chan emulatorExit, 2)}
+	storage := []string{"-inMemory"}
+	if dataDir != "" {
+		if st.dataLock, err = lockDataDir(dataDir); err != nil {
+			return st, err
+		}
+		storage = []string{"-dbPath", dataDir}
+		logger.Info("DynamoDB Local keeps its tables", "dir", dataDir)
+	}
 
 	ddbPort, err := freePort()
 	if err != nil {
@@ -74,9 +85,9 @@ func startStack(ctx context.Context, getenv func(string) string, timeout time.Du
 	// -sharedDb: one database whatever the caller's credentials and region, so a
 	// developer's shell and the tests see the same tables.
 	logger.Info("starting emulators", "jar", jar, "logs", logDir)
+	argv := append([]string{"java", "-Djava.library.path=" + libDir, "-jar", jar}, storage...)
 	st.ddb, err = st.start("dynamodb-local", ddbPort,
-		"java", "-Djava.library.path="+libDir, "-jar", jar,
-		"-inMemory", "-sharedDb", "-disableTelemetry", "-port", strconv.Itoa(ddbPort))
+		append(argv, "-sharedDb", "-disableTelemetry", "-port", strconv.Itoa(ddbPort))...)
 	if err != nil {
 		return st, err
 	}
@@ -240,6 +251,30 @@ func (st *stack) stop(logger *slog.Logger) {
 	if !st.keepLogs {
 		os.RemoveAll(st.logDir)
 	}
+	if st.dataLock != nil {
+		st.dataLock.Close() // releases the lock
+	}
+}
+
+// lockDataDir creates dir and takes an exclusive lock on a file in it, so
+// that two DynamoDB Locals never share one database file: a second make run
+// on another port would otherwise corrupt the first one's tables.
+func lockDataDir(dir string) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("data dir %s is in use by other emulators (another make run?): stop them first", dir)
+		}
+		return nil, fmt.Errorf("lock data dir %s: %w", dir, err)
+	}
+	return f, nil
 }
 
 func (st *stack) logPaths(logger *slog.Logger) {

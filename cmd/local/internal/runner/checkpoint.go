@@ -64,6 +64,21 @@ type checkpointFile struct {
 	Shards map[string]string `json:"shards"`
 }
 
+// reset forgets every position and removes the file, so that a runner
+// killed before its next set does not resume from the forgotten ones.
+func (c *checkpoints) reset() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seq = map[string]string{}
+	if c.path == "" {
+		return nil
+	}
+	if err := os.Remove(c.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("reset stream checkpoints: %w", err)
+	}
+	return nil
+}
+
 // get is the checkpoint of shard, "" when none.
 func (c *checkpoints) get(shard string) string {
 	c.mu.Lock()

@@ -29,6 +29,12 @@ type resources struct {
 	tableNames map[string]string
 	streamARNs map[string]string
 	queues     map[string]queueInfo
+	// tablesFound are the tables that existed before this start (kept by
+	// DynamoDB Local's -dbPath), queuesCreated says whether any queue was
+	// made afresh: together, a kept table whose stream fed queues that are
+	// gone (moto keeps nothing), see pollStream.
+	tablesFound   map[string]bool
+	queuesCreated bool
 }
 
 type queueInfo struct {
@@ -39,7 +45,7 @@ var _ template.Resolver = (*resources)(nil)
 
 func newResources(r *Runner) *resources {
 	res := &resources{r: r, types: map[string]string{}, tableNames: map[string]string{},
-		streamARNs: map[string]string{}, queues: map[string]queueInfo{}}
+		streamARNs: map[string]string{}, queues: map[string]queueInfo{}, tablesFound: map[string]bool{}}
 	for id, rsc := range r.tpl.Resources {
 		res.types[id] = rsc.AWSCloudFormationType()
 	}
@@ -172,6 +178,7 @@ func (r *Runner) createTables(ctx context.Context) error {
 			return err
 		}
 		if !created {
+			r.res.tablesFound[t.Name] = true
 			if desc, err = r.updateTable(ctx, t, in, desc); err != nil {
 				return fmt.Errorf("table %s (%s) exists: %w", name, t.Name, err)
 			}
@@ -365,6 +372,7 @@ func (r *Runner) createQueues(ctx context.Context) error {
 				return fmt.Errorf("create queue %s: %w", name, err)
 			}
 			url = aws.ToString(out.QueueUrl)
+			r.res.queuesCreated = true
 		default:
 			return fmt.Errorf("queue %s: %w", name, err)
 		}

@@ -65,6 +65,18 @@ func (r *Runner) pollStream(ctx context.Context, m streamMapping) {
 		r.log.Error("stream checkpoints: reading the stream from the mapping's starting position", "table", m.event.Table, "error", err)
 		cp = &checkpoints{seq: map[string]string{}}
 	}
+	// A table kept from an earlier run (emulators -data-dir) with queues made
+	// afresh: what the mapping had handed on sat in queues that are gone, so
+	// its positions no longer say what reached the consumers. The stream is
+	// read again from its start; the consumers skip what they had already
+	// applied (and the notifier's sent records keep mails single).
+	replay := r.res.tablesFound[m.event.Table] && r.res.queuesCreated
+	if replay {
+		r.log.Info("the queues are new but the table is kept: reading its stream again from the start", "table", m.event.Table)
+		if err := cp.reset(); err != nil {
+			r.log.Warn("stream checkpoints", "table", m.event.Table, "error", err)
+		}
+	}
 	p.cp = cp
 	var readers sync.WaitGroup
 	defer readers.Wait()
@@ -91,7 +103,7 @@ func (r *Runner) pollStream(ctx context.Context, m streamMapping) {
 			// Shards there at start-up begin at the mapping's starting
 			// position; shards that appear later are read from their start.
 			pos := streamtypes.ShardIteratorTypeTrimHorizon
-			if first && m.event.StartingPosition == "LATEST" {
+			if first && m.event.StartingPosition == "LATEST" && !replay {
 				pos = streamtypes.ShardIteratorTypeLatest
 			}
 			readers.Go(func() { p.readShard(ctx, st, pos) })
