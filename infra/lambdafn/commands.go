@@ -29,7 +29,7 @@ func Commands(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*httpapi.Comm
 	}
 	store := dynamo.New(dynamodb.NewFromConfig(cfg), s.tables)
 	svc := userService(store, s.snapshotEvery)
-	return httpapi.NewCommands(svc, logger, httpapi.WithMetrics(metrics.New(os.Stdout, "", "commands"))), nil
+	return httpapi.NewCommands(svc, logger, httpapi.WithMetrics(metrics.New(os.Stdout, getenv("METRICS_NAMESPACE"), "commands"))), nil
 }
 
 func loadCommandSettings(getenv Getenv) (commandSettings, error) {

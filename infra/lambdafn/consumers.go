@@ -32,7 +32,7 @@ func Relay(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*relay.Relay, er
 		return nil, err
 	}
 	return relay.New(sqs.NewFromConfig(cfg), routes, logger, time.Now,
-		relay.WithMetrics(metrics.New(os.Stdout, "", "relay"))), nil
+		relay.WithMetrics(metrics.New(os.Stdout, getenv("METRICS_NAMESPACE"), "relay"))), nil
 }
 
 func loadRoutes(getenv Getenv) (relay.Routes, error) {
@@ -73,7 +73,7 @@ func Projector(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*projector.P
 	events := dynamo.New(ddb, dynamo.Tables{Events: s.eventsTable})
 	rm := readmodel.New(ddb, s.readModelTable)
 	return projector.New(events, user.NewRegistry(), rm, logger, time.Now,
-		projector.WithMetrics(metrics.New(os.Stdout, "", "projector")),
+		projector.WithMetrics(metrics.New(os.Stdout, getenv("METRICS_NAMESPACE"), "projector")),
 		projector.WithFailureLog(rm), projector.WithMaxReceiveCount(s.maxReceiveCount),
 		projector.WithBackoff(backoff(cfg, s.queueURL, logger))), nil
 }
@@ -131,7 +131,7 @@ func Notifier(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*notifier.Not
 	ledger := readmodel.New(dynamodb.NewFromConfig(cfg), s.readModelTable)
 	// SESOptions: the SDK must not retry a send SES may have accepted.
 	return notifier.New(sesv2.NewFromConfig(cfg, notifier.SESOptions), ledger, user.NewRegistry(), s.mail, logger, time.Now,
-		notifier.WithMetrics(metrics.New(os.Stdout, "", "notifier")),
+		notifier.WithMetrics(metrics.New(os.Stdout, getenv("METRICS_NAMESPACE"), "notifier")),
 		notifier.WithFailureLog(ledger), notifier.WithMaxReceiveCount(s.maxReceiveCount),
 		notifier.WithBackoff(backoff(cfg, s.queueURL, logger)))
 }

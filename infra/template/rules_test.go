@@ -400,6 +400,15 @@ func TestRulesCatchViolations(t *testing.T) {
 			`table BareTable: deletion protection false with the parameter true`,
 			`table BareTable: point-in-time recovery false with the parameter true`,
 		},
+		"alarm": {
+			`alarm StrayAlarm notifies [] (OK: []), not AlarmTopicArn`,
+			`dead-letter queue PlainDLQ has no alarm on ApproximateNumberOfMessagesVisible`,
+			`function Fn: no alarm on its Throttles`,
+			`no alarm on the API's 5XXError`,
+			`projection user-view has no ProjectionLag alarm in namespace Chronicle/stack`,
+			`table BareTable: no alarm on its read and write throttle events`,
+			`table GoodTable: no alarm on its read and write throttle events`,
+		},
 		"recovery": {
 			`queue PlainDLQ: after a crash of Fn its messages come back in 30s and take up to 30s: 61s > the 30s recovery bound`,
 			`queue PlainDLQ: visibility timeout 30s < 4 x Fn's timeout 30s`,
@@ -411,6 +420,7 @@ func TestRulesCatchViolations(t *testing.T) {
 		"queue":    queueViolations(t, tpl),
 		"table":    tableViolations(t, path, nil),
 		"recovery": recoveryViolations(t, tpl),
+		"alarm":    alarmViolations(t, tpl, []string{"user-view"}),
 	}
 	for rule, w := range want {
 		slices.Sort(w)
