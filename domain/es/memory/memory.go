@@ -115,7 +115,7 @@ func (s *Store) Load(ctx context.Context, aggregateID string, from, to int64) ([
 
 // pageSize is the length of LoadPages' pages: a cancelled context stops a
 // long load between two of them.
-const pageSize = 1000
+const pageSize = 256
 
 // LoadPages implements es.PageLoader without copying: its pages are slices
 // of the stored stream. An append never changes a stored record, and
