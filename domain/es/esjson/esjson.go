@@ -229,6 +229,17 @@ func isASCII(s string) bool {
 // UTF-8).
 func (s *scanner) str() (raw []byte, plain bool, err error) {
 	start := s.pos
+	// The common case first: printable ASCII up to the closing quote.
+	for s.pos < len(s.data) {
+		if c := s.data[s.pos]; c < ' ' || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+			break
+		}
+		s.pos++
+	}
+	if s.pos < len(s.data) && s.data[s.pos] == '"' {
+		s.pos++
+		return s.data[start : s.pos-1], true, nil
+	}
 	plain = true
 	for s.pos < len(s.data) {
 		c := s.data[s.pos]
