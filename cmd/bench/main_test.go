@@ -93,7 +93,7 @@ func TestComputeFigures(t *testing.T) {
 	if snap.TargetMet == nil || !*snap.TargetMet || !strings.Contains(snap.Target, "53×") {
 		t.Errorf("snapshot: target %q %v, want 320/6 = 53× met", snap.Target, snap.TargetMet)
 	}
-	replay := byName["Replay 10,000 events from the in-memory store"]
+	replay := byName["Replay 10,000 events from the in-memory store, CPU time"]
 	if replay.Value.Median != 8 || replay.Floor.Median != 16 || replay.Ratio != 0.5 {
 		t.Errorf("replay: %+v %+v %v", replay.Value, replay.Floor, replay.Ratio)
 	}
