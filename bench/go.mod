@@ -8,8 +8,12 @@ go 1.26
 require (
 	github.com/aws/aws-lambda-go v1.55.1
 	github.com/chronicle-go/chronicle v0.0.0
+	github.com/hallgren/eventsourcing v0.9.1
 )
 
-require github.com/google/uuid v1.6.0 // indirect
+require (
+	github.com/google/uuid v1.6.0 // indirect
+	github.com/hallgren/eventsourcing/core v0.5.2 // indirect
+)
 
 replace github.com/chronicle-go/chronicle => ../

@@ -118,6 +118,18 @@ func (u *User) Create(name, email string, now time.Time) error {
 	return nil
 }
 
+// CheckName and CheckEmail apply Chronicle's rules to a trimmed name and a
+// trimmed, lower-cased email, for the other peers (package hallgren).
+func CheckName(name string) error { return validName(name) }
+
+// CheckEmail: see CheckName.
+func CheckEmail(email string) error {
+	if addr, err := mail.ParseAddress(email); err != nil || addr.Address != email {
+		return fmt.Errorf("%w: email", ErrInvalid)
+	}
+	return nil
+}
+
 func validName(name string) error {
 	switch n := utf8.RuneCountInString(name); {
 	case !utf8.ValidString(name), n == 0, n > 200, strings.IndexFunc(name, unicode.IsControl) >= 0:

@@ -49,7 +49,7 @@ func (b *bench) groups(others map[string][]string) []group {
 	slices.Sort(otherPkgs)
 	return []group{
 		{
-			name: "memory", measures: "decide + evolve and a 10,000-event replay, Chronicle and plain Go in alternation",
+			name: "memory", measures: "CPU time per operation (user + system, the garbage collector's included) of decide + evolve, a 10,000-event replay and a command on a 10-event aggregate: Chronicle, plain Go and hallgren/eventsourcing in alternation",
 			tables: "—", rounds: fmt.Sprintf("%d runs of each, alternating, -benchtime 500ms", memoryRounds),
 			needs: []string{pkgPeer},
 			run: func(ctx context.Context, env []string, log io.Writer) error {

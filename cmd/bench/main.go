@@ -9,7 +9,7 @@
 //
 // The groups, in the order they run:
 //
-//	memory     the in-memory kernel against the plain Go aggregate of bench/peer
+//	memory     the in-memory kernel against the plain Go aggregate of bench/peer and hallgren/eventsourcing
 //	store      append latency and aggregate loads against raw SDK calls, then cold starts
 //	api        command throughput over HTTP (the local runner) against a raw handler
 //	lag        projection lag against a raw stream → SQS → PutItem pipeline

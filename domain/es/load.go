@@ -39,6 +39,9 @@ func (s *Service[S, C]) loadUntil(ctx context.Context, id string, version int64,
 	if version > 0 && agg.Version >= version {
 		return agg, nil
 	}
+	if pl, ok := s.store.(PageLoader); ok {
+		return s.foldPages(ctx, pl, agg, version, asOf)
+	}
 	recs, err := s.store.Load(ctx, id, agg.Version+1, version)
 	if err != nil {
 		return Aggregate[S]{}, fmt.Errorf("load %s from v%d: %w", id, agg.Version+1, err)

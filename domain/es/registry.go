@@ -19,6 +19,9 @@ type Registry struct {
 
 type codec struct {
 	schema int
+	// own decodes data without encoding/json, for a type that is an
+	// EventDecoder; nil for the others.
+	own func(data []byte) (Event, error)
 	// decode reads the next JSON value of dec as the event. Decoding a run of
 	// events through one json.Decoder costs about half of a json.Unmarshal
 	// each: the decoder's state and buffers are reused.
@@ -28,6 +31,17 @@ type codec struct {
 type typeSchema struct {
 	typ    string
 	schema int
+}
+
+// EventDecoder is an event type that decodes its own JSON, without
+// encoding/json's reflection, which was most of a replay's cost. Register
+// uses it for the types that implement it, on their zero value. It must
+// accept, refuse and produce exactly what encoding/json would decode into
+// the type (package esjson does that for events of string fields): a test
+// comparing the two on every type, and a fuzz test, say it does.
+type EventDecoder interface {
+	// DecodeEvent returns the event data encodes.
+	DecodeEvent(data []byte) (Event, error)
 }
 
 // Upcaster reads one stored shape as the next one. It may change the type name
@@ -56,13 +70,17 @@ func Register[T Event](r *Registry, schema int) {
 	if _, dup := r.codecs[name]; dup {
 		panic(fmt.Sprintf("es: event type %q registered twice", name))
 	}
-	r.codecs[name] = codec{schema: schema, decode: func(dec *json.Decoder) (Event, error) {
+	c := codec{schema: schema, decode: func(dec *json.Decoder) (Event, error) {
 		var e T
 		if err := dec.Decode(&e); err != nil {
 			return nil, err
 		}
 		return e, nil
 	}}
+	if d, ok := any(zero).(EventDecoder); ok {
+		c.own = d.DecodeEvent
+	}
+	r.codecs[name] = c
 }
 
 // AddUpcaster registers u. It panics when one is already registered for the same
@@ -93,6 +111,17 @@ func (r *Registry) Encode(e Event) (typ string, schema int, data json.RawMessage
 // versions. An unknown type or schema version is an error wrapping
 // ErrUnknownEvent, never a silent skip.
 func (r *Registry) Decode(rec Record) (Event, error) {
+	c, data, err := r.current(rec)
+	if err != nil {
+		return nil, err
+	}
+	if c.own != nil {
+		e, err := c.own(data)
+		if err != nil {
+			return nil, decodeError(rec, err)
+		}
+		return e, nil
+	}
 	recs := []Record{rec}
 	if err := r.decodeRange(recs); err != nil {
 		return nil, err
@@ -142,36 +171,52 @@ func (r *Registry) DecodeAll(recs []Record) error {
 	return errors.Join(errs...)
 }
 
-// decodeRange decodes recs in order through one json.Decoder fed with their
-// data, one JSON value after another.
+// decodeRange decodes recs in order: the types that decode themselves
+// directly, the others through one json.Decoder fed with their data, one
+// JSON value after another.
 func (r *Registry) decodeRange(recs []Record) error {
-	codecs := make([]codec, len(recs))
-	feed := &values{data: make([]json.RawMessage, len(recs))}
+	var codecs []codec
+	var at []int // index in recs of each value of feed
+	feed := &values{}
 	for i := range recs {
 		c, data, err := r.current(recs[i])
 		if err != nil {
 			return err
 		}
-		codecs[i], feed.data[i] = c, data
+		if c.own != nil {
+			e, err := c.own(data)
+			if err != nil {
+				return decodeError(recs[i], err)
+			}
+			recs[i].Event = e
+			continue
+		}
+		codecs, at, feed.data = append(codecs, c), append(at, i), append(feed.data, data)
+	}
+	if len(at) == 0 {
+		return nil
 	}
 	dec := json.NewDecoder(feed)
-	for i := range recs {
-		e, err := codecs[i].decode(dec)
-		if err == nil && feed.next != i+1 {
+	for j, i := range at {
+		e, err := codecs[j].decode(dec)
+		if err == nil && feed.next != j+1 {
 			// The value ended before its data did: trailing data.
 			err = errors.New("invalid JSON: data after the top-level value")
 		}
 		if err != nil {
-			rec := recs[i]
-			return fmt.Errorf("decode %s v%d of %s at v%d: %w", rec.Type, rec.SchemaVersion, rec.AggregateID, rec.Version, err)
+			return decodeError(recs[i], err)
 		}
 		recs[i].Event = e
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		rec := recs[len(recs)-1]
+		rec := recs[at[len(at)-1]]
 		return fmt.Errorf("decode %s of %s at v%d: invalid JSON: data after the top-level value", rec.Type, rec.AggregateID, rec.Version)
 	}
 	return nil
+}
+
+func decodeError(rec Record, err error) error {
+	return fmt.Errorf("decode %s v%d of %s at v%d: %w", rec.Type, rec.SchemaVersion, rec.AggregateID, rec.Version, err)
 }
 
 // values is an io.Reader over JSON values, each followed by a newline (so

@@ -55,75 +55,130 @@ func Validate(cmd Command) (Command, error) {
 	var v validation
 	switch c := cmd.(type) {
 	case Create:
-		c.Name = normalizeName(&v, "name", c.Name)
-		c.Email = normalizeEmail(&v, "email", c.Email)
-		c.Sub = normalizeSub(&v, c.Sub)
-		cmd = c
+		cmd = c.normalize(&v)
 	case Rename:
-		c.Name = normalizeName(&v, "name", c.Name)
-		cmd = c
+		cmd = c.normalize(&v)
 	case ChangeEmail:
-		c.Email = normalizeEmail(&v, "email", c.Email)
-		cmd = c
+		cmd = c.normalize(&v)
 	case Suspend:
-		c.Reason = normalizeReason(&v, c.Reason, true)
-		cmd = c
+		cmd = c.normalize(&v)
 	case Reactivate:
-		c.Reason = normalizeReason(&v, c.Reason, false)
-		cmd = c
+		cmd = c.normalize(&v)
 	case Delete:
-		c.Reason = normalizeReason(&v, c.Reason, false)
-		cmd = c
+		cmd = c.normalize(&v)
 	default:
 		v.add("command", "unknown command")
 	}
 	return cmd, v.err()
 }
 
+func (c Create) normalize(v *validation) Create {
+	c.Name = normalizeName(v, "name", c.Name)
+	c.Email = normalizeEmail(v, "email", c.Email)
+	c.Sub = normalizeSub(v, c.Sub)
+	return c
+}
+
+func (c Rename) normalize(v *validation) Rename {
+	c.Name = normalizeName(v, "name", c.Name)
+	return c
+}
+
+func (c ChangeEmail) normalize(v *validation) ChangeEmail {
+	c.Email = normalizeEmail(v, "email", c.Email)
+	return c
+}
+
+func (c Suspend) normalize(v *validation) Suspend {
+	c.Reason = normalizeReason(v, c.Reason, true)
+	return c
+}
+
+func (c Reactivate) normalize(v *validation) Reactivate {
+	c.Reason = normalizeReason(v, c.Reason, false)
+	return c
+}
+
+func (c Delete) normalize(v *validation) Delete {
+	c.Reason = normalizeReason(v, c.Reason, false)
+	return c
+}
+
 // Decide returns the events cmd causes for a user in state s, or the rule it
-// breaks. A command that changes nothing yields no event.
+// breaks. A command that changes nothing yields no event. It validates cmd
+// as Validate does, each command as its own type: Validate's answer, a
+// Command, would cost an allocation per command.
 func Decide(s State, cmd Command, _ time.Time) ([]es.Event, error) {
-	cmd, err := Validate(cmd)
-	if err != nil {
-		return nil, err
-	}
-	if c, ok := cmd.(Create); ok {
+	var v validation
+	switch c := cmd.(type) {
+	case Create:
+		c = c.normalize(&v)
+		if err := v.err(); err != nil {
+			return nil, err
+		}
 		if s.Exists() {
 			return nil, ErrAlreadyExists
 		}
 		return []es.Event{Created(c)}, nil
-	}
-	switch {
-	case !s.Exists():
-		return nil, ErrNotFound
-	case s.Status == StatusDeleted:
-		return nil, ErrDeleted
-	}
-	switch c := cmd.(type) {
 	case Rename:
+		c = c.normalize(&v)
+		if err := valid(s, v); err != nil {
+			return nil, err
+		}
 		if c.Name == s.Name {
 			return nil, nil
 		}
 		return []es.Event{Renamed(c)}, nil
 	case ChangeEmail:
+		c = c.normalize(&v)
+		if err := valid(s, v); err != nil {
+			return nil, err
+		}
 		if c.Email == s.Email {
 			return nil, nil
 		}
 		return []es.Event{EmailChanged{Email: c.Email, Previous: s.Email}}, nil
 	case Suspend:
+		c = c.normalize(&v)
+		if err := valid(s, v); err != nil {
+			return nil, err
+		}
 		if s.Status == StatusSuspended {
 			return nil, ErrAlreadySuspended
 		}
 		return []es.Event{Suspended(c)}, nil
 	case Reactivate:
+		c = c.normalize(&v)
+		if err := valid(s, v); err != nil {
+			return nil, err
+		}
 		if s.Status != StatusSuspended {
 			return nil, ErrNotSuspended
 		}
 		return []es.Event{Reactivated(c)}, nil
 	case Delete:
+		c = c.normalize(&v)
+		if err := valid(s, v); err != nil {
+			return nil, err
+		}
 		return []es.Event{Deleted(c)}, nil
 	}
-	return nil, nil // unreachable: Validate rejects unknown commands
+	v.add("command", "unknown command")
+	return nil, v.err()
+}
+
+// valid returns the first rule a command on a user that must exist
+// breaks: an invalid field, then a user that does not exist or is deleted.
+func valid(s State, v validation) error {
+	switch {
+	case len(v) > 0:
+		return v.err()
+	case !s.Exists():
+		return ErrNotFound
+	case s.Status == StatusDeleted:
+		return ErrDeleted
+	}
+	return nil
 }
 
 // Evolve applies one event. It never fails: events are facts.

@@ -24,21 +24,48 @@ const (
 // (Lambda's JSON decoding), so storing it would keep a mangled name.
 func normalizeName(v *validation, field, name string) string {
 	name = strings.TrimSpace(name)
-	switch n := utf8.RuneCountInString(name); {
-	case !utf8.ValidString(name):
-		v.add(field, "must be valid UTF-8")
-	case n == 0:
-		v.add(field, "must not be empty")
-	case n > MaxNameLength:
-		v.add(field, "must be at most 200 characters")
-	case strings.IndexFunc(name, unicode.IsControl) >= 0:
-		v.add(field, "must not contain control characters")
-	case strings.IndexFunc(name, isBidiControl) >= 0:
-		v.add(field, "must not contain bidirectional override or isolate characters")
-	case strings.ContainsRune(name, utf8.RuneError):
-		v.add(field, "must be valid UTF-8 (contains U+FFFD)")
+	if msg := checkName(name); msg != "" {
+		v.add(field, msg)
 	}
 	return name
+}
+
+// checkName returns what is wrong with a trimmed name, or "": the rules
+// above, checked in one pass over the name (every command goes through it).
+func checkName(name string) string {
+	n := 0
+	var invalid, control, bidi, replacement bool
+	for i, r := range name {
+		n++
+		switch {
+		case r < utf8.RuneSelf:
+			control = control || unicode.IsControl(r)
+		case r == utf8.RuneError:
+			if _, size := utf8.DecodeRuneInString(name[i:]); size == 1 {
+				invalid = true
+			} else {
+				replacement = true // U+FFFD itself
+			}
+		default:
+			control = control || unicode.IsControl(r)
+			bidi = bidi || isBidiControl(r)
+		}
+	}
+	switch {
+	case invalid:
+		return "must be valid UTF-8"
+	case n == 0:
+		return "must not be empty"
+	case n > MaxNameLength:
+		return "must be at most 200 characters"
+	case control:
+		return "must not contain control characters"
+	case bidi:
+		return "must not contain bidirectional override or isolate characters"
+	case replacement:
+		return "must be valid UTF-8 (contains U+FFFD)"
+	}
+	return ""
 }
 
 // isBidiControl reports whether r is an explicit bidirectional embedding,

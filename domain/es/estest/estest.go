@@ -29,6 +29,7 @@ func Run(t *testing.T, newStore NewStore) {
 	}{
 		{"AppendAndLoadOrder", testAppendAndLoadOrder},
 		{"LoadRange", testLoadRange},
+		{"LoadPages", testLoadPages},
 		{"ExpectedVersionConflict", testExpectedVersionConflict},
 		{"InvalidAppend", testInvalidAppend},
 		{"ConcurrentAppenders", testConcurrentAppenders},
@@ -130,6 +131,86 @@ func testLoadRange(t *testing.T, s es.Store) {
 	assertVersions(t, load(t, s, id, 9, 100), 9, 10)
 	if got := load(t, s, id, 11, 0); len(got) != 0 {
 		t.Errorf("load past the end returned %d records", len(got))
+	}
+}
+
+// testLoadPages: a store that hands streams out page by page
+// (es.PageLoader) hands out what Load returns, in order, in non-empty pages,
+// and stops at the callback's first error. The stream is long and heavy
+// enough to take several pages in each store: more records than the memory
+// store's page (256), more bytes than a DynamoDB Query page (1 MB).
+func testLoadPages(t *testing.T, s es.Store) {
+	pl, ok := s.(es.PageLoader)
+	if !ok {
+		t.Skip("the store has no LoadPages: loads use Load")
+	}
+	ctx := context.Background()
+	id := newID()
+	for after := int64(0); after < 300; after += 100 {
+		appendN(t, s, id, after, 100)
+	}
+	for after := int64(300); after < 308; after += 4 {
+		heavy := records(id, after, 4)
+		for i := range heavy {
+			heavy[i].Data = json.RawMessage(fmt.Sprintf(`{"pad":%q}`, strings.Repeat("p", 300*1024)))
+		}
+		if err := s.Append(ctx, es.AppendRequest{AggregateID: id, ExpectedVersion: after, Records: heavy}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pages := func(id string, from, to int64) (int, []es.Record) {
+		t.Helper()
+		n := 0
+		var got []es.Record
+		err := pl.LoadPages(ctx, id, from, to, func(page []es.Record) error {
+			if len(page) == 0 {
+				t.Errorf("[%d,%d]: an empty page", from, to)
+			}
+			n++
+			got = append(got, page...)
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("pages [%d,%d]: %v", from, to, err)
+		}
+		return n, got
+	}
+	n, all := pages(id, 1, 0)
+	if n < 2 {
+		t.Errorf("308 records, 2.4 MB, in %d page: want several", n)
+	}
+	t.Logf("308 records in %d pages", n)
+	for _, r := range [][2]int64{{1, 0}, {0, 3}, {5, 17}, {255, 258}, {250, 305}, {305, 0}, {308, 308}, {309, 0}, {7, 6}} {
+		_, got := pages(id, r[0], r[1])
+		want := load(t, s, id, r[0], r[1])
+		if len(got) != len(want) {
+			t.Fatalf("[%d,%d]: %d records in pages, Load %d", r[0], r[1], len(got), len(want))
+		}
+		for i := range want {
+			g, w := got[i], want[i]
+			if g.ID != w.ID || g.Version != w.Version || g.Type != w.Type || !g.OccurredAt.Equal(w.OccurredAt) ||
+				g.Metadata != w.Metadata || string(g.Data) != string(w.Data) {
+				t.Fatalf("[%d,%d] record %d: pages %+v, Load %+v", r[0], r[1], i, g.Version, w.Version)
+			}
+		}
+	}
+	if n, got := pages(newID(), 1, 0); n != 0 || len(got) != 0 {
+		t.Errorf("an unknown stream: %d pages, %d records", n, len(got))
+	}
+	if len(all) != 308 || all[307].Version != 308 {
+		t.Fatalf("whole stream: %d records", len(all))
+	}
+	// The callback's error stops the load and is returned.
+	stop := errors.New("enough")
+	calls := 0
+	err := pl.LoadPages(ctx, id, 1, 0, func([]es.Record) error { calls++; return stop })
+	if !errors.Is(err, stop) || calls != 1 {
+		t.Errorf("stopped at the first page: %v after %d calls", err, calls)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := pl.LoadPages(cancelled, id, 1, 0, func([]es.Record) error { return nil }); err == nil {
+		t.Error("a cancelled context loaded")
 	}
 }
 

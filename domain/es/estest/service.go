@@ -185,9 +185,38 @@ func testServiceIdempotency(t *testing.T, s es.Store) {
 
 // testServiceSnapshotAndTimeTravel: snapshots bound what a load reads; state
 // at a version or a time; what-if writes nothing; old snapshot schemas are ignored.
+// countingPager counts the records LoadPages hands out.
+type countingPager struct {
+	*countingStore
+	pl es.PageLoader
+}
+
+func (c countingPager) LoadPages(ctx context.Context, id string, from, to int64, fn func([]es.Record) error) error {
+	return c.pl.LoadPages(ctx, id, from, to, func(page []es.Record) error {
+		c.loaded.Add(int64(len(page)))
+		return fn(page)
+	})
+}
+
+// testServiceSnapshotAndTimeTravel runs through Load, and through
+// LoadPages when the store has it.
 func testServiceSnapshotAndTimeTravel(t *testing.T, s es.Store) {
+	t.Run("Load", func(t *testing.T) {
+		cs := &countingStore{Store: s}
+		serviceSnapshotAndTimeTravel(t, s, cs, &cs.loaded)
+	})
+	if pl, ok := s.(es.PageLoader); ok {
+		t.Run("LoadPages", func(t *testing.T) {
+			cs := &countingStore{Store: s}
+			serviceSnapshotAndTimeTravel(t, s, countingPager{cs, pl}, &cs.loaded)
+		})
+	}
+}
+
+// serviceSnapshotAndTimeTravel uses s through cs, which counts in loaded
+// the records it loads.
+func serviceSnapshotAndTimeTravel(t *testing.T, s, cs es.Store, loaded *atomic.Int64) {
 	ctx := context.Background()
-	cs := &countingStore{Store: s}
 	start := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	var tick atomic.Int64
 	clock := func() time.Time { return start.Add(time.Duration(tick.Add(1)) * time.Minute) }
@@ -204,12 +233,12 @@ func testServiceSnapshotAndTimeTravel(t *testing.T, s es.Store) {
 	if err != nil || !ok || snap.Version != 20 {
 		t.Fatalf("snapshot: %+v ok=%v err=%v, want version 20", snap, ok, err)
 	}
-	cs.loaded.Store(0)
+	loaded.Store(0)
 	agg, err := svc.Load(ctx, id)
 	if err != nil || agg.Version != 25 || agg.State.N != 25 {
 		t.Fatalf("load: %+v, %v", agg, err)
 	}
-	if n := cs.loaded.Load(); n > every {
+	if n := loaded.Load(); n > every {
 		t.Errorf("load with a snapshot read %d events, want at most %d", n, every)
 	}
 
@@ -242,12 +271,12 @@ func testServiceSnapshotAndTimeTravel(t *testing.T, s es.Store) {
 	// A decider whose state schema moved on ignores the old snapshot and replays.
 	d2 := counterDecider()
 	d2.StateSchema = 2
-	cs.loaded.Store(0)
+	loaded.Store(0)
 	agg2, err := es.NewService(d2, counterRegistry(), cs, es.Options{SnapshotEvery: every}).Load(ctx, id)
 	if err != nil || agg2.Version != 25 || agg2.State.N != 25 {
 		t.Errorf("load past an old snapshot: %+v, %v", agg2, err)
 	}
-	if n := cs.loaded.Load(); n != 25 {
+	if n := loaded.Load(); n != 25 {
 		t.Errorf("load past an old snapshot read %d events, want the whole stream (25)", n)
 	}
 }
