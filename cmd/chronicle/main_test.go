@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -494,3 +495,78 @@ func TestDLQRedriveKeepsGroupOrder(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestFeed: chronicle feed prints every event of every user in order, as
+// JSON lines with --json, resumes after a printed cursor or from a time, and
+// follows new events.
+func TestFeed(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	a, b := newID(), newID()
+	s.exec(t, a, user.Create{Name: "Ann", Email: a + "@example.com"}, "admin", "")
+	s.exec(t, b, user.Create{Name: "Bo", Email: b + "@example.com"}, "admin", "")
+	s.exec(t, a, user.Rename{Name: "Anne"}, "admin", "typo")
+	middle := time.Now().UTC()
+	s.exec(t, b, user.Rename{Name: "Bob"}, "admin", "")
+
+	out, errOut, code := s.chronicle(t, "feed", "--json", "--window", "0s")
+	var evs []feedEventJSON
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		evs = append(evs, decode[feedEventJSON](t, l))
+	}
+	if code != 0 || len(evs) != 4 || evs[0].AggregateID != a || evs[1].AggregateID != b || evs[2].Version != 2 ||
+		evs[3].AggregateID != b || evs[3].Version != 2 || evs[0].AggregateType != "user" || !strings.Contains(errOut, evs[3].Cursor) {
+		t.Fatalf("feed --json: %d %+v", code, evs)
+	}
+	out, _, code = s.chronicle(t, "feed", "--window", "0s", "--after", evs[1].Cursor)
+	if code != 0 || strings.Count(out, "\n") != 2 || !strings.Contains(out, "Anne") || !strings.Contains(out, "Bob") {
+		t.Fatalf("feed --after: %d\n%s", code, out)
+	}
+	out, _, code = s.chronicle(t, "feed", "--window", "0s", "--from", middle.Format(time.RFC3339Nano))
+	if code != 0 || strings.Count(out, "\n") != 1 || !strings.Contains(out, "Bob") {
+		t.Fatalf("feed --from: %d\n%s", code, out)
+	}
+	if _, _, code := s.chronicle(t, "feed", "--after", "forged"); code != exitUsage {
+		t.Fatalf("feed --after forged: exit %d, want %d", code, exitUsage)
+	}
+
+	// --follow prints what is written while it runs, until interrupted.
+	ctx, cancel := context.WithCancel(t.Context())
+	var fout, ferr lockedBuffer
+	done := make(chan int)
+	go func() {
+		done <- run(ctx, []string{"feed", "--follow", "--poll", "50ms", "--window", "0s", "--after", evs[3].Cursor},
+			&fout, &ferr, func(k string) string { return map[string]string{"CHRONICLE_STACK": s.name}[k] })
+	}()
+	s.exec(t, a, user.Rename{Name: "Annie"}, "admin", "")
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(fout.String(), "Annie") {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("--follow did not print the new event:\n%s", fout.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("feed --follow: exit %d\n%s", code, ferr.String())
+	}
+}
+
+// lockedBuffer is a buffer one goroutine writes while another reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

@@ -175,6 +175,10 @@ type FeedPage struct {
 	Next   FeedCursor
 }
 
+// Key is c's position as a string that sorts as the feed does ("" is the
+// beginning): for conditions on a stored checkpoint.
+func (c FeedCursor) Key() string { return c.key }
+
 // Before reports whether c is before d in the feed.
 func (c FeedCursor) Before(d FeedCursor) bool { return c.key < d.key }
 
