@@ -570,3 +570,74 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestRelayRedrive: chronicle relay redrive reads the relay's OnFailure
+// records, finds each failed batch's events in the feed by its arrival
+// window, routes them to the subscribers' queues as the relay does, and
+// deletes the record; a record too recent for the feed's horizon stays.
+func TestRelayRedrive(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	ctx := t.Context()
+	client := awstest.SQS(t)
+	notif := createQueue(t, client, s.name+"-notifications.fifo", nil)
+	proj := createQueue(t, client, s.name+"-projections.fifo", nil)
+	out, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(s.name + "-relay-dlq")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dlq := aws.ToString(out.QueueUrl)
+	t0 := time.Now().UTC()
+	// Two users created and one renamed a minute ago (the failed batch),
+	// and an event half a minute ago, outside its window.
+	a, b, c := newID(), newID(), newID()
+	for _, e := range []struct {
+		id, typ string
+		v       int64
+		ago     time.Duration
+	}{{a, "user.created.v1", 1, 60 * time.Second}, {b, "user.created.v1", 1, 59 * time.Second}, {a, "user.renamed.v1", 2, 58 * time.Second}, {c, "user.created.v1", 1, 30 * time.Second}} {
+		rec := es.Record{ID: newID(), AggregateID: e.id, AggregateType: "user", Version: e.v, Type: e.typ, SchemaVersion: 1,
+			OccurredAt: t0.Add(-e.ago), Data: json.RawMessage(`{"name":"N","email":"` + e.id + `@example.com"}`)}
+		if err := s.events.Append(ctx, es.AppendRequest{AggregateID: e.id, ExpectedVersion: e.v - 1, Records: []es.Record{rec}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	record := func(first, last time.Time) string {
+		return `{"requestContext":{"condition":"RetryAttemptsExhausted"},"version":"1.0","DDBStreamBatchInfo":{"shardId":"shardId-1",` +
+			`"approximateArrivalOfFirstRecord":"` + first.Format(time.RFC3339Nano) + `","approximateArrivalOfLastRecord":"` + last.Format(time.RFC3339Nano) + `","batchSize":3}}`
+	}
+	for _, body := range []string{record(t0.Add(-60*time.Second), t0.Add(-57*time.Second)), record(t0, t0)} {
+		if _, err := client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(dlq), MessageBody: aws.String(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stdout, _, code := s.chronicle(t, "--json", "relay", "redrive")
+	rep := decode[struct {
+		Batches []redriveBatchJSON `json:"batches"`
+	}](t, stdout)
+	outcomes := map[string]redriveBatchJSON{}
+	for _, r := range rep.Batches {
+		outcomes[r.Outcome] = r
+	}
+	if code != 0 || len(rep.Batches) != 2 || outcomes["redriven"].Events != 3 || outcomes["redriven"].Messages != 5 || outcomes["too-recent"].MessageID == "" {
+		t.Fatalf("relay redrive: exit %d, %+v", code, rep)
+	}
+	count := func(url string) map[string]bool {
+		ids := map[string]bool{}
+		for {
+			out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(out.Messages) == 0 {
+				return ids
+			}
+			for _, m := range out.Messages {
+				ids[aws.ToString(m.Body)] = true
+			}
+		}
+	}
+	if n, p, d := len(count(notif)), len(count(proj)), len(count(dlq)); n != 2 || p != 3 || d != 1 {
+		t.Fatalf("after the redrive: %d welcome-mail messages (want 2), %d projection messages (want 3), %d OnFailure records left (want 1)", n, p, d)
+	}
+}
