@@ -641,3 +641,60 @@ func TestRelayRedrive(t *testing.T) {
 		t.Fatalf("after the redrive: %d welcome-mail messages (want 2), %d projection messages (want 3), %d OnFailure records left (want 1)", n, p, d)
 	}
 }
+
+// TestAuditFeed: chronicle audit --feed lists, per subscriber, the events of
+// the feed it has not taken in: here, a user the projector never saw and
+// whose welcome mail was never sent; a user fully delivered is not listed.
+func TestAuditFeed(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	ctx := t.Context()
+	done, lost := newID(), newID()
+	s.exec(t, done, user.Create{Name: "Dee", Email: done + "@example.com"}, "admin", "")
+	s.exec(t, done, user.Rename{Name: "Dee Dee"}, "admin", "")
+	s.exec(t, lost, user.Create{Name: "Lou", Email: lost + "@example.com"}, "admin", "")
+
+	recs, err := s.events.Load(ctx, done, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev events.SQSEvent
+	for _, r := range recs {
+		body, err := relay.EncodeMessage(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev.Records = append(ev.Records, events.SQSMessage{MessageId: uuid.NewString(), Body: body,
+			Attributes: map[string]string{"MessageGroupId": r.AggregateID, "MessageDeduplicationId": r.ID}})
+	}
+	proj := projector.New(s.events, user.NewRegistry(), s.rm, slog.New(slog.DiscardHandler), time.Now)
+	if resp, err := proj.Handle(ctx, ev); err != nil || len(resp.BatchItemFailures) > 0 {
+		t.Fatalf("projector: %+v %v", resp, err)
+	}
+	token, err := s.rm.ClaimMail(ctx, recs[0].ID, done, time.Now(), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.rm.MarkMailSent(ctx, recs[0].ID, token, "ses-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+
+	out, _, code := s.chronicle(t, "--json", "audit", "--feed", "--window", "0s")
+	rep := decode[struct {
+		Events  int `json:"events"`
+		Missing []struct {
+			Subscriber  string `json:"subscriber"`
+			AggregateID string `json:"aggregateId"`
+		} `json:"missing"`
+	}](t, out)
+	got := map[string]bool{}
+	for _, m := range rep.Missing {
+		if m.AggregateID != lost {
+			t.Errorf("missing %+v: that user was delivered", m)
+		}
+		got[m.Subscriber] = true
+	}
+	if code != exitFail || rep.Events != 3 || len(rep.Missing) != 3 || !got["welcome-mail"] || !got[readmodel.ProjectionUserView] || !got[readmodel.ProjectionActorActivity] {
+		t.Fatalf("audit --feed: exit %d, %+v", code, rep)
+	}
+}
