@@ -82,7 +82,8 @@ func TestCatchUpThenFollow(t *testing.T) {
 		_ = dynamo.DeleteTables(ctx, client, tables)
 		_ = readmodel.DeleteTable(ctx, client, rmTable)
 	})
-	const appendWin, feedWin = time.Second, 2 * time.Second
+	// As wide as production's: the machine running the tests may be slow.
+	const appendWin, feedWin = 5 * time.Second, 8 * time.Second
 	writer := dynamo.New(client, tables, dynamo.WithAppendWindow(appendWin))
 	reader := dynamo.New(client, tables, dynamo.WithFeedWindow(feedWin))
 	ids := make([]string, 20)
