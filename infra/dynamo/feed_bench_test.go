@@ -2,6 +2,7 @@ package dynamo_test
 
 import (
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,7 +41,8 @@ func withFeedIndex(tb testing.TB, client *dynamodb.Client, table string) {
 // append on a table with the feed's index and on one without, interleaved;
 // then the read rate of the whole feed (pages of 1,000 over 16 shards)
 // against its floor, a paged Query of one partition holding as many events
-// (Load of one stream), interleaved.
+// (Load of one stream), and against a 4-segment parallel Scan of the table
+// (what infra/rebuild reads, in no order), interleaved.
 func BenchmarkFeedFigures(b *testing.B) {
 	const appends, stream = 300, 2000
 	client, plainTables := benchTables(b)
@@ -85,7 +87,7 @@ func BenchmarkFeedFigures(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		var feedRate, floorRate []float64
+		var feedRate, floorRate, scanRate []float64
 		for range 3 {
 			start := time.Now()
 			n := 0
@@ -107,12 +109,47 @@ func BenchmarkFeedFigures(b *testing.B) {
 				b.Fatal(err)
 			}
 			floorRate = append(floorRate, float64(len(recs))/time.Since(start).Seconds())
+			start = time.Now()
+			scanned := parallelScan(b, client, feedTables.Events, 4)
+			scanRate = append(scanRate, float64(scanned)/time.Since(start).Seconds())
 		}
 		slices.Sort(feedRate)
 		slices.Sort(floorRate)
+		slices.Sort(scanRate)
+		b.ReportMetric(scanRate[1], "scan-events/s")
 		b.ReportMetric(feedRate[1], "feed-events/s")
 		b.ReportMetric(floorRate[1], "query-events/s")
 		b.ReportMetric(feedRate[1]/floorRate[1], "feed/query")
 	}
 	b.ReportMetric(0, "ns/op")
+}
+
+// parallelScan reads every item of table with segments parallel Scans, as
+// infra/rebuild does (in no order), and returns how many it read.
+func parallelScan(b *testing.B, client *dynamodb.Client, table string, segments int32) int {
+	var wg sync.WaitGroup
+	counts := make([]int, segments)
+	for seg := range segments {
+		wg.Go(func() {
+			in := &dynamodb.ScanInput{TableName: aws.String(table), Segment: aws.Int32(seg), TotalSegments: aws.Int32(segments)}
+			for {
+				out, err := client.Scan(b.Context(), in)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				counts[seg] += len(out.Items)
+				if len(out.LastEvaluatedKey) == 0 {
+					return
+				}
+				in.ExclusiveStartKey = out.LastEvaluatedKey
+			}
+		})
+	}
+	wg.Wait()
+	n := 0
+	for _, c := range counts {
+		n += c
+	}
+	return n
 }
