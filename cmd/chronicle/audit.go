@@ -8,15 +8,22 @@ import (
 	"time"
 
 	"github.com/chronicle-go/chronicle/infra/auth"
+	"github.com/chronicle-go/chronicle/infra/dynamo"
+	"github.com/chronicle-go/chronicle/infra/feed"
 	"github.com/chronicle-go/chronicle/infra/rebuild"
 )
 
 func auditCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
 	segments := fs.Int("segments", rebuild.DefaultSegments, "parallel scan segments (1..64)")
 	recheck := fs.Duration("recheck", 2*time.Second, "wait, then compare each difference again, so that a view only catching up is not reported (0: no recheck)")
+	complete := fs.Bool("feed", false, "instead: check that every event of the feed reached every subscriber (projections' applied versions, welcome mails sent)")
+	window := fs.Duration("window", dynamo.FeedWindow, "with --feed, how far behind now the feed is read")
 	return func(ctx context.Context, args []string) error {
 		if len(args) > 0 {
 			return usagef("audit takes no argument")
+		}
+		if *complete {
+			return a.auditFeed(ctx, *window)
 		}
 		if *segments < 1 || *segments > rebuild.MaxSegments {
 			return usagef("--segments must be 1..%d", rebuild.MaxSegments)
@@ -58,6 +65,48 @@ func auditCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
 		}
 		return nil
 	}
+}
+
+// auditFeed reports the events of the feed that some subscriber has not
+// taken in: exit status 1 when there are any.
+func (a *app) auditFeed(ctx context.Context, window time.Duration) error {
+	if window < 0 {
+		return usagef("--window must be at least 0")
+	}
+	if _, _, err := a.eventStore(ctx); err != nil {
+		return err
+	}
+	rm, err := a.readModelStore(ctx)
+	if err != nil {
+		return err
+	}
+	events, _ := a.events()
+	reader := dynamo.New(a.ddb, dynamo.Tables{Events: events}, dynamo.WithFeedWindow(window))
+	rep, err := feed.AuditCompleteness(ctx, reader, rm, dynamo.FeedCursor{})
+	if err != nil {
+		return err
+	}
+	if a.asJSON {
+		if rep.Missing == nil {
+			rep.Missing = []feed.Missing{}
+		}
+		if err := a.printJSON(rep); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(a.stdout, "audited %s events of %s users in the feed against every subscriber: %d missing\n",
+			count(int64(rep.Events)), count(int64(rep.Aggregates)), len(rep.Missing))
+		for _, m := range rep.Missing {
+			fmt.Fprintf(a.stdout, "  %-14s %s v%d  %s %s\n", m.Subscriber, m.AggregateID, m.Version, m.Detail, m.EventID)
+		}
+		if len(rep.Missing) > 0 {
+			fmt.Fprintln(a.stdout, "\nSend the events again with: chronicle relay redrive (failed relay batches), or chronicle rebuild (a projection)")
+		}
+	}
+	if len(rep.Missing) > 0 {
+		return &exitError{code: exitFail}
+	}
+	return nil
 }
 
 func tokenCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -494,3 +495,206 @@ func TestDLQRedriveKeepsGroupOrder(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestFeed: chronicle feed prints every event of every user in order, as
+// JSON lines with --json, resumes after a printed cursor or from a time, and
+// follows new events.
+func TestFeed(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	a, b := newID(), newID()
+	s.exec(t, a, user.Create{Name: "Ann", Email: a + "@example.com"}, "admin", "")
+	s.exec(t, b, user.Create{Name: "Bo", Email: b + "@example.com"}, "admin", "")
+	s.exec(t, a, user.Rename{Name: "Anne"}, "admin", "typo")
+	middle := time.Now().UTC()
+	s.exec(t, b, user.Rename{Name: "Bob"}, "admin", "")
+
+	out, errOut, code := s.chronicle(t, "feed", "--json", "--window", "0s")
+	var evs []feedEventJSON
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		evs = append(evs, decode[feedEventJSON](t, l))
+	}
+	if code != 0 || len(evs) != 4 || evs[0].AggregateID != a || evs[1].AggregateID != b || evs[2].Version != 2 ||
+		evs[3].AggregateID != b || evs[3].Version != 2 || evs[0].AggregateType != "user" || !strings.Contains(errOut, evs[3].Cursor) {
+		t.Fatalf("feed --json: %d %+v", code, evs)
+	}
+	out, _, code = s.chronicle(t, "feed", "--window", "0s", "--after", evs[1].Cursor)
+	if code != 0 || strings.Count(out, "\n") != 2 || !strings.Contains(out, "Anne") || !strings.Contains(out, "Bob") {
+		t.Fatalf("feed --after: %d\n%s", code, out)
+	}
+	out, _, code = s.chronicle(t, "feed", "--window", "0s", "--from", middle.Format(time.RFC3339Nano))
+	if code != 0 || strings.Count(out, "\n") != 1 || !strings.Contains(out, "Bob") {
+		t.Fatalf("feed --from: %d\n%s", code, out)
+	}
+	if _, _, code := s.chronicle(t, "feed", "--after", "forged"); code != exitUsage {
+		t.Fatalf("feed --after forged: exit %d, want %d", code, exitUsage)
+	}
+
+	// --follow prints what is written while it runs, until interrupted.
+	ctx, cancel := context.WithCancel(t.Context())
+	var fout, ferr lockedBuffer
+	done := make(chan int)
+	go func() {
+		done <- run(ctx, []string{"feed", "--follow", "--poll", "50ms", "--window", "0s", "--after", evs[3].Cursor},
+			&fout, &ferr, func(k string) string { return map[string]string{"CHRONICLE_STACK": s.name}[k] })
+	}()
+	s.exec(t, a, user.Rename{Name: "Annie"}, "admin", "")
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(fout.String(), "Annie") {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("--follow did not print the new event:\n%s", fout.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("feed --follow: exit %d\n%s", code, ferr.String())
+	}
+}
+
+// lockedBuffer is a buffer one goroutine writes while another reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestRelayRedrive: chronicle relay redrive reads the relay's OnFailure
+// records, finds each failed batch's events in the feed by its arrival
+// window, routes them to the subscribers' queues as the relay does, and
+// deletes the record; a record too recent for the feed's horizon stays.
+func TestRelayRedrive(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	ctx := t.Context()
+	client := awstest.SQS(t)
+	notif := createQueue(t, client, s.name+"-notifications.fifo", nil)
+	proj := createQueue(t, client, s.name+"-projections.fifo", nil)
+	out, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(s.name + "-relay-dlq")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dlq := aws.ToString(out.QueueUrl)
+	t0 := time.Now().UTC()
+	// Two users created and one renamed a minute ago (the failed batch),
+	// and an event half a minute ago, outside its window.
+	a, b, c := newID(), newID(), newID()
+	for _, e := range []struct {
+		id, typ string
+		v       int64
+		ago     time.Duration
+	}{{a, "user.created.v1", 1, 60 * time.Second}, {b, "user.created.v1", 1, 59 * time.Second}, {a, "user.renamed.v1", 2, 58 * time.Second}, {c, "user.created.v1", 1, 30 * time.Second}} {
+		rec := es.Record{ID: newID(), AggregateID: e.id, AggregateType: "user", Version: e.v, Type: e.typ, SchemaVersion: 1,
+			OccurredAt: t0.Add(-e.ago), Data: json.RawMessage(`{"name":"N","email":"` + e.id + `@example.com"}`)}
+		if err := s.events.Append(ctx, es.AppendRequest{AggregateID: e.id, ExpectedVersion: e.v - 1, Records: []es.Record{rec}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	record := func(first, last time.Time) string {
+		return `{"requestContext":{"condition":"RetryAttemptsExhausted"},"version":"1.0","DDBStreamBatchInfo":{"shardId":"shardId-1",` +
+			`"approximateArrivalOfFirstRecord":"` + first.Format(time.RFC3339Nano) + `","approximateArrivalOfLastRecord":"` + last.Format(time.RFC3339Nano) + `","batchSize":3}}`
+	}
+	for _, body := range []string{record(t0.Add(-60*time.Second), t0.Add(-57*time.Second)), record(t0, t0)} {
+		if _, err := client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(dlq), MessageBody: aws.String(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stdout, _, code := s.chronicle(t, "--json", "relay", "redrive")
+	rep := decode[struct {
+		Batches []redriveBatchJSON `json:"batches"`
+	}](t, stdout)
+	outcomes := map[string]redriveBatchJSON{}
+	for _, r := range rep.Batches {
+		outcomes[r.Outcome] = r
+	}
+	if code != 0 || len(rep.Batches) != 2 || outcomes["redriven"].Events != 3 || outcomes["redriven"].Messages != 5 || outcomes["too-recent"].MessageID == "" {
+		t.Fatalf("relay redrive: exit %d, %+v", code, rep)
+	}
+	count := func(url string) map[string]bool {
+		ids := map[string]bool{}
+		for {
+			out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(out.Messages) == 0 {
+				return ids
+			}
+			for _, m := range out.Messages {
+				ids[aws.ToString(m.Body)] = true
+			}
+		}
+	}
+	if n, p, d := len(count(notif)), len(count(proj)), len(count(dlq)); n != 2 || p != 3 || d != 1 {
+		t.Fatalf("after the redrive: %d welcome-mail messages (want 2), %d projection messages (want 3), %d OnFailure records left (want 1)", n, p, d)
+	}
+}
+
+// TestAuditFeed: chronicle audit --feed lists, per subscriber, the events of
+// the feed it has not taken in: here, a user the projector never saw and
+// whose welcome mail was never sent; a user fully delivered is not listed.
+func TestAuditFeed(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	ctx := t.Context()
+	done, lost := newID(), newID()
+	s.exec(t, done, user.Create{Name: "Dee", Email: done + "@example.com"}, "admin", "")
+	s.exec(t, done, user.Rename{Name: "Dee Dee"}, "admin", "")
+	s.exec(t, lost, user.Create{Name: "Lou", Email: lost + "@example.com"}, "admin", "")
+
+	recs, err := s.events.Load(ctx, done, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev events.SQSEvent
+	for _, r := range recs {
+		body, err := relay.EncodeMessage(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev.Records = append(ev.Records, events.SQSMessage{MessageId: uuid.NewString(), Body: body,
+			Attributes: map[string]string{"MessageGroupId": r.AggregateID, "MessageDeduplicationId": r.ID}})
+	}
+	proj := projector.New(s.events, user.NewRegistry(), s.rm, slog.New(slog.DiscardHandler), time.Now)
+	if resp, err := proj.Handle(ctx, ev); err != nil || len(resp.BatchItemFailures) > 0 {
+		t.Fatalf("projector: %+v %v", resp, err)
+	}
+	token, err := s.rm.ClaimMail(ctx, recs[0].ID, done, time.Now(), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.rm.MarkMailSent(ctx, recs[0].ID, token, "ses-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+
+	out, _, code := s.chronicle(t, "--json", "audit", "--feed", "--window", "0s")
+	rep := decode[struct {
+		Events  int `json:"events"`
+		Missing []struct {
+			Subscriber  string `json:"subscriber"`
+			AggregateID string `json:"aggregateId"`
+		} `json:"missing"`
+	}](t, out)
+	got := map[string]bool{}
+	for _, m := range rep.Missing {
+		if m.AggregateID != lost {
+			t.Errorf("missing %+v: that user was delivered", m)
+		}
+		got[m.Subscriber] = true
+	}
+	if code != exitFail || rep.Events != 3 || len(rep.Missing) != 3 || !got["welcome-mail"] || !got[readmodel.ProjectionUserView] || !got[readmodel.ProjectionActorActivity] {
+		t.Fatalf("audit --feed: exit %d, %+v", code, rep)
+	}
+}

@@ -63,6 +63,15 @@ func (s *Store) Append(ctx context.Context, req es.AppendRequest) error {
 	if err != nil {
 		return fmt.Errorf("append %s v%d: %w", req.AggregateID, req.ExpectedVersion+1, err)
 	}
+	err = s.appendInWindow(ctx, req, func(ctx context.Context) error { return s.append(ctx, req, items, parts) })
+	if err != nil {
+		return fmt.Errorf("append %s v%d: %w", req.AggregateID, req.ExpectedVersion+1, err)
+	}
+	return nil
+}
+
+// append sends the items of req: one PutItem or one transaction.
+func (s *Store) append(ctx context.Context, req es.AppendRequest, items []types.TransactWriteItem, parts []part) error {
 	if len(items) == 1 && parts[0].kind == partEvent {
 		return s.putEvent(ctx, req, items[0].Put)
 	}
@@ -81,11 +90,58 @@ func (s *Store) Append(ctx context.Context, req es.AppendRequest) error {
 			return nil
 		}
 		if !busy(err) || attempt > s.conflictRetries {
-			return fmt.Errorf("append %s v%d: %w", req.AggregateID, req.ExpectedVersion+1, cancellation(err, parts))
+			return cancellation(err, parts)
 		}
 		if err := backoff(ctx, attempt); err != nil {
-			return fmt.Errorf("append %s v%d: %w", req.AggregateID, req.ExpectedVersion+1, err)
+			return err
 		}
+	}
+}
+
+// appendInWindow runs send under the append window: no attempt of the
+// append, the SDK's retries included, is sent after its events' occurred-at
+// plus the window, by the store's clock. An append already past it is
+// refused before anything is sent: es.ErrBusy, so that the service decides
+// again, with a fresh occurred-at, within its retry budget. One the window
+// cut in flight may or may not have been written: a consistent read of its
+// first event tells when it was; else the outcome is unknown, as after any
+// timeout. (A write still in DynamoDB's hands then lands within the margin
+// the feed's window keeps above the append window.)
+func (s *Store) appendInWindow(ctx context.Context, req es.AppendRequest, send func(context.Context) error) error {
+	if s.appendWindow <= 0 || len(req.Records) == 0 {
+		return send(ctx)
+	}
+	stamp := req.Records[0].OccurredAt
+	for _, r := range req.Records[1:] {
+		if r.OccurredAt.Before(stamp) {
+			stamp = r.OccurredAt
+		}
+	}
+	left := stamp.Add(s.appendWindow).Sub(s.now())
+	if left <= 0 {
+		return fmt.Errorf("occurred %s ago, past the feed's append window of %s: %w",
+			(s.appendWindow - left).Round(time.Millisecond), s.appendWindow, es.ErrBusy)
+	}
+	bounded, cancel := context.WithTimeout(ctx, left)
+	defer cancel()
+	err := send(bounded)
+	if err == nil || bounded.Err() == nil || ctx.Err() != nil {
+		return err // not the window's cut
+	}
+	first := req.Records[0]
+	got, lerr := s.Load(ctx, req.AggregateID, first.Version, first.Version)
+	switch {
+	case lerr != nil:
+		return fmt.Errorf("cut at the end of the feed's append window, then %w (outcome unknown)", lerr)
+	case len(got) == 1 && got[0].ID == first.ID:
+		return nil // written before the cut
+	default:
+		// Not written yet, which does not mean never: the outcome is
+		// unknown, as after any timeout, so this is not es.ErrBusy and
+		// the service does not decide again (that could apply the
+		// command twice). The client's retry, with its idempotency key,
+		// resolves it.
+		return fmt.Errorf("cut at the end of the feed's append window of %s, not written so far: %w", s.appendWindow, err)
 	}
 }
 
@@ -114,10 +170,7 @@ func (s *Store) putEvent(ctx context.Context, req es.AppendRequest, put *types.P
 		}
 		err = es.ErrConflict
 	}
-	if err != nil {
-		return fmt.Errorf("append %s v%d: %w", req.AggregateID, req.ExpectedVersion+1, err)
-	}
-	return nil
+	return err
 }
 
 // ownWrite reports whether old, the event item a failed condition found, is

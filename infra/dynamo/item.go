@@ -65,7 +65,7 @@ const TTLAttribute = "expiresAt"
 // string so that stream images and the console show readable JSON; empty
 // metadata fields are left out.
 func ItemFromRecord(r es.Record) map[string]types.AttributeValue {
-	item := make(map[string]types.AttributeValue, 9)
+	item := make(map[string]types.AttributeValue, 11)
 	item[attrPK] = &types.AttributeValueMemberS{Value: r.AggregateID}
 	item[attrSK] = &types.AttributeValueMemberN{Value: strconv.FormatInt(r.Version, 10)}
 	item[attrID] = &types.AttributeValueMemberS{Value: r.ID}
@@ -77,6 +77,8 @@ func ItemFromRecord(r es.Record) map[string]types.AttributeValue {
 	if meta := metaItem(r.Metadata); meta != nil {
 		item[attrMeta] = &types.AttributeValueMemberM{Value: meta}
 	}
+	item[attrFeedShard] = &types.AttributeValueMemberN{Value: strconv.Itoa(FeedShard(r.AggregateID))}
+	item[attrFeedKey] = &types.AttributeValueMemberS{Value: feedKey(r)}
 	return item
 }
 

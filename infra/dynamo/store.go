@@ -48,6 +48,11 @@ type Store struct {
 	// conflictRetries bounds how often an append cancelled only by
 	// TransactionConflict is sent again before it is reported as es.ErrBusy.
 	conflictRetries int
+	// appendWindow, when positive, bounds how long after its events'
+	// occurred-at an append may be sent (the feed's invariant, feed.go).
+	appendWindow time.Duration
+	// feedWindow is how far behind the clock ReadFeed stops.
+	feedWindow time.Duration
 }
 
 var _ es.Store = (*Store)(nil)
@@ -63,9 +68,19 @@ func WithLimits(l es.Limits) Option { return func(s *Store) { s.limits = l } }
 // expired (default time.Now).
 func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
 
+// WithAppendWindow makes Append refuse, with es.ErrBusy, to send an append
+// later than d after its events' occurred-at, and cut one in flight at that
+// time: the writers' half of the feed's invariant (feed.go). The service
+// then decides again, with a fresh occurred-at.
+func WithAppendWindow(d time.Duration) Option { return func(s *Store) { s.appendWindow = d } }
+
+// WithFeedWindow sets how far behind the store's clock ReadFeed stops
+// (default FeedWindow): the readers' half of the feed's invariant.
+func WithFeedWindow(d time.Duration) Option { return func(s *Store) { s.feedWindow = d } }
+
 // New returns a store over tables t, enforcing es.DefaultLimits.
 func New(client Client, t Tables, opts ...Option) *Store {
-	s := &Store{client: client, tables: t, limits: es.DefaultLimits, now: time.Now, conflictRetries: 4}
+	s := &Store{client: client, tables: t, limits: es.DefaultLimits, now: time.Now, conflictRetries: 4, feedWindow: FeedWindow}
 	for _, o := range opts {
 		o(s)
 	}

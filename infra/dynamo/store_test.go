@@ -260,6 +260,8 @@ func TestItemShape(t *testing.T) {
 		"pk": "S " + id, "sk": "N 1", "id": "S " + rec.ID, "aggregateType": "S user", "type": "S user.renamed.v1",
 		"schemaVersion": "N 1", "occurredAt": "S 2026-05-06T07:08:07.123456789Z", "data": `S {"name":"Zoë"}`,
 		"meta": "M map[actor:S alice reason:S typo]",
+		// the feed's index: shard and key
+		"fs": fmt.Sprintf("N %d", dynamo.FeedShard(id)), "fk": "S 2026-05-06T07:08:07.123456789Z#" + id + "#00000000000000000001",
 	}
 	if got := describe(out.Item); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("stored item\n got %v\nwant %v", got, want)

@@ -16,7 +16,7 @@ const tableWait = 5 * time.Minute
 
 // CreateTables creates the store's tables, as template.yaml declares them, for
 // tests, benchmarks and the local runner: on-demand billing, a NEW_IMAGE
-// stream on events, TTL on the guards' expiresAt. Tables that already exist
+// stream and the feed index on events, TTL on the guards' expiresAt. Tables that already exist
 // are kept. It returns when all are ACTIVE.
 func CreateTables(ctx context.Context, client *dynamodb.Client, t Tables) error {
 	for _, in := range []*dynamodb.CreateTableInput{
@@ -55,6 +55,17 @@ func tableInput(name string, events bool) *dynamodb.CreateTableInput {
 			types.AttributeDefinition{AttributeName: aws.String(attrSK), AttributeType: types.ScalarAttributeTypeN})
 		in.KeySchema = append(in.KeySchema,
 			types.KeySchemaElement{AttributeName: aws.String(attrSK), KeyType: types.KeyTypeRange})
+		in.AttributeDefinitions = append(in.AttributeDefinitions,
+			types.AttributeDefinition{AttributeName: aws.String(attrFeedShard), AttributeType: types.ScalarAttributeTypeN},
+			types.AttributeDefinition{AttributeName: aws.String(attrFeedKey), AttributeType: types.ScalarAttributeTypeS})
+		in.GlobalSecondaryIndexes = []types.GlobalSecondaryIndex{{
+			IndexName: aws.String(FeedIndex),
+			KeySchema: []types.KeySchemaElement{
+				{AttributeName: aws.String(attrFeedShard), KeyType: types.KeyTypeHash},
+				{AttributeName: aws.String(attrFeedKey), KeyType: types.KeyTypeRange},
+			},
+			Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
+		}}
 		in.StreamSpecification = &types.StreamSpecification{
 			StreamEnabled:  aws.Bool(true),
 			StreamViewType: types.StreamViewTypeNewImage,

@@ -62,6 +62,7 @@ type Projection struct {
 type QueriesDeps struct {
 	Users     UserLoader  // history-free rebuilds: state, read-your-writes, consistency
 	Events    EventLoader // history
+	Feed      FeedReader  // GET /events; optional, which then fails
 	ReadModel ReadModel
 	// Queues and Projections serve GET /ops/projections; Queues may be nil
 	// when Projections is empty.
@@ -125,6 +126,7 @@ func (q *Queries) routes() map[string]handlerFunc {
 		get(resOpsProjections):  q.projections,
 		get(resUserConsistency): q.consistency,
 		get(resHealthz):         q.healthz,
+		get(resEvents):          q.feed,
 	}
 }
 

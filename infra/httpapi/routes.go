@@ -31,6 +31,7 @@ const (
 	resActorActivity   = "/actors/{sub}/activity"
 	resOpsProjections  = "/ops/projections"
 	resHealthz         = "/healthz"
+	resEvents          = "/events"
 )
 
 // Path parameters of the templates.
@@ -66,6 +67,7 @@ var apiRoutes = []route{
 	{http.MethodGet, resOpsProjections, querySide},
 	{http.MethodGet, resUserConsistency, querySide},
 	{http.MethodGet, resHealthz, querySide},
+	{http.MethodGet, resEvents, querySide},
 }
 
 // match finds the route of req among those of side s, and its path

@@ -27,7 +27,9 @@ func Commands(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*httpapi.Comm
 	if err != nil {
 		return nil, err
 	}
-	store := dynamo.New(dynamodb.NewFromConfig(cfg), s.tables)
+	// The append window is the writers' half of the feed's invariant: no
+	// event commits later than AppendWindow after its occurred-at.
+	store := dynamo.New(dynamodb.NewFromConfig(cfg), s.tables, dynamo.WithAppendWindow(dynamo.AppendWindow))
 	svc := userService(store, s.snapshotEvery)
 	return httpapi.NewCommands(svc, logger, httpapi.WithMetrics(metrics.New(os.Stdout, getenv("METRICS_NAMESPACE"), "commands"))), nil
 }

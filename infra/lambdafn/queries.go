@@ -41,6 +41,7 @@ func Queries(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*httpapi.Queri
 	return httpapi.NewQueries(httpapi.QueriesDeps{
 		Users:       userService(store, s.snapshotEvery),
 		Events:      store,
+		Feed:        store,
 		ReadModel:   rm,
 		Queues:      sqs.NewFromConfig(cfg),
 		Projections: s.projections,

@@ -109,6 +109,7 @@ func TestRoutes(t *testing.T) {
 		"GET /ops/projections":        "QueriesFunction",
 		"GET /users/{id}/consistency": "QueriesFunction",
 		"GET /healthz":                "QueriesFunction",
+		"GET /events":                 "QueriesFunction",
 	}
 	tpl := load(t, required)
 
