@@ -34,6 +34,11 @@ type Options struct {
 	Now func() time.Time
 	// NewID makes event ids (default UUID v7).
 	NewID func() string
+	// CacheSize, when positive, keeps the folded state of that many
+	// aggregates (the least recently used go first), so that a command on
+	// one of them decides without reading and makes a single conditional
+	// write. 0 reads the aggregate before every command.
+	CacheSize int
 }
 
 // Service runs commands against one kind of aggregate: load, decide, append at
@@ -44,6 +49,7 @@ type Service[S, C any] struct {
 	registry *Registry
 	store    Store
 	opts     Options
+	cache    *stateCache[S] // nil without Options.CacheSize
 }
 
 // NewService returns a Service for d, storing events in store.
@@ -69,7 +75,7 @@ func NewService[S, C any](d Decider[S, C], reg *Registry, store Store, opts Opti
 	if opts.NewID == nil {
 		opts.NewID = func() string { return uuid.Must(uuid.NewV7()).String() }
 	}
-	return &Service[S, C]{decider: d, registry: reg, store: store, opts: opts}
+	return &Service[S, C]{decider: d, registry: reg, store: store, opts: opts, cache: newStateCache[S](opts.CacheSize)}
 }
 
 // Decider returns the service's decider.
@@ -89,6 +95,10 @@ type ExecOptions struct {
 	// Idempotency, when set, makes a repeat of the same request return the
 	// first result and write nothing.
 	Idempotency *IdempotencyKey
+	// Absent says the caller has just made the aggregate id up (a create
+	// under a new id): the command decides on the empty aggregate without
+	// reading it, and the append at version 0 checks that it is.
+	Absent bool
 }
 
 // IdempotencyKey identifies a request made with an idempotency key.
@@ -104,6 +114,7 @@ type Result[S any] struct {
 	Replayed     bool     // the first result of an idempotent request, nothing written
 	Attempts     int      // load-decide-append rounds
 	SnapshotErr  error    // a failed snapshot write, which never fails the command
+	unverified   bool     // decided on the cached state, which the failed append may have found stale
 }
 
 // answerReserve is the time kept, under the context's deadline, to answer
@@ -113,17 +124,17 @@ const answerReserve = 500 * time.Millisecond
 // Execute runs cmd against aggregate id. Domain errors from Decide are returned
 // as they are; store errors are wrapped with context.
 //
-// With an idempotency key, a request that fails for any reason looks for
-// the key's record again before answering: a first run with the same key
-// may have committed after this one checked, and this one may have failed
-// only because of it (a rule it broke, a precondition, a conflict). The
-// first run's answer is then the answer.
+// With an idempotency key, nothing is read first: the idempotency record
+// is written in the same atomic append as the events, on condition that
+// the key is unused, so a repeat cannot write, and its append fails with
+// ErrIdempotencyReplay (stores report it before any other failure). Only
+// then, or after any other failure, is the key's record looked up: a first
+// run with the same key may have committed before this one decided, and
+// this one may have failed only because of it (a rule it broke, a
+// precondition, a conflict). The first run's answer is then the answer.
+// A repeat therefore costs a failed write and a read, and a first run
+// nothing more than its append.
 func (s *Service[S, C]) Execute(ctx context.Context, id string, cmd C, x ExecOptions) (Result[S], error) {
-	if x.Idempotency != nil {
-		if res, ok, err := s.replay(ctx, *x.Idempotency); ok || err != nil {
-			return res, err
-		}
-	}
 	res, err := s.execute(ctx, id, cmd, x)
 	if err != nil && x.Idempotency != nil {
 		if r, ok, rerr := s.replay(ctx, *x.Idempotency); ok {
@@ -152,6 +163,7 @@ func (s *Service[S, C]) execute(ctx context.Context, id string, cmd C, x ExecOpt
 		if res.ID == id {
 			base = &res.Aggregate
 		}
+		stale := res.unverified && errors.Is(err, ErrConflict)
 		switch {
 		case err == nil:
 			return res, nil
@@ -185,6 +197,12 @@ func (s *Service[S, C]) execute(ctx context.Context, id string, cmd C, x ExecOpt
 		if s.opts.MaxAttempts > 0 && attempt >= s.opts.MaxAttempts {
 			return res, fmt.Errorf("execute on %s after %d attempts: %w", id, attempt, err)
 		}
+		if stale && attempt == 1 {
+			// The cached state was behind the stream: another container
+			// wrote since. That is no contention to back off from; catch
+			// up and attempt again at once.
+			continue
+		}
 		pause = s.backoff(pause, time.Since(start), deadline.Sub(start))
 		if time.Now().Add(pause).After(deadline) {
 			return res, fmt.Errorf("execute on %s: gave up after %d attempts in %s: %w",
@@ -197,37 +215,67 @@ func (s *Service[S, C]) execute(ctx context.Context, id string, cmd C, x ExecOpt
 }
 
 // attempt loads, decides and appends once. With base, the state an earlier
-// attempt loaded, it only loads the events after it: under contention each
+// attempt read, it only reads the events after it: under contention each
 // retry reads the few events the other writers added, not the stream.
+// Without base it starts from the cached state when there is one, or from
+// the empty aggregate when the caller says it is absent, and reads nothing:
+// the append is conditional on that state's version, so a stale state
+// makes it fail with ErrConflict and the next attempt catches up. An
+// attempt on such an unverified state that writes nothing (a broken rule, a
+// failed precondition, a no-op) is not an answer until the state is known
+// to be current: it catches up (usually reading nothing new) and decides again.
 func (s *Service[S, C]) attempt(ctx context.Context, id string, cmd C, x ExecOptions, base *Aggregate[S]) (Result[S], error) {
 	var agg Aggregate[S]
 	var err error
-	if base != nil {
+	verified := true
+	switch cached, ok := s.cache.get(id); {
+	case base != nil:
 		agg, err = s.catchUp(ctx, *base)
-	} else {
+	case ok:
+		agg, verified = cached, false
+	case x.Absent:
+		agg, verified = Aggregate[S]{ID: id}, false
+	default:
 		agg, err = s.Load(ctx, id)
 	}
 	if err != nil {
 		return Result[S]{}, err
 	}
+	if verified {
+		s.cache.put(agg)
+	}
+	res, appended, err := s.decideAndAppend(ctx, id, cmd, x, agg)
+	if !verified && !appended {
+		return s.attempt(ctx, id, cmd, x, &agg)
+	}
+	res.unverified = !verified
+	if err == nil {
+		s.cache.put(res.Aggregate)
+	}
+	return res, err
+}
+
+// decideAndAppend decides cmd on agg and appends the outcome at agg's
+// version. appended says whether the store was asked to write.
+func (s *Service[S, C]) decideAndAppend(ctx context.Context, id string, cmd C, x ExecOptions, agg Aggregate[S]) (_ Result[S], appended bool, _ error) {
 	now := s.now(agg)
 	if x.ExpectedVersion != nil && agg.Version != *x.ExpectedVersion {
 		if agg.Version == 0 {
 			// An aggregate that does not exist answers as the decider says
 			// (not found), not with a failed precondition.
 			if _, err := s.decider.Decide(agg.State, cmd, now); err != nil {
-				return Result[S]{Aggregate: agg}, err
+				return Result[S]{Aggregate: agg}, false, err
 			}
 		}
-		return Result[S]{Aggregate: agg}, &PreconditionError{Expected: *x.ExpectedVersion, Current: agg.Version}
+		return Result[S]{Aggregate: agg}, false, &PreconditionError{Expected: *x.ExpectedVersion, Current: agg.Version}
 	}
 	events, err := s.decider.Decide(agg.State, cmd, now)
 	if err != nil {
-		return Result[S]{Aggregate: agg}, err
+		return Result[S]{Aggregate: agg}, false, err
 	}
 	recs, err := s.records(agg, events, now, x.Metadata)
 	if err != nil {
-		return Result[S]{Aggregate: agg}, err
+		return Result[S]{Aggregate: agg}, false, err
 	}
 	next := s.decider.Fold(agg, recs)
 	req := AppendRequest{AggregateID: id, ExpectedVersion: agg.Version, Records: recs}
@@ -240,16 +288,16 @@ func (s *Service[S, C]) attempt(ctx context.Context, id string, cmd C, x ExecOpt
 		}
 	}
 	if req.Items() == 0 {
-		return Result[S]{Aggregate: next}, nil // a no-op: nothing to write
+		return Result[S]{Aggregate: next}, false, nil // a no-op: nothing to write
 	}
 	if err := s.store.Append(ctx, req); err != nil {
-		return Result[S]{Aggregate: agg}, err // stores say which append failed
+		return Result[S]{Aggregate: agg}, true, err // stores say which append failed
 	}
 	res := Result[S]{Aggregate: next, Records: recs}
 	if n := int64(s.opts.SnapshotEvery); n > 0 && len(recs) > 0 && next.Version/n > agg.Version/n {
 		res.SnapshotErr = s.snapshot(ctx, next, now)
 	}
-	return res, nil
+	return res, true, nil
 }
 
 // catchUp folds the events after agg onto it.

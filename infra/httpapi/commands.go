@@ -209,6 +209,9 @@ func (h *Commands) exec(ctx context.Context, c *call, p auth.Principal, id strin
 		causation = c.requestID
 	}
 	x := es.ExecOptions{
+		// A create's id was made up by create (newID) a moment ago: there
+		// is nothing to read, and the append at version 0 checks it.
+		Absent:          status == http.StatusCreated,
 		ExpectedVersion: pre.ifMatch,
 		Metadata: es.Metadata{
 			Actor:         p.Sub,

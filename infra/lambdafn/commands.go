@@ -16,11 +16,13 @@ import (
 type commandSettings struct {
 	tables        dynamo.Tables
 	snapshotEvery int // 0 disables snapshots
+	cacheSize     int // users kept folded between commands; 0 disables the cache
 }
 
 // Commands builds the handler of the command routes from EVENTS_TABLE,
-// GUARDS_TABLE and SNAPSHOTS_TABLE (required) and SNAPSHOT_INTERVAL (events
-// between snapshots, default 100, 0 for none).
+// GUARDS_TABLE and SNAPSHOTS_TABLE (required), SNAPSHOT_INTERVAL (events
+// between snapshots, default 100, 0 for none) and STATE_CACHE_SIZE (users
+// kept folded between commands, default 4,096, 0 for none).
 func Commands(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*httpapi.Commands, error) {
 	cfg = withSDKLogger(cfg, logger)
 	s, err := loadCommandSettings(getenv)
@@ -28,7 +30,7 @@ func Commands(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*httpapi.Comm
 		return nil, err
 	}
 	store := dynamo.New(dynamodb.NewFromConfig(cfg), s.tables)
-	svc := userService(store, s.snapshotEvery)
+	svc := userService(store, s.snapshotEvery, s.cacheSize)
 	return httpapi.NewCommands(svc, logger, httpapi.WithMetrics(metrics.New(os.Stdout, "", "commands"))), nil
 }
 
@@ -49,5 +51,8 @@ func loadCommandSettings(getenv Getenv) (commandSettings, error) {
 		return commandSettings{}, err
 	}
 	s.snapshotEvery = n
+	if s.cacheSize, err = stateCacheSize(getenv); err != nil {
+		return commandSettings{}, err
+	}
 	return s, nil
 }

@@ -43,6 +43,11 @@ func Run(t *testing.T, newStore NewStore) {
 		{"ServiceIdempotency", testServiceIdempotency},
 		{"ServiceIdempotentRepeatRacesFirst", testServiceIdempotentRepeatRacesFirst},
 		{"ServiceSnapshotAndTimeTravel", testServiceSnapshotAndTimeTravel},
+		{"CacheWarmCommandWritesOnly", testCacheWarmCommandWritesOnly},
+		{"CacheStale", testCacheStale},
+		{"CacheStaleIfMatch", testCacheStaleIfMatch},
+		{"CacheIdempotentRepeat", testCacheIdempotentRepeat},
+		{"CacheTwoContainersConcurrent", testCacheTwoContainersConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
