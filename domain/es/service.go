@@ -290,11 +290,22 @@ func (s *Service[S, C]) decideAndAppend(ctx context.Context, id string, cmd C, x
 	if req.Items() == 0 {
 		return Result[S]{Aggregate: next}, false, nil // a no-op: nothing to write
 	}
+	res := Result[S]{Aggregate: next, Records: recs}
+	_, inStream := s.store.(StreamSnapshots)
+	crossed := s.opts.SnapshotEvery > 0 && len(recs) > 0 && next.Version/int64(s.opts.SnapshotEvery) > agg.Version/int64(s.opts.SnapshotEvery)
+	if crossed && inStream {
+		// Written with the event, in the same request.
+		snap, err := s.snapshotOf(next, now)
+		if err != nil {
+			res.SnapshotErr = err
+		} else {
+			req.Snapshot = &snap
+		}
+	}
 	if err := s.store.Append(ctx, req); err != nil {
 		return Result[S]{Aggregate: agg}, true, err // stores say which append failed
 	}
-	res := Result[S]{Aggregate: next, Records: recs}
-	if n := int64(s.opts.SnapshotEvery); n > 0 && len(recs) > 0 && next.Version/n > agg.Version/n {
+	if crossed && !inStream {
 		res.SnapshotErr = s.snapshot(ctx, next, now)
 	}
 	return res, true, nil
@@ -354,13 +365,20 @@ func (s *Service[S, C]) replay(ctx context.Context, k IdempotencyKey) (Result[S]
 	return res, true, nil
 }
 
-func (s *Service[S, C]) snapshot(ctx context.Context, agg Aggregate[S], now time.Time) error {
+func (s *Service[S, C]) snapshotOf(agg Aggregate[S], now time.Time) (Snapshot, error) {
 	state, err := json.Marshal(agg.State)
 	if err != nil {
-		return fmt.Errorf("snapshot %s v%d: %w", agg.ID, agg.Version, err)
+		return Snapshot{}, fmt.Errorf("snapshot %s v%d: %w", agg.ID, agg.Version, err)
 	}
-	snap := Snapshot{AggregateID: agg.ID, Version: agg.Version, SchemaVersion: s.decider.StateSchema,
-		State: state, UpdatedAt: agg.UpdatedAt, TakenAt: now}
+	return Snapshot{AggregateID: agg.ID, Version: agg.Version, SchemaVersion: s.decider.StateSchema,
+		State: state, UpdatedAt: agg.UpdatedAt, TakenAt: now}, nil
+}
+
+func (s *Service[S, C]) snapshot(ctx context.Context, agg Aggregate[S], now time.Time) error {
+	snap, err := s.snapshotOf(agg, now)
+	if err != nil {
+		return err
+	}
 	if err := s.store.PutSnapshot(ctx, snap); err != nil {
 		return fmt.Errorf("snapshot %s v%d: %w", agg.ID, agg.Version, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/chronicle-go/chronicle/domain/es"
 )
@@ -244,4 +245,77 @@ func testCacheTwoContainersConcurrent(t *testing.T, s es.Store) {
 		}
 	}
 	assertVersions(t, load(t, s, id, 1, 0), 1, successes.Load())
+}
+
+// streamCalls counts the reads of a store that keeps snapshots in the
+// stream, and passes LoadLatest on (an embedded es.Store alone would hide it).
+type streamCalls struct {
+	callStore
+	latest     atomic.Int64
+	latestRecs atomic.Int64
+}
+
+func (c *streamCalls) LoadLatest(ctx context.Context, id string, to int64, usable func(es.Snapshot) bool, pageHint int) (es.Snapshot, bool, []es.Record, error) {
+	c.latest.Add(1)
+	snap, ok, recs, err := c.Store.(es.StreamSnapshots).LoadLatest(ctx, id, to, usable, pageHint)
+	c.latestRecs.Add(int64(len(recs)))
+	return snap, ok, recs, err
+}
+
+// testStreamSnapshots, for a store that keeps snapshots in the stream: a
+// load is one LoadLatest returning the events after the latest snapshot;
+// time travel and old state schemas still answer right; event readers see
+// events only.
+func testStreamSnapshots(t *testing.T, s es.Store) {
+	ctx := context.Background()
+	cs := &streamCalls{callStore: callStore{Store: s}}
+	start := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	var tick atomic.Int64
+	clock := func() time.Time { return start.Add(time.Duration(tick.Add(1)) * time.Minute) }
+	const every = 10
+	svc := es.NewService(counterDecider(), counterRegistry(), cs, es.Options{SnapshotEvery: every, Now: clock})
+	id := newID()
+	for i := range 25 {
+		res, err := svc.Execute(ctx, id, counterCmd{Add: 1}, es.ExecOptions{})
+		if err != nil || res.SnapshotErr != nil {
+			t.Fatalf("command %d: %v, snapshot: %v", i, err, res.SnapshotErr)
+		}
+	}
+	if cs.snaps.Load() != 0 {
+		t.Errorf("%d snapshot reads: a stream snapshot store should be read with LoadLatest only", cs.snaps.Load())
+	}
+	cs.reset()
+	cs.latest.Store(0)
+	cs.latestRecs.Store(0)
+	agg, err := svc.Load(ctx, id)
+	if err != nil || agg.Version != 25 || agg.State.N != 25 {
+		t.Fatalf("load: %+v, %v", agg, err)
+	}
+	if r, _ := cs.calls(); r != 0 || cs.latest.Load() != 1 || cs.latestRecs.Load() != 5 {
+		t.Errorf("load: %d other reads, %d LoadLatest returning %d records; want 0, 1 and 5 (after the snapshot at v20)",
+			r, cs.latest.Load(), cs.latestRecs.Load())
+	}
+	for _, v := range []int64{7, 10, 12, 20, 25, 30} {
+		at, err := svc.LoadAt(ctx, id, v)
+		want := min(v, 25)
+		if err != nil || at.Version != want || at.State.N != int(want) {
+			t.Errorf("state at v%d: %+v, %v", v, at, err)
+		}
+	}
+	asOf, err := svc.LoadAsOf(ctx, id, start.Add(12*time.Minute+30*time.Second))
+	if err != nil || asOf.Version != 12 || asOf.State.N != 12 {
+		t.Errorf("state as of v12's time: %+v, %v", asOf, err)
+	}
+	if before, err := svc.LoadAsOf(ctx, id, start); err != nil || before.Version != 0 {
+		t.Errorf("state before the first event: %+v, %v", before, err)
+	}
+	d2 := counterDecider()
+	d2.StateSchema = 2
+	cs.latestRecs.Store(0)
+	agg2, err := es.NewService(d2, counterRegistry(), cs, es.Options{SnapshotEvery: every}).Load(ctx, id)
+	if err != nil || agg2.Version != 25 || agg2.State.N != 25 || cs.latestRecs.Load() != 25 {
+		t.Errorf("load past snapshots of an old schema: %+v, %v, %d records; want v25 from all 25", agg2, err, cs.latestRecs.Load())
+	}
+	// Event readers see the 25 events, no more.
+	assertVersions(t, load(t, s, id, 1, 0), 1, 25)
 }
