@@ -95,6 +95,11 @@ type ExecOptions struct {
 	// Idempotency, when set, makes a repeat of the same request return the
 	// first result and write nothing.
 	Idempotency *IdempotencyKey
+	// Authorize, when set, is checked on the state (an S) before anything
+	// else: its error is the answer, before a failed precondition or a
+	// broken rule. On a cached state that error is confirmed on the
+	// current one, as a broken rule is.
+	Authorize func(state any) error
 	// Absent says the caller has just made the aggregate id up (a create
 	// under a new id): the command decides on the empty aggregate without
 	// reading it, and the append at version 0 checks that it is.
@@ -157,6 +162,7 @@ func (s *Service[S, C]) execute(ctx context.Context, id string, cmd C, x ExecOpt
 	var release *ReleaseError
 	var pause time.Duration
 	var base *Aggregate[S] // what the last attempt loaded, to catch up from
+	free := 0              // attempts not counted against MaxAttempts
 	for attempt := 1; ; attempt++ {
 		res, err := s.attempt(ctx, id, cmd, x, base)
 		res.Attempts = attempt
@@ -188,20 +194,28 @@ func (s *Service[S, C]) execute(ctx context.Context, id string, cmd C, x ExecOpt
 			if lerr != nil {
 				return res, lerr
 			}
+			if x.Authorize != nil {
+				if aerr := x.Authorize(cur.State); aerr != nil {
+					return res, aerr // before the precondition, as in an attempt
+				}
+			}
 			if cur.Version != *x.ExpectedVersion {
 				return res, &PreconditionError{Expected: *x.ExpectedVersion, Current: cur.Version}
 			}
 			// Still at the expected version: the conflict was not about
 			// it, so a 412 would be a lie. Attempt again.
 		}
-		if s.opts.MaxAttempts > 0 && attempt >= s.opts.MaxAttempts {
-			return res, fmt.Errorf("execute on %s after %d attempts: %w", id, attempt, err)
-		}
 		if stale && attempt == 1 {
 			// The cached state was behind the stream: another container
-			// wrote since. That is no contention to back off from; catch
-			// up and attempt again at once.
+			// wrote since. That is no contention to back off from: catch
+			// up and attempt again at once. The attempt read nothing, so
+			// it does not count against MaxAttempts either: a command has
+			// as many rounds that read as it had without the cache.
+			free = 1
 			continue
+		}
+		if s.opts.MaxAttempts > 0 && attempt-free >= s.opts.MaxAttempts {
+			return res, fmt.Errorf("execute on %s after %d attempts: %w", id, attempt, err)
 		}
 		pause = s.backoff(pause, time.Since(start), deadline.Sub(start))
 		if time.Now().Add(pause).After(deadline) {
@@ -258,6 +272,11 @@ func (s *Service[S, C]) attempt(ctx context.Context, id string, cmd C, x ExecOpt
 // decideAndAppend decides cmd on agg and appends the outcome at agg's
 // version. appended says whether the store was asked to write.
 func (s *Service[S, C]) decideAndAppend(ctx context.Context, id string, cmd C, x ExecOptions, agg Aggregate[S]) (_ Result[S], appended bool, _ error) {
+	if x.Authorize != nil {
+		if err := x.Authorize(agg.State); err != nil {
+			return Result[S]{Aggregate: agg}, false, err
+		}
+	}
 	now := s.now(agg)
 	if x.ExpectedVersion != nil && agg.Version != *x.ExpectedVersion {
 		if agg.Version == 0 {
