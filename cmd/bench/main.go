@@ -292,6 +292,8 @@ func groupOf(sp spec) string {
 		return "store"
 	case sp.bench == "BenchmarkProjectionLag":
 		return "lag"
+	case sp.section == secAPILatency:
+		return "api-latency"
 	case sp.pkg == pkgLoadtest:
 		return "api"
 	case sp.pkg == pkgProjector:
