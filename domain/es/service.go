@@ -37,7 +37,9 @@ type Options struct {
 	// CacheSize, when positive, keeps the folded state of that many
 	// aggregates (the least recently used go first), so that a command on
 	// one of them decides without reading and makes a single conditional
-	// write. 0 reads the aggregate before every command.
+	// write. 0 reads the aggregate before every command. A cached state is
+	// shared by the commands that start from it: Evolve must return a new
+	// state, never change maps or slices of the one it is given.
 	CacheSize int
 }
 
