@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/chronicle-go/chronicle/infra/simlatency"
 )
 
 // Rounds of each group: enough for a median, within the 15 minutes make
@@ -31,7 +33,7 @@ const (
 // the others group runs every other one.
 var figureBenchmarks = map[string][]string{
 	pkgDynamo:    {"BenchmarkAppendLatency", "BenchmarkAggregateLoad"},
-	pkgLoadtest:  {"BenchmarkCommandThroughput", "BenchmarkProjectionLag"},
+	pkgLoadtest:  {"BenchmarkCommandThroughput", "BenchmarkCommandLatency", "BenchmarkProjectionLag"},
 	pkgProjector: {"BenchmarkProjectorThroughput"},
 }
 
@@ -80,6 +82,18 @@ func (b *bench) groups(others map[string][]string) []group {
 			aws:    true,
 			needs:  []string{pkgLoadtest},
 			run:    oneRound(pkgLoadtest, "^BenchmarkCommandThroughput$", apiRounds),
+		},
+		{
+			name: "api-latency", measures: "as api at 1 and 8 clients, every AWS call of the service and of the floor delayed by " + b.latency.String(),
+			tables: "as api",
+			rounds: fmt.Sprintf("%d, each a 4 s phase of the service then one of the floor, per client count", apiRounds),
+			aws:    true,
+			needs:  []string{pkgLoadtest},
+			run: func(ctx context.Context, env []string, log io.Writer) error {
+				inv := invocation{bench: "^BenchmarkCommandLatency$", benchtime: "1x", count: apiRounds, timeout: 10 * time.Minute,
+					env: []string{simlatency.EnvVar + "=" + b.latency.String()}}
+				return b.runBench(ctx, pkgLoadtest, inv, env, log, 0)
+			},
 		},
 		{
 			name: "lag", measures: "projection lag at 10 commands/s, service and floor in alternation",

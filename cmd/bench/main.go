@@ -5,13 +5,15 @@
 // and each figure with its ratio to a floor or a peer measured in the same
 // run. It is what make bench runs.
 //
-//	go run ./cmd/bench [-out BENCHMARKS.md] [-json BENCHMARKS.json] [-groups memory,store,...] [-keep-logs]
+//	go run ./cmd/bench [-out BENCHMARKS.md] [-json BENCHMARKS.json] [-groups memory,store,...] [-latency dynamodb=4ms,sqs=10ms] [-keep-logs]
 //
 // The groups, in the order they run:
 //
 //	memory     the in-memory kernel against the plain Go aggregate of bench/peer and hallgren/eventsourcing
 //	store      append latency and aggregate loads against raw SDK calls, then cold starts
 //	api        command throughput over HTTP (the local runner) against a raw handler
+//	api-latency  the same at 1 and 8 clients, every AWS call of both delayed as
+//	           in a region (-latency, package infra/simlatency)
 //	lag        projection lag against a raw stream → SQS → PutItem pipeline
 //	projector  projector throughput against a raw receive + PutItem loop
 //	others     every other benchmark of the repository, once
@@ -38,6 +40,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/chronicle-go/chronicle/infra/simlatency"
 )
 
 func main() {
@@ -50,9 +54,10 @@ type options struct {
 	out, json string
 	groups    []string
 	keepLogs  bool
+	latency   simlatency.Delays // of the api-latency group
 }
 
-var allGroups = []string{"memory", "store", "api", "lag", "projector", "others"}
+var allGroups = []string{"memory", "store", "api", "api-latency", "lag", "projector", "others"}
 
 func parseOptions(args []string) (options, error) {
 	var o options
@@ -63,10 +68,16 @@ func parseOptions(args []string) (options, error) {
 	fs.StringVar(&o.json, "json", "BENCHMARKS.json", "the report's JSON twin")
 	fs.StringVar(&groups, "groups", strings.Join(allGroups, ","), "the groups to run")
 	fs.BoolVar(&o.keepLogs, "keep-logs", false, "keep the logs and binaries of a successful run")
+	latency := fs.String("latency", simlatency.Default, "the delay of each AWS call in the api-latency group")
+	usage := "usage: bench [-out BENCHMARKS.md] [-json BENCHMARKS.json] [-groups %s] [-latency %s] [-keep-logs]"
 	if err := fs.Parse(args); err != nil {
-		return o, fmt.Errorf("%w\nusage: bench [-out BENCHMARKS.md] [-json BENCHMARKS.json] [-groups %s] [-keep-logs]",
-			err, strings.Join(allGroups, ","))
+		return o, fmt.Errorf("%w\n"+usage, err, strings.Join(allGroups, ","), simlatency.Default)
 	}
+	d, err := simlatency.Parse(*latency)
+	if err != nil || d == nil {
+		return o, fmt.Errorf("-latency %q: want delays such as %s (%v)", *latency, simlatency.Default, err)
+	}
+	o.latency = d
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
@@ -99,6 +110,7 @@ type bench struct {
 	bins     map[string]testBinary // by package
 	fns      []function
 	fnErr    error
+	latency  simlatency.Delays // of the api-latency group
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
@@ -127,6 +139,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	b.report.Machine = readMachine(ctx, b.goCmd, repo)
 	b.progress("machine: %s; binaries and logs in %s", b.report.Machine, work)
 
+	b.latency = opts.latency
 	ok := b.runAll(ctx, opts.groups)
 	b.report.Machine.DynamoDBLocal = b.ddbVer
 	b.report.Elapsed = time.Since(start)
@@ -279,6 +292,8 @@ func groupOf(sp spec) string {
 		return "store"
 	case sp.bench == "BenchmarkProjectionLag":
 		return "lag"
+	case sp.section == secAPILatency:
+		return "api-latency"
 	case sp.pkg == pkgLoadtest:
 		return "api"
 	case sp.pkg == pkgProjector:

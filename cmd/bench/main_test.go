@@ -173,6 +173,26 @@ func TestParseOptions(t *testing.T) {
 	if _, err := parseOptions([]string{"-groups", "nope"}); err == nil {
 		t.Error("an unknown group is accepted")
 	}
+	o, err = parseOptions([]string{"-groups", "api-latency", "-latency", "dynamodb=2ms"})
+	if err != nil || o.latency.String() != "dynamodb=2ms" {
+		t.Errorf("-latency: got %+v, %v", o, err)
+	}
+	if _, err := parseOptions([]string{"-latency", "off"}); err == nil {
+		t.Error("-latency off is accepted: the api-latency group needs a delay")
+	}
+}
+
+// TestEveryFigureHasItsGroup: each figure is kept when the group that
+// measures it runs.
+func TestEveryFigureHasItsGroup(t *testing.T) {
+	for _, sp := range figureSpecs() {
+		if g := groupOf(sp); !slices.Contains(allGroups, g) {
+			t.Errorf("%s %q: group %q", sp.section, sp.name, g)
+		}
+		if sp.section == secAPILatency && groupOf(sp) != "api-latency" {
+			t.Errorf("%q is measured by api-latency, not %s", sp.name, groupOf(sp))
+		}
+	}
 }
 
 func TestNum(t *testing.T) {

@@ -32,6 +32,9 @@ func (s *Service[S, C]) LoadAsOf(ctx context.Context, id string, t time.Time) (A
 // loadUntil folds the stream up to version (0: no bound) and up to time asOf
 // (zero: no bound), starting from a snapshot when one is usable.
 func (s *Service[S, C]) loadUntil(ctx context.Context, id string, version int64, asOf time.Time) (Aggregate[S], error) {
+	if ss, ok := s.store.(StreamSnapshots); ok && s.opts.SnapshotEvery > 0 {
+		return s.loadLatest(ctx, ss, id, version, asOf) // one read: see stream_snapshots.go
+	}
 	agg, err := s.fromSnapshot(ctx, id, version, asOf)
 	if err != nil {
 		return Aggregate[S]{}, err

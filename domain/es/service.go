@@ -34,6 +34,13 @@ type Options struct {
 	Now func() time.Time
 	// NewID makes event ids (default UUID v7).
 	NewID func() string
+	// CacheSize, when positive, keeps the folded state of that many
+	// aggregates (the least recently used go first), so that a command on
+	// one of them decides without reading and makes a single conditional
+	// write. 0 reads the aggregate before every command. A cached state is
+	// shared by the commands that start from it: Evolve must return a new
+	// state, never change maps or slices of the one it is given.
+	CacheSize int
 }
 
 // Service runs commands against one kind of aggregate: load, decide, append at
@@ -44,6 +51,7 @@ type Service[S, C any] struct {
 	registry *Registry
 	store    Store
 	opts     Options
+	cache    *stateCache[S] // nil without Options.CacheSize
 }
 
 // NewService returns a Service for d, storing events in store.
@@ -69,7 +77,7 @@ func NewService[S, C any](d Decider[S, C], reg *Registry, store Store, opts Opti
 	if opts.NewID == nil {
 		opts.NewID = func() string { return uuid.Must(uuid.NewV7()).String() }
 	}
-	return &Service[S, C]{decider: d, registry: reg, store: store, opts: opts}
+	return &Service[S, C]{decider: d, registry: reg, store: store, opts: opts, cache: newStateCache[S](opts.CacheSize)}
 }
 
 // Decider returns the service's decider.
@@ -89,6 +97,15 @@ type ExecOptions struct {
 	// Idempotency, when set, makes a repeat of the same request return the
 	// first result and write nothing.
 	Idempotency *IdempotencyKey
+	// Authorize, when set, is checked on the state (an S) before anything
+	// else: its error is the answer, before a failed precondition or a
+	// broken rule. On a cached state that error is confirmed on the
+	// current one, as a broken rule is.
+	Authorize func(state any) error
+	// Absent says the caller has just made the aggregate id up (a create
+	// under a new id): the command decides on the empty aggregate without
+	// reading it, and the append at version 0 checks that it is.
+	Absent bool
 }
 
 // IdempotencyKey identifies a request made with an idempotency key.
@@ -104,6 +121,7 @@ type Result[S any] struct {
 	Replayed     bool     // the first result of an idempotent request, nothing written
 	Attempts     int      // load-decide-append rounds
 	SnapshotErr  error    // a failed snapshot write, which never fails the command
+	unverified   bool     // decided on the cached state, which the failed append may have found stale
 }
 
 // answerReserve is the time kept, under the context's deadline, to answer
@@ -113,17 +131,17 @@ const answerReserve = 500 * time.Millisecond
 // Execute runs cmd against aggregate id. Domain errors from Decide are returned
 // as they are; store errors are wrapped with context.
 //
-// With an idempotency key, a request that fails for any reason looks for
-// the key's record again before answering: a first run with the same key
-// may have committed after this one checked, and this one may have failed
-// only because of it (a rule it broke, a precondition, a conflict). The
-// first run's answer is then the answer.
+// With an idempotency key, nothing is read first: the idempotency record
+// is written in the same atomic append as the events, on condition that
+// the key is unused, so a repeat cannot write, and its append fails with
+// ErrIdempotencyReplay (stores report it before any other failure). Only
+// then, or after any other failure, is the key's record looked up: a first
+// run with the same key may have committed before this one decided, and
+// this one may have failed only because of it (a rule it broke, a
+// precondition, a conflict). The first run's answer is then the answer.
+// A repeat therefore costs a failed write and a read, and a first run
+// nothing more than its append.
 func (s *Service[S, C]) Execute(ctx context.Context, id string, cmd C, x ExecOptions) (Result[S], error) {
-	if x.Idempotency != nil {
-		if res, ok, err := s.replay(ctx, *x.Idempotency); ok || err != nil {
-			return res, err
-		}
-	}
 	res, err := s.execute(ctx, id, cmd, x)
 	if err != nil && x.Idempotency != nil {
 		if r, ok, rerr := s.replay(ctx, *x.Idempotency); ok {
@@ -146,12 +164,14 @@ func (s *Service[S, C]) execute(ctx context.Context, id string, cmd C, x ExecOpt
 	var release *ReleaseError
 	var pause time.Duration
 	var base *Aggregate[S] // what the last attempt loaded, to catch up from
+	free := 0              // attempts not counted against MaxAttempts
 	for attempt := 1; ; attempt++ {
 		res, err := s.attempt(ctx, id, cmd, x, base)
 		res.Attempts = attempt
 		if res.ID == id {
 			base = &res.Aggregate
 		}
+		stale := res.unverified && errors.Is(err, ErrConflict)
 		switch {
 		case err == nil:
 			return res, nil
@@ -176,13 +196,27 @@ func (s *Service[S, C]) execute(ctx context.Context, id string, cmd C, x ExecOpt
 			if lerr != nil {
 				return res, lerr
 			}
+			if x.Authorize != nil {
+				if aerr := x.Authorize(cur.State); aerr != nil {
+					return res, aerr // before the precondition, as in an attempt
+				}
+			}
 			if cur.Version != *x.ExpectedVersion {
 				return res, &PreconditionError{Expected: *x.ExpectedVersion, Current: cur.Version}
 			}
 			// Still at the expected version: the conflict was not about
 			// it, so a 412 would be a lie. Attempt again.
 		}
-		if s.opts.MaxAttempts > 0 && attempt >= s.opts.MaxAttempts {
+		if stale && attempt == 1 {
+			// The cached state was behind the stream: another container
+			// wrote since. That is no contention to back off from: catch
+			// up and attempt again at once. The attempt read nothing, so
+			// it does not count against MaxAttempts either: a command has
+			// as many rounds that read as it had without the cache.
+			free = 1
+			continue
+		}
+		if s.opts.MaxAttempts > 0 && attempt-free >= s.opts.MaxAttempts {
 			return res, fmt.Errorf("execute on %s after %d attempts: %w", id, attempt, err)
 		}
 		pause = s.backoff(pause, time.Since(start), deadline.Sub(start))
@@ -197,18 +231,53 @@ func (s *Service[S, C]) execute(ctx context.Context, id string, cmd C, x ExecOpt
 }
 
 // attempt loads, decides and appends once. With base, the state an earlier
-// attempt loaded, it only loads the events after it: under contention each
+// attempt read, it only reads the events after it: under contention each
 // retry reads the few events the other writers added, not the stream.
+// Without base it starts from the cached state when there is one, or from
+// the empty aggregate when the caller says it is absent, and reads nothing:
+// the append is conditional on that state's version, so a stale state
+// makes it fail with ErrConflict and the next attempt catches up. An
+// attempt on such an unverified state that writes nothing (a broken rule, a
+// failed precondition, a no-op) is not an answer until the state is known
+// to be current: it catches up (usually reading nothing new) and decides again.
 func (s *Service[S, C]) attempt(ctx context.Context, id string, cmd C, x ExecOptions, base *Aggregate[S]) (Result[S], error) {
 	var agg Aggregate[S]
 	var err error
-	if base != nil {
+	verified := true
+	switch cached, ok := s.cache.get(id); {
+	case base != nil:
 		agg, err = s.catchUp(ctx, *base)
-	} else {
+	case ok:
+		agg, verified = cached, false
+	case x.Absent:
+		agg, verified = Aggregate[S]{ID: id}, false
+	default:
 		agg, err = s.Load(ctx, id)
 	}
 	if err != nil {
 		return Result[S]{}, err
+	}
+	if verified {
+		s.cache.put(agg)
+	}
+	res, appended, err := s.decideAndAppend(ctx, id, cmd, x, agg)
+	if !verified && !appended {
+		return s.attempt(ctx, id, cmd, x, &agg)
+	}
+	res.unverified = !verified
+	if err == nil {
+		s.cache.put(res.Aggregate)
+	}
+	return res, err
+}
+
+// decideAndAppend decides cmd on agg and appends the outcome at agg's
+// version. appended says whether the store was asked to write.
+func (s *Service[S, C]) decideAndAppend(ctx context.Context, id string, cmd C, x ExecOptions, agg Aggregate[S]) (_ Result[S], appended bool, _ error) {
+	if x.Authorize != nil {
+		if err := x.Authorize(agg.State); err != nil {
+			return Result[S]{Aggregate: agg}, false, err
+		}
 	}
 	now := s.now(agg)
 	if x.ExpectedVersion != nil && agg.Version != *x.ExpectedVersion {
@@ -216,18 +285,18 @@ func (s *Service[S, C]) attempt(ctx context.Context, id string, cmd C, x ExecOpt
 			// An aggregate that does not exist answers as the decider says
 			// (not found), not with a failed precondition.
 			if _, err := s.decider.Decide(agg.State, cmd, now); err != nil {
-				return Result[S]{Aggregate: agg}, err
+				return Result[S]{Aggregate: agg}, false, err
 			}
 		}
-		return Result[S]{Aggregate: agg}, &PreconditionError{Expected: *x.ExpectedVersion, Current: agg.Version}
+		return Result[S]{Aggregate: agg}, false, &PreconditionError{Expected: *x.ExpectedVersion, Current: agg.Version}
 	}
 	events, err := s.decider.Decide(agg.State, cmd, now)
 	if err != nil {
-		return Result[S]{Aggregate: agg}, err
+		return Result[S]{Aggregate: agg}, false, err
 	}
 	recs, err := s.records(agg, events, now, x.Metadata)
 	if err != nil {
-		return Result[S]{Aggregate: agg}, err
+		return Result[S]{Aggregate: agg}, false, err
 	}
 	next := s.decider.Fold(agg, recs)
 	req := AppendRequest{AggregateID: id, ExpectedVersion: agg.Version, Records: recs}
@@ -240,16 +309,27 @@ func (s *Service[S, C]) attempt(ctx context.Context, id string, cmd C, x ExecOpt
 		}
 	}
 	if req.Items() == 0 {
-		return Result[S]{Aggregate: next}, nil // a no-op: nothing to write
-	}
-	if err := s.store.Append(ctx, req); err != nil {
-		return Result[S]{Aggregate: agg}, err // stores say which append failed
+		return Result[S]{Aggregate: next}, false, nil // a no-op: nothing to write
 	}
 	res := Result[S]{Aggregate: next, Records: recs}
-	if n := int64(s.opts.SnapshotEvery); n > 0 && len(recs) > 0 && next.Version/n > agg.Version/n {
+	_, inStream := s.store.(StreamSnapshots)
+	crossed := s.opts.SnapshotEvery > 0 && len(recs) > 0 && next.Version/int64(s.opts.SnapshotEvery) > agg.Version/int64(s.opts.SnapshotEvery)
+	if crossed && inStream {
+		// Written with the event, in the same request.
+		snap, err := s.snapshotOf(next, now)
+		if err != nil {
+			res.SnapshotErr = err
+		} else {
+			req.Snapshot = &snap
+		}
+	}
+	if err := s.store.Append(ctx, req); err != nil {
+		return Result[S]{Aggregate: agg}, true, err // stores say which append failed
+	}
+	if crossed && !inStream {
 		res.SnapshotErr = s.snapshot(ctx, next, now)
 	}
-	return res, nil
+	return res, true, nil
 }
 
 // catchUp folds the events after agg onto it.
@@ -306,13 +386,20 @@ func (s *Service[S, C]) replay(ctx context.Context, k IdempotencyKey) (Result[S]
 	return res, true, nil
 }
 
-func (s *Service[S, C]) snapshot(ctx context.Context, agg Aggregate[S], now time.Time) error {
+func (s *Service[S, C]) snapshotOf(agg Aggregate[S], now time.Time) (Snapshot, error) {
 	state, err := json.Marshal(agg.State)
 	if err != nil {
-		return fmt.Errorf("snapshot %s v%d: %w", agg.ID, agg.Version, err)
+		return Snapshot{}, fmt.Errorf("snapshot %s v%d: %w", agg.ID, agg.Version, err)
 	}
-	snap := Snapshot{AggregateID: agg.ID, Version: agg.Version, SchemaVersion: s.decider.StateSchema,
-		State: state, UpdatedAt: agg.UpdatedAt, TakenAt: now}
+	return Snapshot{AggregateID: agg.ID, Version: agg.Version, SchemaVersion: s.decider.StateSchema,
+		State: state, UpdatedAt: agg.UpdatedAt, TakenAt: now}, nil
+}
+
+func (s *Service[S, C]) snapshot(ctx context.Context, agg Aggregate[S], now time.Time) error {
+	snap, err := s.snapshotOf(agg, now)
+	if err != nil {
+		return err
+	}
 	if err := s.store.PutSnapshot(ctx, snap); err != nil {
 		return fmt.Errorf("snapshot %s v%d: %w", agg.ID, agg.Version, err)
 	}

@@ -53,6 +53,25 @@ type AppendRequest struct {
 	Claims          []Guard  // unique values to take (or keep) for Owner
 	Releases        []Guard  // unique values Owner gives up
 	Idempotency     *IdempotencyRecord
+	// Snapshot, set only for a store that keeps snapshots in the stream
+	// (StreamSnapshots), is the state after the last record, stored with it.
+	Snapshot *Snapshot
+}
+
+// StreamSnapshots is a Store that keeps snapshots in the event stream
+// itself, each with the event it follows, so that the latest snapshot and
+// the events after it come back in one read. For such a store the kernel
+// sets AppendRequest.Snapshot (the snapshot is then written with its event,
+// in the same request) instead of calling PutSnapshot, and loads the
+// current state with LoadLatest.
+type StreamSnapshots interface {
+	// LoadLatest returns the latest snapshot of the stream up to version
+	// to (to <= 0: no bound) that usable accepts, if any, and the records
+	// after it up to to, in version order (every record up to to when
+	// there is none). pageHint is how many records the caller expects
+	// after that snapshot: a store reads that many and one more in its
+	// first request.
+	LoadLatest(ctx context.Context, aggregateID string, to int64, usable func(Snapshot) bool, pageHint int) (Snapshot, bool, []Record, error)
 }
 
 // Guard is a unique-value reservation: Key ("email#alice@example.com") held by Owner.
@@ -108,6 +127,10 @@ func (req AppendRequest) Validate() error {
 			return fmt.Errorf("append %s: guard %q empty or listed twice: %w", req.AggregateID, g.Key, ErrInvalidAppend)
 		}
 		seen[g.Key] = true
+	}
+	if sn := req.Snapshot; sn != nil && (len(req.Records) == 0 || sn.AggregateID != req.AggregateID ||
+		sn.Version != req.ExpectedVersion+int64(len(req.Records))) {
+		return fmt.Errorf("append %s: a snapshot must be of the last record's version: %w", req.AggregateID, ErrInvalidAppend)
 	}
 	if req.Idempotency != nil && req.Idempotency.Key == "" {
 		return fmt.Errorf("append %s: empty idempotency key: %w", req.AggregateID, ErrInvalidAppend)

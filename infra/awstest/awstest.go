@@ -22,6 +22,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/google/uuid"
+
+	"github.com/chronicle-go/chronicle/infra/simlatency"
 )
 
 // Config loads the SDK's default configuration for the emulators: region
@@ -45,6 +47,15 @@ func Config(tb testing.TB) aws.Config {
 	cfg, err := config.LoadDefaultConfig(tb.Context(), opts...)
 	if err != nil {
 		tb.Fatalf("load AWS config: %v", err)
+	}
+	// Benchmarks may ask for a region's round trips (make bench's
+	// api-latency group): every client made from cfg pays them.
+	delays, err := simlatency.Parse(os.Getenv(simlatency.EnvVar))
+	if err != nil {
+		tb.Fatalf("%s: %v", simlatency.EnvVar, err)
+	}
+	if delays != nil {
+		cfg.APIOptions = append(cfg.APIOptions, delays.APIOption())
 	}
 	return cfg
 }

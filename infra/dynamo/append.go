@@ -194,6 +194,9 @@ func (s *Store) transaction(req es.AppendRequest) ([]types.TransactWriteItem, []
 	for i, r := range req.Records {
 		events[i] = ItemFromRecord(r)
 	}
+	if req.Snapshot != nil { // Validate made it the last record's
+		withSnapshot(events[len(events)-1], *req.Snapshot, s.limits.MaxItemBytes)
+	}
 	first := req.ExpectedVersion + 1 // Validate made versions contiguous from here
 	if err := s.limits.Check(req, func(r es.Record) int { return ItemSize(events[r.Version-first]) }); err != nil {
 		return nil, nil, err

@@ -47,6 +47,13 @@ const (
 	attrCreatedAt   = "createdAt"
 	attrExpiresAt   = TTLAttribute
 
+	// events: the snapshot of the state after the event (stream snapshots,
+	// es.StreamSnapshots), on one event in SnapshotEvery. Every event
+	// reader decodes an item with RecordFromItem, which reads none of them.
+	attrSnapState   = "snapState"
+	attrSnapSchema  = "snapSchema"
+	attrSnapTakenAt = "snapTakenAt"
+
 	// snapshots
 	attrState     = "state"
 	attrUpdatedAt = "updatedAt"
@@ -327,3 +334,36 @@ func numberSize(s string) int {
 
 // maxKeyBytes is DynamoDB's limit on a partition key value.
 const maxKeyBytes = 2048
+
+// withSnapshot adds snap to the item of the event it follows, unless that
+// makes the item larger than maxBytes: a snapshot never fails an append,
+// and the next one is taken SnapshotEvery events later.
+func withSnapshot(item map[string]types.AttributeValue, snap es.Snapshot, maxBytes int) {
+	add := map[string]types.AttributeValue{
+		attrSnapState:   &types.AttributeValueMemberS{Value: string(snap.State)},
+		attrSnapSchema:  &types.AttributeValueMemberN{Value: strconv.Itoa(snap.SchemaVersion)},
+		attrSnapTakenAt: &types.AttributeValueMemberS{Value: formatTime(snap.TakenAt)},
+	}
+	if ItemSize(item)+ItemSize(add) > maxBytes {
+		return
+	}
+	for k, v := range add {
+		item[k] = v
+	}
+}
+
+// streamSnapshot reads the snapshot an event item r was decoded from
+// carries, if any.
+func streamSnapshot(item map[string]types.AttributeValue, r es.Record) (es.Snapshot, bool, error) {
+	if _, ok := item[attrSnapState]; !ok {
+		return es.Snapshot{}, false, nil
+	}
+	state, err1 := attr.String(item, attrSnapState)
+	schema, err2 := attr.Int(item, attrSnapSchema)
+	taken, err3 := attr.Time(item, attrSnapTakenAt)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return es.Snapshot{}, false, fmt.Errorf("decode the snapshot of %s v%d: %w", r.AggregateID, r.Version, err)
+	}
+	return es.Snapshot{AggregateID: r.AggregateID, Version: r.Version, SchemaVersion: int(schema),
+		State: []byte(state), UpdatedAt: r.OccurredAt, TakenAt: taken}, true, nil
+}

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -55,7 +56,10 @@ type Store struct {
 	feedWindow time.Duration
 }
 
-var _ es.Store = (*Store)(nil)
+var (
+	_ es.Store           = (*Store)(nil)
+	_ es.StreamSnapshots = (*Store)(nil)
+)
 
 // Option tunes a Store.
 type Option func(*Store)
@@ -89,6 +93,8 @@ func New(client Client, t Tables, opts ...Option) *Store {
 
 // Key conditions of Load: fixed strings, no expression building per call.
 const (
+	condQueryID    = "pk = :id"
+	condQueryTo    = "pk = :id AND sk <= :to"
 	condQueryFrom  = "pk = :id AND sk >= :from"
 	condQueryRange = "pk = :id AND sk BETWEEN :from AND :to"
 )
@@ -133,6 +139,57 @@ func (s *Store) Load(ctx context.Context, aggregateID string, from, to int64) ([
 			return recs, nil
 		}
 		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+}
+
+// LoadLatest implements es.StreamSnapshots: a consistent Query of the
+// stream from its end, whose first page holds pageHint+1 events: when
+// snapshots are written every pageHint events, that is the latest snapshot
+// (on the event it follows) and every event after it, in one request.
+// Without a usable snapshot it reads on, page by page, to the start.
+func (s *Store) LoadLatest(ctx context.Context, aggregateID string, to int64, usable func(es.Snapshot) bool, pageHint int) (es.Snapshot, bool, []es.Record, error) {
+	in := &dynamodb.QueryInput{
+		TableName:              aws.String(s.tables.Events),
+		KeyConditionExpression: aws.String(condQueryID),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":id": &types.AttributeValueMemberS{Value: aggregateID},
+		},
+		ConsistentRead:   aws.Bool(true),
+		ScanIndexForward: aws.Bool(false),
+	}
+	if to > 0 {
+		in.KeyConditionExpression = aws.String(condQueryTo)
+		in.ExpressionAttributeValues[":to"] = &types.AttributeValueMemberN{Value: strconv.FormatInt(to, 10)}
+	}
+	if pageHint > 0 {
+		in.Limit = aws.Int32(int32(min(pageHint+1, 10_000)))
+	}
+	var newest []es.Record // newest first
+	for {
+		out, err := s.client.Query(ctx, in)
+		if err != nil {
+			return es.Snapshot{}, false, nil, fmt.Errorf("load %s from its end: %w", aggregateID, err)
+		}
+		for _, item := range out.Items {
+			r, err := RecordFromItem(item)
+			if err != nil {
+				return es.Snapshot{}, false, nil, fmt.Errorf("load %s: %w", aggregateID, err)
+			}
+			snap, ok, err := streamSnapshot(item, r)
+			if err == nil && ok && usable(snap) {
+				slices.Reverse(newest)
+				return snap, true, newest, nil
+			}
+			// A snapshot that cannot be read is passed over: the events are
+			// the truth.
+			newest = append(newest, r)
+		}
+		if len(out.LastEvaluatedKey) == 0 {
+			slices.Reverse(newest)
+			return es.Snapshot{}, false, newest, nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+		in.Limit = nil // no usable snapshot where expected: read on in full pages
 	}
 }
 

@@ -16,11 +16,13 @@ import (
 type commandSettings struct {
 	tables        dynamo.Tables
 	snapshotEvery int // 0 disables snapshots
+	cacheSize     int // users kept folded between commands; 0 disables the cache
 }
 
 // Commands builds the handler of the command routes from EVENTS_TABLE,
-// GUARDS_TABLE and SNAPSHOTS_TABLE (required) and SNAPSHOT_INTERVAL (events
-// between snapshots, default 100, 0 for none).
+// GUARDS_TABLE and SNAPSHOTS_TABLE (required), SNAPSHOT_INTERVAL (events
+// between snapshots, default 100, 0 for none) and STATE_CACHE_SIZE (users
+// kept folded between commands, default 4,096, 0 for none).
 func Commands(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*httpapi.Commands, error) {
 	cfg = withSDKLogger(cfg, logger)
 	s, err := loadCommandSettings(getenv)
@@ -30,7 +32,7 @@ func Commands(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*httpapi.Comm
 	// The append window is the writers' half of the feed's invariant: no
 	// event commits later than AppendWindow after its occurred-at.
 	store := dynamo.New(dynamodb.NewFromConfig(cfg), s.tables, dynamo.WithAppendWindow(dynamo.AppendWindow))
-	svc := userService(store, s.snapshotEvery)
+	svc := userService(store, s.snapshotEvery, s.cacheSize)
 	return httpapi.NewCommands(svc, logger, httpapi.WithMetrics(metrics.New(os.Stdout, getenv("METRICS_NAMESPACE"), "commands"))), nil
 }
 
@@ -51,5 +53,8 @@ func loadCommandSettings(getenv Getenv) (commandSettings, error) {
 		return commandSettings{}, err
 	}
 	s.snapshotEvery = n
+	if s.cacheSize, err = stateCacheSize(getenv); err != nil {
+		return commandSettings{}, err
+	}
 	return s, nil
 }

@@ -121,9 +121,12 @@ func TestCommandSettings(t *testing.T) {
 		want    commandSettings
 		wantErr string
 	}{
-		{name: "defaults", env: tables, want: commandSettings{tables: all, snapshotEvery: 100}},
-		{name: "interval", env: with("SNAPSHOT_INTERVAL", "25"), want: commandSettings{tables: all, snapshotEvery: 25}},
-		{name: "no snapshots", env: with("SNAPSHOT_INTERVAL", "0"), want: commandSettings{tables: all}},
+		{name: "defaults", env: tables, want: commandSettings{tables: all, snapshotEvery: 100, cacheSize: 4096}},
+		{name: "interval", env: with("SNAPSHOT_INTERVAL", "25"), want: commandSettings{tables: all, snapshotEvery: 25, cacheSize: 4096}},
+		{name: "no snapshots", env: with("SNAPSHOT_INTERVAL", "0"), want: commandSettings{tables: all, cacheSize: 4096}},
+		{name: "cache size", env: with("STATE_CACHE_SIZE", "10"), want: commandSettings{tables: all, snapshotEvery: 100, cacheSize: 10}},
+		{name: "no cache", env: with("STATE_CACHE_SIZE", "0"), want: commandSettings{tables: all, snapshotEvery: 100}},
+		{name: "bad cache size", env: with("STATE_CACHE_SIZE", "big"), wantErr: "STATE_CACHE_SIZE"},
 		{name: "bad interval", env: with("SNAPSHOT_INTERVAL", "often"), wantErr: "SNAPSHOT_INTERVAL"},
 		{name: "negative interval", env: with("SNAPSHOT_INTERVAL", "-1"), wantErr: "SNAPSHOT_INTERVAL"},
 		{name: "missing tables", env: map[string]string{"EVENTS_TABLE": "e"}, wantErr: "GUARDS_TABLE, SNAPSHOTS_TABLE"},

@@ -39,7 +39,7 @@ func Queries(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*httpapi.Queri
 	store := dynamo.New(ddb, s.tables)
 	rm := readmodel.New(ddb, s.readModel)
 	return httpapi.NewQueries(httpapi.QueriesDeps{
-		Users:       userService(store, s.snapshotEvery),
+		Users:       userService(store, s.snapshotEvery, 0),
 		Events:      store,
 		Feed:        store,
 		ReadModel:   rm,

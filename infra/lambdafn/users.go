@@ -25,11 +25,33 @@ func snapshotInterval(getenv Getenv) (int, error) {
 	return n, nil
 }
 
+// defaultStateCache is how many users a commands container keeps folded
+// (es.Options.CacheSize): a user state is a few hundred bytes, so 4,096 of
+// them fit in about a megabyte of the function's memory.
+const defaultStateCache = 4096
+
+// stateCacheSize reads STATE_CACHE_SIZE: users whose state a commands
+// container keeps between commands, default 4,096, 0 for none (every
+// command reads the user first).
+func stateCacheSize(getenv Getenv) (int, error) {
+	v := getenv("STATE_CACHE_SIZE")
+	if v == "" {
+		return defaultStateCache, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("STATE_CACHE_SIZE=%q: want a whole number of users, 0 for no cache", v)
+	}
+	return n, nil
+}
+
 // userService is the User service of both the commands and the queries
 // function, built in this one place so that both load a user the same way:
 // the latest snapshot, then the newer events. The queries function never
 // writes, but es.Service reads snapshots only when SnapshotEvery is set;
 // with empty options every read replayed the stream from version 1.
-func userService(store es.Store, snapshotEvery int) *es.Service[user.State, user.Command] {
-	return es.NewService(user.Decider(), user.NewRegistry(), store, es.Options{SnapshotEvery: snapshotEvery})
+// cacheSize is es.Options.CacheSize: the commands function's; the queries
+// function, which never executes a command, passes 0.
+func userService(store es.Store, snapshotEvery, cacheSize int) *es.Service[user.State, user.Command] {
+	return es.NewService(user.Decider(), user.NewRegistry(), store, es.Options{SnapshotEvery: snapshotEvery, CacheSize: cacheSize})
 }

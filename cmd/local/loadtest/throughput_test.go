@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chronicle-go/chronicle/infra/awstest"
+	"github.com/chronicle-go/chronicle/infra/simlatency"
 )
 
 // usersPerClient are the users each client renames in turn: distinct per
@@ -38,8 +40,26 @@ const usersPerClient = 2
 // serves template.yaml as it is instead, the read side running, each phase
 // starting once it has caught up with the previous one.
 //
-// CHRONICLE_BENCH_PHASE sets how long each phase lasts (default 4s).
+// CHRONICLE_BENCH_PHASE sets how long each phase lasts (default 4s), and
+// CHRONICLE_SIM_LATENCY a delay added to every AWS call of both (package
+// infra/simlatency; BenchmarkCommandLatency sets one itself).
 func BenchmarkCommandThroughput(b *testing.B) {
+	throughput(b, []int{1, 8, 32})
+}
+
+// BenchmarkCommandLatency is BenchmarkCommandThroughput at 1 and 8 clients
+// with every AWS call of the service and of the floor delayed as in a
+// region (CHRONICLE_SIM_LATENCY, default simlatency.Default): a command
+// that makes one DynamoDB call, as the floor does, pays one round trip.
+func BenchmarkCommandLatency(b *testing.B) {
+	if os.Getenv(simlatency.EnvVar) == "" {
+		b.Setenv(simlatency.EnvVar, simlatency.Default)
+	}
+	b.Logf("simulated latency: %s", os.Getenv(simlatency.EnvVar))
+	throughput(b, []int{1, 8})
+}
+
+func throughput(b *testing.B, clientCounts []int) {
 	phase := durationSetting(b, "CHRONICLE_BENCH_PHASE", 4*time.Second)
 	tpl := templatePath
 	if os.Getenv("CHRONICLE_BENCH_READ_SIDE") == "" {
@@ -47,8 +67,8 @@ func BenchmarkCommandThroughput(b *testing.B) {
 	}
 	s := startService(b, tpl)
 	floor := startFloorAPI(b)
-	users := s.createUsers(b, 32*usersPerClient)
-	for _, clients := range []int{1, 8, 32} {
+	users := s.createUsers(b, slices.Max(clientCounts)*usersPerClient)
+	for _, clients := range clientCounts {
 		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
 			var subject, base load
 			for b.Loop() {

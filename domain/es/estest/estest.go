@@ -44,6 +44,17 @@ func Run(t *testing.T, newStore NewStore) {
 		{"ServiceIdempotency", testServiceIdempotency},
 		{"ServiceIdempotentRepeatRacesFirst", testServiceIdempotentRepeatRacesFirst},
 		{"ServiceSnapshotAndTimeTravel", testServiceSnapshotAndTimeTravel},
+		{"CacheWarmCommandWritesOnly", testCacheWarmCommandWritesOnly},
+		{"CacheStale", testCacheStale},
+		{"CacheStaleIfMatch", testCacheStaleIfMatch},
+		{"CacheIdempotentRepeat", testCacheIdempotentRepeat},
+		{"CacheTwoContainersConcurrent", testCacheTwoContainersConcurrent},
+	}
+	if _, ok := newStore(t).(es.StreamSnapshots); ok {
+		tests = append(tests, struct {
+			name string
+			fn   func(t *testing.T, s es.Store)
+		}{"StreamSnapshots", testStreamSnapshots})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

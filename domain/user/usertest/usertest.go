@@ -19,9 +19,10 @@ import (
 )
 
 // Service is the user command service over store, with the defaults the
-// reference service uses.
+// reference service uses, its state cache on: one Service is one
+// container's.
 func Service(store es.Store) *es.Service[user.State, user.Command] {
-	return es.NewService(user.Decider(), user.NewRegistry(), store, es.Options{SnapshotEvery: 100, MaxAttempts: 8})
+	return es.NewService(user.Decider(), user.NewRegistry(), store, es.Options{SnapshotEvery: 100, MaxAttempts: 8, CacheSize: 1024})
 }
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
@@ -80,12 +81,15 @@ func BusyUser(t *testing.T, store es.Store, writers, commands int) {
 	}
 }
 
-// ConcurrentWriters: writers × commands renames of one user. The final version
-// is 1 + the successes reported, versions run 1..N with no gap, and no event
-// is stored twice.
+// ConcurrentWriters: writers × commands renames of one user, the writers
+// spread over two services with state caches of their own (two
+// containers, each one's cache made stale by the other's writes). The
+// final version is 1 + the successes reported, versions run 1..N with no
+// gap, and no event is stored twice.
 func ConcurrentWriters(t *testing.T, store es.Store, writers, commands int) {
 	ctx := context.Background()
-	svc := Service(store)
+	svcs := []*es.Service[user.State, user.Command]{Service(store), Service(store)}
+	svc := svcs[0]
 	id := newID()
 	if _, err := svc.Execute(ctx, id, user.Create{Name: "Racer", Email: id + "@example.com"}, es.ExecOptions{}); err != nil {
 		t.Fatal(err)
@@ -95,7 +99,7 @@ func ConcurrentWriters(t *testing.T, store es.Store, writers, commands int) {
 	for w := range writers {
 		wg.Go(func() {
 			for i := range commands {
-				_, err := svc.Execute(ctx, id, user.Rename{Name: fmt.Sprintf("writer %d command %d", w, i)},
+				_, err := svcs[w%2].Execute(ctx, id, user.Rename{Name: fmt.Sprintf("writer %d command %d", w, i)},
 					es.ExecOptions{Metadata: es.Metadata{Actor: fmt.Sprint("writer-", w)}})
 				switch {
 				case err == nil:
@@ -142,7 +146,7 @@ func RacingCreates(t *testing.T, store es.Store, rounds int) {
 		var wg sync.WaitGroup
 		for i := range errs {
 			wg.Go(func() {
-				_, errs[i] = svc.Execute(ctx, newID(), user.Create{Name: "Twin", Email: email}, es.ExecOptions{})
+				_, errs[i] = svc.Execute(ctx, newID(), user.Create{Name: "Twin", Email: email}, es.ExecOptions{Absent: true})
 			})
 		}
 		wg.Wait()
