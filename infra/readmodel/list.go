@@ -185,7 +185,7 @@ func (s *Store) ListUsers(ctx context.Context, status user.Status, limit int, cu
 	for len(entries) <= limit {
 		var top *listShard
 		for _, sh := range shards {
-			if len(sh.buf) == 0 && !sh.done {
+			for len(sh.buf) == 0 && !sh.done {
 				if err := s.queryShard(ctx, sh, after, chunk); err != nil {
 					return UserPage{}, err
 				}
