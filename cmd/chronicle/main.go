@@ -8,6 +8,7 @@
 //	history  <id>                          the events of a user, who caused them and why
 //	state    <id> [--at T | --version N]   a user as it was then
 //	state    <id> --diff A..B              what changed between two versions, and which events did it
+//	users    [--status S] [--limit N]      the live users, newest first (--cursor C: the next page)
 //	what-if  <id> [--at T] '<JSON>'        apply a command or an event to a past state; nothing is written
 //	rebuild  <projection> [--aggregate ID] rebuild a projection (blue/green, resumable), or one aggregate in place
 //	dlq      list|show|redrive <queue>     dead-lettered messages, why they failed, and sending them back
@@ -68,6 +69,7 @@ type command struct {
 var commands = []command{
 	{"history", "<id> [--from N] [--limit N]", "the events of a user: what, when, who and why", historyCmd},
 	{"state", "<id> [--at TIME | --version N | --diff A..B]", "a user as it was at a time or version, or what changed between two versions", stateCmd},
+	{"users", "[--status active|suspended] [--limit N] [--cursor C]", "the live users from the read model, newest first", usersCmd},
 	{"what-if", "<id> [--at TIME] [--actor SUB] '<command or event JSON>'", "apply a command or event to a past state; nothing is written", whatIfCmd},
 	{"rebuild", "<projection|all> [--segments N] [--aggregate ID] [--status] [--abort] [--prune] [--restart] [--remote]", "rebuild a projection from the event store", rebuildCmd},
 	{"dlq", "list|show|redrive <queue> [<message-id>...]", "inspect dead-lettered messages and send them back", dlqCmd},

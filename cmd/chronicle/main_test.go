@@ -219,12 +219,16 @@ func TestRebuildAndAudit(t *testing.T) {
 	}
 	v.Name = "Mallory"
 	body, _ := json.Marshal(v)
-	if _, err := s.ddb.PutItem(ctx, &dynamodb.PutItemInput{
+	// Only the view's JSON changes: its other attributes (the user-list
+	// index keys) stay as the rebuild wrote them.
+	if _, err := s.ddb.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: aws.String(s.name + "-readmodel"),
-		Item: map[string]types.AttributeValue{
+		Key: map[string]types.AttributeValue{
 			"pk": &types.AttributeValueMemberS{Value: "g2#user#" + victim}, "sk": &types.AttributeValueMemberS{Value: "view"},
-			"view": &types.AttributeValueMemberS{Value: string(body)}, "version": &types.AttributeValueMemberN{Value: "5"},
 		},
+		UpdateExpression:          aws.String("SET #v = :v"),
+		ExpressionAttributeNames:  map[string]string{"#v": "view"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":v": &types.AttributeValueMemberS{Value: string(body)}},
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -218,6 +218,8 @@ func fuzzHandler(f *testing.F, pick func(*memoryService) handler) {
 		{method: "POST", resource: "/users/{id}/reactivate", id: id, sub: "root", roles: "admin", authz: 1},
 		{method: "GET", resource: "/users/{id}", id: id, query: "minVersion=2&consistent=true", headers: "X-Min-Version: 1", sub: "fuzzer", authz: 1},
 		{method: "GET", resource: "/users", query: "email=a@example.com", sub: "fuzzer", authz: 1},
+		{method: "GET", resource: "/users", query: "status=active&limit=1&cursor=YWN0aXZlADE", sub: "root", roles: "admin", authz: 1},
+		{method: "GET", resource: "/users", query: "status=suspended", sub: "fuzzer", authz: 1},
 		{method: "GET", resource: "/users/{id}/history", id: id, query: "limit=5&fromVersion=1&cursor=abc", sub: "root", roles: "admin", authz: 1},
 		{method: "GET", resource: "/users/{id}/state", id: id, query: "at=2025-01-01T00:00:00Z", sub: "root", roles: "admin", authz: 1},
 		{method: "GET", resource: "/users/{id}/consistency", id: id, sub: "root", roles: "admin", authz: 1},
@@ -319,6 +321,8 @@ func checkAllowed(t *testing.T, s *memoryService, e fuzzEvent, resp events.APIGa
 	switch {
 	case ans["projections"] != nil, ans["eventStoreVersion"] != nil:
 		t.Fatalf("%q, not an admin, read the operations routes: %s", sub, resp.Body)
+	case ans["users"] != nil:
+		t.Fatalf("%q, not an admin, listed the users: %s", sub, resp.Body)
 	case ans["events"] != nil && ans["sub"] != nil: // activity
 		if str("sub") != sub {
 			t.Fatalf("%q read the activity of %q", sub, str("sub"))

@@ -182,3 +182,43 @@ func (m *syncReadModel) Checkpoints(context.Context) ([]readmodel.Checkpoint, er
 	}
 	return out, nil
 }
+
+// ListUsers pages the live users newest first (createdAt, then id); a
+// cursor is the status and the number of users already handed out.
+func (m *syncReadModel) ListUsers(_ context.Context, status user.Status, limit int, cursor string) (readmodel.UserPage, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if limit <= 0 {
+		limit = readmodel.DefaultLimit
+	}
+	limit = min(limit, readmodel.MaxLimit)
+	skip := 0
+	if cursor != "" {
+		b, err := base64.RawURLEncoding.DecodeString(cursor)
+		st, n, ok := strings.Cut(string(b), "\x00")
+		skip, _ = strconv.Atoi(n)
+		if err != nil || !ok || st != string(status) || skip <= 0 {
+			return readmodel.UserPage{}, readmodel.ErrBadCursor
+		}
+	}
+	var all []user.View
+	for _, v := range m.views {
+		if (v.Status == user.StatusActive || v.Status == user.StatusSuspended) && (status == "" || v.Status == status) {
+			all = append(all, v)
+		}
+	}
+	slices.SortFunc(all, func(a, b user.View) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(b.ID, a.ID)
+	})
+	if skip > len(all) {
+		return readmodel.UserPage{}, readmodel.ErrBadCursor
+	}
+	page := readmodel.UserPage{Users: all[skip:min(skip+limit, len(all))]}
+	if skip+len(page.Users) < len(all) {
+		page.Next = base64.RawURLEncoding.EncodeToString([]byte(string(status) + "\x00" + strconv.Itoa(skip+len(page.Users))))
+	}
+	return page, nil
+}

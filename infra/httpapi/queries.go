@@ -39,6 +39,8 @@ type EventLoader interface {
 type ReadModel interface {
 	UserView(ctx context.Context, id string) (user.View, bool, error)
 	UserIDByEmail(ctx context.Context, email string) (string, bool, error)
+	// ListUsers fails with readmodel.ErrBadCursor for a cursor it did not hand out.
+	ListUsers(ctx context.Context, status user.Status, limit int, cursor string) (readmodel.UserPage, error)
 	// ActorActivity fails with readmodel.ErrBadCursor for a cursor it did not hand out.
 	ActorActivity(ctx context.Context, sub string, limit int, cursor string) ([]es.Record, string, error)
 	AppliedVersions(ctx context.Context, aggregateID string) (map[string]int64, error)
@@ -78,7 +80,7 @@ type QueriesDeps struct {
 const HealthTimeout = 3 * time.Second
 
 // Queries serves the read side of the API: GET /users/{id}, GET
-// /users?email=, GET /users/{id}/history, GET /users/{id}/state, GET
+// /users?email=, GET /users?status=&limit=&cursor=, GET /users/{id}/history, GET /users/{id}/state, GET
 // /actors/{sub}/activity, GET /ops/projections, GET /users/{id}/consistency
 // and GET /healthz. It is safe for concurrent use.
 type Queries struct {
@@ -119,7 +121,7 @@ func (q *Queries) routes() map[string]handlerFunc {
 	get := func(res string) string { return route{http.MethodGet, res, querySide}.key() }
 	return map[string]handlerFunc{
 		get(resUser):            q.user,
-		get(resUsers):           q.userByEmail,
+		get(resUsers):           q.users,
 		get(resUserHistory):     q.history,
 		get(resUserState):       q.state,
 		get(resActorActivity):   q.activity,
@@ -243,24 +245,96 @@ func viewReply(v user.View, source string) reply {
 			DeletedAt: v.DeletedAt.UTC(), DeletedBy: v.DeletedBy, Reason: v.DeleteReason,
 		}}
 	}
-	return reply{status: http.StatusOK, headers: headers, body: userAnswer{
-		ID: v.ID, Name: v.Name, Email: v.Email, Sub: v.Sub, Status: v.Status, Version: v.Version,
-		CreatedAt: v.CreatedAt.UTC(), UpdatedAt: v.UpdatedAt.UTC(),
-	}}
+	return reply{status: http.StatusOK, headers: headers, body: liveAnswer(v)}
 }
 
-// GET /users?email=a@b.c: the live user holding that address.
-func (q *Queries) userByEmail(ctx context.Context, c *call) (reply, error) {
-	p, err := c.principal()
-	if err != nil {
-		return reply{}, err
+// liveAnswer is a live user's view as GET /users/{id} answers it.
+func liveAnswer(v user.View) userAnswer {
+	return userAnswer{
+		ID: v.ID, Name: v.Name, Email: v.Email, Sub: v.Sub, Status: v.Status, Version: v.Version,
+		CreatedAt: v.CreatedAt.UTC(), UpdatedAt: v.UpdatedAt.UTC(),
 	}
-	raw, ok, err := queryValue(c.req, "email")
+}
+
+// listParams are the query parameters of the user list.
+var listParams = []string{"status", "limit", "cursor"}
+
+// GET /users: with email, the user holding that address; else the list.
+// The two are different questions (one user, by a key; a page of all), so
+// email with any parameter of the list is a 400 rather than a filter.
+func (q *Queries) users(ctx context.Context, c *call) (reply, error) {
+	email, ok, err := queryValue(c.req, "email")
 	if err != nil {
 		return reply{}, err
 	}
 	if !ok {
-		return reply{}, badField("email", "is required: GET /users?email=alice@example.com")
+		return q.listUsers(ctx, c)
+	}
+	for _, name := range listParams {
+		if _, given, _ := queryValue(c.req, name); given {
+			return reply{}, badField("email", "cannot be combined with "+strings.Join(listParams, ", ")+": GET /users?email= looks up one user")
+		}
+	}
+	return q.userByEmail(ctx, c, email)
+}
+
+// usersAnswer is a page of the user list.
+type usersAnswer struct {
+	Users      []userAnswer `json:"users"`
+	NextCursor string       `json:"nextCursor,omitempty"`
+}
+
+// GET /users?status=&limit=&cursor=: admin only, the live users from the
+// read model, newest first.
+func (q *Queries) listUsers(ctx context.Context, c *call) (reply, error) {
+	p, err := c.principal()
+	if err != nil {
+		return reply{}, err
+	}
+	var fields []user.FieldError
+	status, given, err := queryValue(c.req, "status")
+	if err != nil {
+		return reply{}, err
+	}
+	if given && status != string(user.StatusActive) && status != string(user.StatusSuspended) {
+		fields = append(fields, user.FieldError{Field: "status", Message: "must be active or suspended"})
+	}
+	limit, err := queryInt(c.req, "limit", 1, maxLimit, defaultLimit)
+	var edge *edgeError
+	if errors.As(err, &edge) && len(edge.fields) > 0 {
+		fields = append(fields, edge.fields...)
+	} else if err != nil {
+		return reply{}, err
+	}
+	cursor, given, err := queryValue(c.req, "cursor")
+	if err != nil {
+		return reply{}, err
+	}
+	if given && cursor == "" {
+		fields = append(fields, user.FieldError{Field: "cursor", Message: "must be a nextCursor of the same query"})
+	}
+	if len(fields) > 0 {
+		return reply{}, badRequest("One or more query parameters are invalid.", fields...)
+	}
+	if !p.IsAdmin() {
+		return reply{}, forbidden("Only an admin may list users.")
+	}
+	page, err := q.deps.ReadModel.ListUsers(ctx, user.Status(status), int(limit), cursor)
+	if err != nil {
+		return reply{}, err
+	}
+	ans := usersAnswer{Users: make([]userAnswer, 0, len(page.Users)), NextCursor: page.Next}
+	for _, v := range page.Users {
+		ans.Users = append(ans.Users, liveAnswer(v))
+	}
+	return reply{status: http.StatusOK, body: ans}, nil
+}
+
+// GET /users?email=a@b.c: the live user holding that address.
+func (q *Queries) userByEmail(ctx context.Context, c *call, raw string) (reply, error) {
+	p, err := c.principal()
+	if err != nil {
+		return reply{}, err
 	}
 	valid, err := user.Validate(user.ChangeEmail{Email: raw})
 	if err != nil {

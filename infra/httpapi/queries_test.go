@@ -201,7 +201,7 @@ func TestFindUserByEmail(t *testing.T) {
 		name string
 		opts []opt
 	}{
-		{"400 email missing", []opt{withoutQuery("email")}},
+		{"400 email empty", []opt{withQuery("email", "")}},
 		{"400 email invalid", []opt{withQuery("email", "not an address")}},
 		{"400 email given twice", []opt{withQuery("email", "a@example.com", "b@example.com")}},
 	} {

@@ -118,13 +118,7 @@ func (s *Store) putFreshUserView(ctx context.Context, g int64, f UserFold) error
 	}
 	items := []types.TransactWriteItem{
 		{Put: s.appliedPutItem(g, id, ProjectionUserView, f.Last, 0)},
-		{Put: &types.Put{
-			TableName: aws.String(s.table),
-			Item: map[string]types.AttributeValue{
-				attrPK: str(genPK(g, userPK(id))), attrSK: str(skView),
-				attrView: str(string(body)), attrVersion: num(f.View.Version),
-			},
-		}},
+		{Put: &types.Put{TableName: aws.String(s.table), Item: viewItem(g, id, f.View, body)}},
 	}
 	if email := held(f.View); email != "" {
 		items = append(items, types.TransactWriteItem{Put: &types.Put{

@@ -11,6 +11,10 @@
 //	rebuild progress pk "rebuild#<projection>#<generation>" sk "state" | "segment#<i>"
 //	failed message   pk "failure#<messageId>"     sk "failure"
 //
+// A live user's view also carries the keys of the user list's index,
+// UsersIndex: listPk "users#<status>#<shard>", listSk "<createdAt>#<id>"
+// (list.go).
+//
 // The rows of the projections (user view, applied versions, email lookup,
 // actor activity) belong to a generation of their projection: generation 1
 // is the layout above, and generation N > 1 prefixes the partition key with

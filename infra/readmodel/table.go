@@ -15,8 +15,9 @@ import (
 const tableWait = 5 * time.Minute
 
 // CreateTable creates the read-model table as template.yaml declares it (pk
-// S, sk S, on-demand, TTL on TTLAttribute), for tests and tools, and waits
-// until it is active. A table that already exists is kept, its TTL turned on.
+// S, sk S, on-demand, TTL on TTLAttribute, the user list's index
+// UsersIndex), for tests and tools, and waits until it is active. A table
+// that already exists is kept, its TTL turned on.
 func CreateTable(ctx context.Context, client *dynamodb.Client, table string) error {
 	_, err := client.CreateTable(ctx, &dynamodb.CreateTableInput{
 		TableName:   aws.String(table),
@@ -24,11 +25,21 @@ func CreateTable(ctx context.Context, client *dynamodb.Client, table string) err
 		AttributeDefinitions: []types.AttributeDefinition{
 			{AttributeName: aws.String(attrPK), AttributeType: types.ScalarAttributeTypeS},
 			{AttributeName: aws.String(attrSK), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String(AttrListPK), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String(AttrListSK), AttributeType: types.ScalarAttributeTypeS},
 		},
 		KeySchema: []types.KeySchemaElement{
 			{AttributeName: aws.String(attrPK), KeyType: types.KeyTypeHash},
 			{AttributeName: aws.String(attrSK), KeyType: types.KeyTypeRange},
 		},
+		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{{
+			IndexName: aws.String(UsersIndex),
+			KeySchema: []types.KeySchemaElement{
+				{AttributeName: aws.String(AttrListPK), KeyType: types.KeyTypeHash},
+				{AttributeName: aws.String(AttrListSK), KeyType: types.KeyTypeRange},
+			},
+			Projection: &types.Projection{ProjectionType: types.ProjectionTypeKeysOnly},
+		}},
 	})
 	var exists *types.ResourceInUseException
 	if err != nil && !errors.As(err, &exists) {

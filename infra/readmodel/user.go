@@ -178,13 +178,7 @@ func (s *Store) putUserView(ctx context.Context, g int64, before, after user.Vie
 	}
 	items := []types.TransactWriteItem{
 		{Put: s.appliedPutItem(g, id, ProjectionUserView, last, prev)},
-		{Put: &types.Put{
-			TableName: aws.String(s.table),
-			Item: map[string]types.AttributeValue{
-				attrPK: str(genPK(g, userPK(id))), attrSK: str(skView),
-				attrView: str(string(viewJSON)), attrVersion: num(after.Version),
-			},
-		}},
+		{Put: &types.Put{TableName: aws.String(s.table), Item: viewItem(g, id, after, viewJSON)}},
 	}
 	old := held(before)
 	if reclaim {

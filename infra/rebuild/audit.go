@@ -25,6 +25,7 @@ const (
 	DiffFields   = "fields"   // same version, other content
 	DiffLookup   = "lookup"   // the email lookup does not name the user holding the address
 	DiffActivity = "activity" // the actor-activity projection is not at the stream's version
+	DiffIndex    = "index"    // the view's user-list index keys do not match the view
 )
 
 // Difference is one way a projection's row differs from the fold of the
@@ -66,8 +67,8 @@ type Report struct {
 	Generation  int64        `json:"generation"` // the user view's active generation
 }
 
-// Audit compares every aggregate's user view (active generation), email
-// lookup and actor-activity version with the fold of its events, by a
+// Audit compares every aggregate's user view (active generation, with its
+// user-list index keys), email lookup and actor-activity version with the fold of its events, by a
 // parallel scan of the events table, and lists the differences.
 func (r *Rebuilder) Audit(ctx context.Context, opts AuditOptions) (Report, error) {
 	if opts.Segments <= 0 {
@@ -211,6 +212,19 @@ func compare(ctx context.Context, st *readmodel.Store, recs []es.Record) ([]Diff
 		d := base
 		d.Kind, d.Fields = DiffFields, fieldDiffs(want, got)
 		diffs = append(diffs, d)
+	}
+	if got.Version > 0 {
+		// A view written before the list index existed, or by a writer
+		// that forgot its keys, is missing from GET /users.
+		detail, err := st.IndexMismatch(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if detail != "" {
+			d := base
+			d.Kind, d.Detail = DiffIndex, detail
+			diffs = append(diffs, d)
+		}
 	}
 	if applied != got.Version && !(applied == 0 && got.Version == 0) {
 		d := base

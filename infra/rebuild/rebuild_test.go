@@ -345,15 +345,105 @@ func corrupt(t *testing.T, e env, id string, v user.View) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.client.PutItem(t.Context(), &dynamodb.PutItemInput{
+	_, err = e.client.UpdateItem(t.Context(), &dynamodb.UpdateItemInput{
 		TableName: aws.String(e.rmName),
-		Item: map[string]types.AttributeValue{
+		Key: map[string]types.AttributeValue{
 			"pk": &types.AttributeValueMemberS{Value: pk}, "sk": &types.AttributeValueMemberS{Value: "view"},
-			"view": &types.AttributeValueMemberS{Value: string(body)}, "version": &types.AttributeValueMemberN{Value: itoa(v.Version)},
 		},
+		UpdateExpression:          aws.String("SET #v = :v"),
+		ExpressionAttributeNames:  map[string]string{"#v": "view"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":v": &types.AttributeValueMemberS{Value: string(body)}},
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRebuildListsUsersAndAuditRepairsTheIndex: a rebuild writes the
+// user-list index keys with every view of its new generation, and the list
+// reads that generation once it is active; a view without them (written
+// before the index existed) is an audit difference of its own, and
+// repairing the aggregate lists it again.
+func TestRebuildListsUsersAndAuditRepairsTheIndex(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil, dynamo.Tables{})
+	ctx := t.Context()
+	ids, err := rebuildtest.Seed(ctx, e.client, e.tables.Events, 12, 4, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.rb.Run(ctx, readmodel.ProjectionUserView, rebuild.Options{Settle: -1}); err != nil {
+		t.Fatal(err)
+	}
+	if g, err := e.rm.Generation(ctx, readmodel.ProjectionUserView); err != nil || g.Active < 2 {
+		t.Fatalf("generation after the rebuild: %+v, %v", g, err)
+	}
+	listed := func() map[string]bool {
+		t.Helper()
+		page, err := e.rm.ListUsers(ctx, "", readmodel.MaxLimit, "")
+		if err != nil || page.Next != "" {
+			t.Fatalf("list: %+v, %v", page, err)
+		}
+		got := map[string]bool{}
+		for _, v := range page.Users {
+			got[v.ID] = true
+		}
+		return got
+	}
+	live := map[string]bool{}
+	for _, id := range ids {
+		if fold(t, e, id).Status != user.StatusDeleted {
+			live[id] = true
+		}
+	}
+	if got := listed(); !maps.Equal(got, live) {
+		t.Fatalf("listed after the rebuild %v, want the live users %v", got, live)
+	}
+
+	var victim string
+	for id := range live {
+		victim = id
+		break
+	}
+	g, err := e.rm.Generation(ctx, readmodel.ProjectionUserView)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(e.rmName),
+		Key: map[string]types.AttributeValue{
+			"pk": &types.AttributeValueMemberS{Value: "g" + itoa(g.Active) + "#user#" + victim}, "sk": &types.AttributeValueMemberS{Value: "view"},
+		},
+		UpdateExpression:         aws.String("REMOVE #p, #s"),
+		ExpressionAttributeNames: map[string]string{"#p": readmodel.AttrListPK, "#s": readmodel.AttrListSK},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if listed()[victim] {
+		t.Fatalf("%s listed without its index keys", victim)
+	}
+	rep, err := e.rb.Audit(ctx, rebuild.AuditOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, d := range rep.Differences {
+		if d.Kind != rebuild.DiffActivity { // only the user view was rebuilt
+			kinds = append(kinds, d.AggregateID+" "+d.Kind)
+		}
+	}
+	if want := []string{victim + " " + rebuild.DiffIndex}; !reflect.DeepEqual(kinds, want) {
+		t.Fatalf("audit: %v, want %v (%+v)", kinds, want, rep.Differences)
+	}
+	if _, err := e.rb.Aggregate(ctx, readmodel.ProjectionUserView, victim); err != nil {
+		t.Fatal(err)
+	}
+	if got := listed(); !maps.Equal(got, live) {
+		t.Fatalf("listed after the repair %v, want %v", got, live)
+	}
+	if d, err := e.rm.IndexMismatch(ctx, victim); err != nil || d != "" {
+		t.Errorf("index of %s after the repair: %q, %v", victim, d, err)
 	}
 }
 

@@ -525,3 +525,68 @@ func TestTablesExpireWhatTheCodeExpires(t *testing.T) {
 		}
 	}
 }
+
+// TestUserListIndex: ReadModelTable declares the index the user list
+// queries (readmodel.UsersIndex) as readmodel.CreateTable makes it for the
+// tests: the list's keys, both strings, keys only; and the queries function
+// may query that index, and only that one, there.
+func TestUserListIndex(t *testing.T) {
+	tpl := load(t, required)
+	tables, err := tpl.Tables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, tb := range tables {
+		if tb.Name != "ReadModelTable" {
+			continue
+		}
+		types := map[string]string{}
+		for _, a := range tb.Resource.AttributeDefinitions {
+			types[a.AttributeName] = a.AttributeType
+		}
+		for _, g := range tb.Resource.GlobalSecondaryIndexes {
+			if g.IndexName != readmodel.UsersIndex {
+				t.Errorf("ReadModelTable: index %s is not one the code queries", g.IndexName)
+				continue
+			}
+			found = true
+			var keys []string
+			for _, k := range g.KeySchema {
+				keys = append(keys, k.KeyType+" "+k.AttributeName+":"+types[k.AttributeName])
+			}
+			want := []string{"HASH " + readmodel.AttrListPK + ":S", "RANGE " + readmodel.AttrListSK + ":S"}
+			if !slices.Equal(keys, want) {
+				t.Errorf("index %s keys %v, want %v", g.IndexName, keys, want)
+			}
+			if g.Projection == nil || g.Projection.ProjectionType == nil || *g.Projection.ProjectionType != "KEYS_ONLY" {
+				t.Errorf("index %s projection %+v, want KEYS_ONLY (renames must not write the index)", g.IndexName, g.Projection)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("ReadModelTable has no index %s", readmodel.UsersIndex)
+	}
+	sts, err := tpl.Statements()
+	if err != nil {
+		t.Fatal(err)
+	}
+	granted := false
+	for _, st := range sts {
+		if st.Role != "QueriesRole" || !slices.Contains(st.Actions, "dynamodb:Query") {
+			continue
+		}
+		for _, r := range st.Resources {
+			v, err := tpl.Resolve(r, values{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v == "arn:ReadModelTable.Arn/index/"+readmodel.UsersIndex {
+				granted = true
+			}
+		}
+	}
+	if !granted {
+		t.Errorf("QueriesFunction may not query %s", readmodel.UsersIndex)
+	}
+}

@@ -106,6 +106,8 @@ func TestNonAdminCannotUseAdminRoutes(t *testing.T) {
 	u := newIdentity(t, "auditor") // roles other than admin give nothing extra
 	for _, r := range []req{
 		{method: "GET", path: "/ops/projections"},
+		{method: "GET", path: "/users"},
+		{method: "GET", path: "/users?status=active&limit=5"},
 		{method: "GET", path: "/actors/" + s.adminSub + "/activity"},
 		{method: "POST", path: "/users/" + uuid.NewString() + "/suspend", body: map[string]string{"reason": "x"}},
 	} {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -130,7 +131,105 @@ func TestFindUserByEmail(t *testing.T) {
 	do(t, req{method: "GET", path: "/users?email=" + url.QueryEscape(email)}).wantProblem(t, http.StatusUnauthorized)
 	do(t, req{method: "GET", path: "/users?email=" + url.QueryEscape(email), token: newIdentity(t).token}).wantProblem(t, http.StatusForbidden)
 	do(t, req{method: "GET", path: "/users?email=" + url.QueryEscape(uniqueEmail("nobody")), token: s.admin}).wantProblem(t, http.StatusNotFound)
-	do(t, req{method: "GET", path: "/users", token: s.admin}).wantProblem(t, http.StatusBadRequest) // no email
+	// email looks up one user: with the list's parameters it is a 400.
+	p := do(t, req{method: "GET", path: "/users?limit=5&email=" + url.QueryEscape(email), token: s.admin}).wantProblem(t, http.StatusBadRequest)
+	if f := p.fields(); len(f) != 1 || f[0] != "email" {
+		t.Errorf("fields %v, want [email]", f)
+	}
+}
+
+type usersAnswer struct {
+	Users      []userAnswer `json:"users"`
+	NextCursor *string      `json:"nextCursor"`
+}
+
+// listUntil pages through GET /users?<query> (limit 50) until it has seen
+// a user created before oldest, or the end, and returns the users seen.
+// Other tests create users meanwhile: the page holds those too.
+func listUntil(t *testing.T, query string, oldest time.Time) []userAnswer {
+	t.Helper()
+	var all []userAnswer
+	cursor := ""
+	for range 1000 {
+		path := "/users?limit=50" + query
+		if cursor != "" {
+			path += "&cursor=" + url.QueryEscape(cursor)
+		}
+		var page usersAnswer
+		do(t, req{method: "GET", path: path, token: s.admin}).want(t, http.StatusOK).decode(t, &page)
+		all = append(all, page.Users...)
+		for i, u := range page.Users {
+			if i > 0 && u.CreatedAt.After(page.Users[i-1].CreatedAt) {
+				t.Errorf("%s listed after the older %s", u.ID, page.Users[i-1].ID)
+			}
+		}
+		if page.NextCursor == nil || (len(page.Users) > 0 && page.Users[len(page.Users)-1].CreatedAt.Before(oldest)) {
+			return all
+		}
+		cursor = *page.NextCursor
+	}
+	t.Fatal("the list never ends")
+	return nil
+}
+
+// TestListUsers: GET /users lists the live users newest first through the
+// gateway, follows suspensions and deletions, and is for admins only.
+func TestListUsers(t *testing.T) {
+	t.Parallel()
+	a := createUser(t, admin(), "List A", uniqueEmail("list-a"))
+	b := createUser(t, admin(), "List B", uniqueEmail("list-b"))
+	c := createUser(t, admin(), "List C", uniqueEmail("list-c"))
+	do(t, req{method: "POST", path: "/users/" + b.ID + "/suspend", token: s.admin, body: map[string]string{"reason": "list"}}).want(t, http.StatusOK)
+	do(t, req{method: "DELETE", path: "/users/" + c.ID, token: s.admin}).want(t, http.StatusOK)
+	oldest := projected(t, admin(), a.ID, 1, http.StatusOK).CreatedAt
+	projected(t, admin(), b.ID, 2, http.StatusOK)
+	projected(t, admin(), c.ID, 2, http.StatusGone)
+
+	where := func(users []userAnswer) map[string]int {
+		at := map[string]int{}
+		for i, u := range users {
+			if _, twice := at[u.ID]; twice {
+				t.Errorf("%s listed twice", u.ID)
+			}
+			at[u.ID] = i
+		}
+		return at
+	}
+	// The index is read eventually consistently (a GSI): poll.
+	eventually(t, 20*time.Second, "the list shows b before a, not c", func() (bool, string) {
+		at := where(listUntil(t, "", oldest))
+		ia, okA := at[a.ID]
+		ib, okB := at[b.ID]
+		_, okC := at[c.ID]
+		return okA && okB && !okC && ib < ia, fmt.Sprintf("a %v at %d, b %v at %d, c %v", okA, ia, okB, ib, okC)
+	})
+	at := where(listUntil(t, "&status=suspended", oldest))
+	if _, ok := at[b.ID]; !ok {
+		t.Errorf("suspended list lacks %s", b.ID)
+	}
+	if _, ok := at[a.ID]; ok {
+		t.Errorf("suspended list has the active %s", a.ID)
+	}
+	at = where(listUntil(t, "&status=active", oldest))
+	if _, ok := at[a.ID]; !ok {
+		t.Errorf("active list lacks %s", a.ID)
+	}
+	if _, ok := at[b.ID]; ok {
+		t.Errorf("active list has the suspended %s", b.ID)
+	}
+
+	for path, field := range map[string]string{
+		"/users?limit=0":            "limit",
+		"/users?limit=1001":         "limit",
+		"/users?status=deleted":     "status",
+		"/users?cursor=" + b64("x"): "cursor",
+		"/users?cursor=" + b64(`{"s":"","a":"user#`+a.ID+`"}`): "cursor",
+	} {
+		p := do(t, req{method: "GET", path: path, token: s.admin}).wantProblem(t, http.StatusBadRequest)
+		if f := p.fields(); len(f) != 1 || f[0] != field {
+			t.Errorf("%s: fields %v, want [%s]", path, f, field)
+		}
+	}
 }
 
 func TestHistoryPages(t *testing.T) {
