@@ -9,6 +9,12 @@
 // first (the gap heals itself). Every write is conditional on the applied
 // version; losing that race means reading again and deciding again.
 //
+// The messages of one message group (one aggregate) in a batch are
+// coalesced: each projection reads the aggregate once, folds all of the
+// group's new events (and those that heal a gap) and writes once, on
+// condition that it is still at the version it read. Failures stay per
+// message: a group fails from its first message not applied.
+//
 // While a rebuild fills a new generation of the read model (package
 // rebuild), the projector writes the active generation and the new one, so
 // that the new generation follows the events that arrive during the
