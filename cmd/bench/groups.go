@@ -104,9 +104,9 @@ func (b *bench) groups(others map[string][]string) []group {
 			run:    oneRound(pkgLoadtest, "^BenchmarkProjectionLag$", lagRounds),
 		},
 		{
-			name: "projector", measures: "events/s through the projector from a FIFO queue, and through the raw loop",
+			name: "projector", measures: "events/s through the projector from a FIFO queue, and through the raw loop, users interleaved and in bursts",
 			tables: "read model as template.yaml's; events table without a stream (read only to heal gaps); floor: a table without a stream",
-			rounds: fmt.Sprintf("%d, each 600 messages through the projector then the floor", projectorRounds),
+			rounds: fmt.Sprintf("%d, each 600 messages interleaved through the projector then the floor, then 600 in bursts", projectorRounds),
 			aws:    true,
 			needs:  []string{pkgProjector},
 			run:    oneRound(pkgProjector, "^BenchmarkProjectorThroughput$", projectorRounds),

@@ -105,21 +105,21 @@ func (s slowViews) UserViewForUpdate(ctx context.Context, id string) (user.View,
 	return s.rm.UserViewForUpdate(ctx, id)
 }
 
-func (s slowViews) SaveUserView(ctx context.Context, before, after user.View, rec es.Record) error {
+func (s slowViews) SaveUserViewRun(ctx context.Context, before user.View, applied int64, recs []es.Record) error {
 	select {
 	case <-time.After(s.delay):
 	case <-ctx.Done():
-		return fmt.Errorf("save view of %s: %w", rec.AggregateID, ctx.Err())
+		return fmt.Errorf("save view of %s: %w", recs[0].AggregateID, ctx.Err())
 	}
-	return s.rm.SaveUserView(ctx, before, after, rec)
+	return s.rm.SaveUserViewRun(ctx, before, applied, recs)
 }
 
 func (s slowViews) ActivityApplied(ctx context.Context, aggregateID string) (int64, error) {
 	return s.rm.ActivityApplied(ctx, aggregateID)
 }
 
-func (s slowViews) SaveActivity(ctx context.Context, rec es.Record) error {
-	return s.rm.SaveActivity(ctx, rec)
+func (s slowViews) SaveActivityRun(ctx context.Context, applied int64, recs []es.Record) error {
+	return s.rm.SaveActivityRun(ctx, applied, recs)
 }
 
 func (s slowViews) AdvanceCheckpoint(ctx context.Context, c readmodel.Checkpoint) error {

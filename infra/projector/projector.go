@@ -9,6 +9,12 @@
 // first (the gap heals itself). Every write is conditional on the applied
 // version; losing that race means reading again and deciding again.
 //
+// The messages of one message group (one aggregate) in a batch are
+// coalesced: each projection reads the aggregate once, folds all of the
+// group's new events (and those that heal a gap) and writes once, on
+// condition that it is still at the version it read. Failures stay per
+// message: a group fails from its first message not applied.
+//
 // While a rebuild fills a new generation of the read model (package
 // rebuild), the projector writes the active generation and the new one, so
 // that the new generation follows the events that arrive during the
@@ -17,6 +23,7 @@ package projector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -39,9 +46,9 @@ type EventLoader interface {
 // ReadModel is the part of the read-model store the projections write.
 type ReadModel interface {
 	UserViewForUpdate(ctx context.Context, id string) (user.View, int64, error)
-	SaveUserView(ctx context.Context, before, after user.View, rec es.Record) error
+	SaveUserViewRun(ctx context.Context, before user.View, applied int64, recs []es.Record) error
 	ActivityApplied(ctx context.Context, aggregateID string) (int64, error)
-	SaveActivity(ctx context.Context, rec es.Record) error
+	SaveActivityRun(ctx context.Context, applied int64, recs []es.Record) error
 	AdvanceCheckpoint(ctx context.Context, c readmodel.Checkpoint) error
 }
 
@@ -138,19 +145,27 @@ func New(events EventLoader, registry *es.Registry, store ReadModel, logger *slo
 	return p
 }
 
-// Handle applies each message's event to every projection. A message that
-// fails is reported in BatchItemFailures, and so is every later message of
-// the same message group (the aggregate), so that the queue redelivers them
-// in order; the others are acknowledged. Per-message failures are never the
-// handler's error. With less than StartBudget left to the invocation, the
-// remaining messages are failed without being started, and a message still
-// running Reserve before the deadline is cut off and failed. Failed messages come
-// back after a short backoff when WithBackoff is set.
+// Handle applies the messages' events to every projection, the messages
+// of one message group (one aggregate) together: each projection reads the
+// aggregate's view once, folds the group's events into it and writes it
+// once, on condition that it is still at the version it read (coalescing).
+//
+// A message that fails is reported in BatchItemFailures, and so is every
+// later message of the same group, so that the queue redelivers them in
+// order; the others are acknowledged, and a message is never reported once
+// every projection has applied it. A message that cannot be decoded (a
+// poison) fails there: the group's messages before it are applied. When a
+// coalesced write fails, the group fails from its first message not yet
+// applied. Per-message failures are never the handler's error. With less
+// than StartBudget left to the invocation, the remaining groups are failed
+// without being started, and a group still running Reserve before the
+// deadline is cut off and failed. Failed messages come back after a short
+// backoff when WithBackoff is set.
 func (p *Projector) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	start := p.now()
 	var (
 		resp    events.SQSEventResponse
-		failed  = map[string]string{} // message groups with a failed message: its id
+		failed  = map[int]bool{} // indexes in ev.Records
 		applied = map[string]*readmodel.Checkpoint{}
 		errs    []string
 		skipped int
@@ -168,32 +183,37 @@ func (p *Projector) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 		tail, cancelTail = context.WithDeadline(ctx, deadline.Add(-Reserve/5))
 		defer cancelTail()
 	}
-	for _, msg := range ev.Records {
-		group := groupOf(msg)
-		if first, ok := failed[group]; ok {
-			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: msg.MessageId})
-			skipped++
-			if p.failed(ctx, msg, fmt.Errorf("not attempted: message %s of the same group failed before it", first)) {
-				dlq++
-			}
-			continue
-		}
+	for _, g := range groups(ev.Records) {
+		var (
+			from int   // the group's first failed message, an index in g
+			err  error // why it failed
+		)
 		if left, ok := timeLeft(ctx); ok && left < StartBudget {
-			failed[group] = msg.MessageId
-			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: msg.MessageId})
-			skipped++
-			if p.failed(ctx, msg, fmt.Errorf("not attempted: %s left to the invocation", left.Round(time.Millisecond))) {
-				dlq++
-			}
+			err = fmt.Errorf("not attempted: %s left to the invocation", left.Round(time.Millisecond))
+		} else {
+			from, err = p.handleGroup(work, ev.Records, g, applied, lags)
+		}
+		if err == nil {
 			continue
 		}
-		if err := p.handleMessage(work, msg, applied, lags); err != nil {
-			failed[group] = msg.MessageId
-			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: msg.MessageId})
-			errs = append(errs, fmt.Sprintf("%s: %v", msg.MessageId, err))
-			if p.failed(ctx, msg, err) {
+		first := ev.Records[g[from]]
+		errs = append(errs, fmt.Sprintf("%s: %v", first.MessageId, err))
+		for k, i := range g[from:] {
+			failed[i] = true
+			msg := ev.Records[i]
+			why := err
+			if k > 0 {
+				skipped++
+				why = fmt.Errorf("not applied: message %s of the same group failed before it", first.MessageId)
+			}
+			if p.failed(ctx, msg, why) {
 				dlq++
 			}
+		}
+	}
+	for i, msg := range ev.Records { // in the batch's order
+		if failed[i] {
+			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: msg.MessageId})
 		}
 	}
 	// Backoff first: it is what brings the failed messages back soon; the
@@ -231,6 +251,25 @@ func (p *Projector) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 		DLQSends: dlq, Duration: now.Sub(start)})
 	p.metrics.ProjectionLag(ctx, lags)
 	return resp, nil
+}
+
+// groups splits msgs by message group: the indexes of each group's
+// messages in delivery order, the groups in the order of their first
+// message.
+func groups(msgs []events.SQSMessage) [][]int {
+	var out [][]int
+	at := map[string]int{}
+	for i, m := range msgs {
+		g := groupOf(m)
+		k, ok := at[g]
+		if !ok {
+			k = len(out)
+			at[g] = k
+			out = append(out, nil)
+		}
+		out[k] = append(out[k], i)
+	}
+	return out
 }
 
 // timeLeft is the time to ctx's deadline, if it has one.
@@ -278,48 +317,97 @@ func appliedCounts(applied map[string]*readmodel.Checkpoint) map[string]int64 {
 	return counts
 }
 
-// handleMessage runs every projection on one message, adding what they
-// applied to the batch's checkpoints and lags.
-func (p *Projector) handleMessage(ctx context.Context, msg events.SQSMessage, applied map[string]*readmodel.Checkpoint, lags map[string][]time.Duration) error {
-	rec, err := relay.DecodeMessage(msg.Body)
-	if err != nil {
-		return err
+// handleGroup runs every projection on the messages of one group, g (their
+// indexes in msgs), adding what they applied to the batch's checkpoints and
+// lags. It returns nil when every message is applied, else the first
+// message (an index in g) that is not, and why: the messages before it are
+// applied by every projection, it and those after it are not (or not
+// known to be).
+//
+// The messages are decoded up to the first that cannot be (a poison); each
+// projection, on each of its targets, then applies at most the messages
+// every projection before it applied, so that no projection runs ahead of
+// another by more than a failed write.
+func (p *Projector) handleGroup(ctx context.Context, msgs []events.SQSMessage, g []int, applied map[string]*readmodel.Checkpoint, lags map[string][]time.Duration) (int, error) {
+	recs := make([]es.Record, 0, len(g))
+	var why error // why the message at limit is not applied
+	for _, i := range g {
+		rec, err := relay.DecodeMessage(msgs[i].Body)
+		if err == nil {
+			rec.Event, err = p.registry.Decode(rec)
+		}
+		if err == nil && len(recs) > 0 && rec.AggregateID != recs[0].AggregateID {
+			err = fmt.Errorf("an event of %s in the message group of %s", rec.AggregateID, recs[0].AggregateID)
+		}
+		if err != nil {
+			why = fmt.Errorf("message %s: %w", msgs[i].MessageId, err)
+			break
+		}
+		recs = append(recs, rec)
 	}
-	if rec.Event, err = p.registry.Decode(rec); err != nil {
-		return fmt.Errorf("message %s: %w", msg.MessageId, err)
-	}
+	limit := len(recs) // the messages every projection so far applied
 	for _, pr := range p.projections {
+		if limit == 0 {
+			break
+		}
 		name := pr.projectionName()
 		targets, err := p.targets(ctx, name)
 		if err != nil {
-			return fmt.Errorf("%s of %s v%d: %w", name, rec.AggregateID, rec.Version, err)
+			return 0, fmt.Errorf("%s of %s: %w", name, recs[0].AggregateID, err)
 		}
 		for i, target := range targets {
-			recs, err := pr.project(ctx, p, target, rec)
+			run := recs[:limit]
+			reached, done, err := pr.project(ctx, p, target, run)
 			if i == 0 { // the active generation: what the checkpoint and the lag describe
-				now := p.now()
-				for _, r := range recs {
-					c := applied[name]
-					if c == nil {
-						c = &readmodel.Checkpoint{Projection: name}
-						applied[name] = c
-					}
-					c.Processed++
-					if !r.OccurredAt.Before(c.LastEventAt) {
-						c.LastEventID, c.LastEventAt = r.ID, r.OccurredAt
-					}
-					lags[name] = append(lags[name], now.Sub(r.OccurredAt))
-				}
+				p.count(applied, lags, name, done)
 			}
-			if err != nil {
-				if i > 0 {
-					err = fmt.Errorf("generation being rebuilt: %w", err)
-				}
-				return fmt.Errorf("%s of %s v%d: %w", name, rec.AggregateID, rec.Version, err)
+			if limit = covered(run, reached); limit == len(run) {
+				continue // an error past the run (none today) fails no message
+			}
+			if err == nil {
+				err = errors.New("not applied")
+			}
+			if i > 0 {
+				err = fmt.Errorf("generation being rebuilt: %w", err)
+			}
+			why = fmt.Errorf("%s of %s v%d: %w", name, run[limit].AggregateID, run[limit].Version, err)
+			if limit == 0 {
+				break
 			}
 		}
 	}
-	return nil
+	if limit == len(g) {
+		return 0, nil
+	}
+	return limit, why
+}
+
+// covered is how many of recs, from the first, are at or below reached.
+func covered(recs []es.Record, reached int64) int {
+	for i, r := range recs {
+		if r.Version > reached {
+			return i
+		}
+	}
+	return len(recs)
+}
+
+// count adds done, the records projection name applied to its active
+// generation, to the batch's checkpoints and lags.
+func (p *Projector) count(applied map[string]*readmodel.Checkpoint, lags map[string][]time.Duration, name string, done []es.Record) {
+	now := p.now()
+	for _, r := range done {
+		c := applied[name]
+		if c == nil {
+			c = &readmodel.Checkpoint{Projection: name}
+			applied[name] = c
+		}
+		c.Processed++
+		if !r.OccurredAt.Before(c.LastEventAt) {
+			c.LastEventID, c.LastEventAt = r.ID, r.OccurredAt
+		}
+		lags[name] = append(lags[name], now.Sub(r.OccurredAt))
+	}
 }
 
 // targets are the read models a projection writes: the store itself, or,

@@ -46,66 +46,103 @@ const (
 // BenchmarkProjectorThroughput: events per second through the projector
 // (both projections, the checkpoint, conditional writes) from a FIFO queue
 // fed 600 relay messages of 60 users, against the floor of the same
-// consumer loop doing one raw PutItem per message. The two drain queues fed
-// the same messages, one after the other, on the same emulators; the
-// events table has no stream (the projector only reads it to heal gaps,
-// and there are none).
+// consumer loop doing one raw PutItem per message group (aggregate) of each
+// batch: the least a consumer that keeps one conditional item per
+// aggregate can write. Each round drains two orders of the same messages:
+//
+//   - interleaved (events/s, floor-events/s): every user's first event,
+//     then every user's second..., as many users writing at once produce;
+//     with the bounded backlog a batch holds one message per user, so
+//     nothing coalesces and the floor writes one item per message;
+//   - bursts (bursts-events/s, bursts-floor-events/s): each user's ten
+//     events one after the other, as one user's burst of commands
+//     produces; a batch holds mostly one user's events, which the
+//     projector folds and writes once and the floor writes as one item.
+//
+// Projector and floor drain queues fed the same messages, one after the
+// other, on the same emulators; the events table has no stream (the
+// projector only reads it to heal gaps, and there are none).
 func BenchmarkProjectorThroughput(b *testing.B) {
 	ctx := b.Context()
 	ddb, sq := awstest.DynamoDB(b), awstest.SQS(b)
-	bodies, groups := benchMessages(b)
 	floorTable := benchFloorTable(b, ddb)
-	var subject, floor float64
-	for b.Loop() {
-		rm := readmodeltest.Store(b)
-		store := dynamo.New(ddb, dynamo.Tables{Events: rebuildtest.EventsTable(b, ddb)})
-		p := projector.New(store, user.NewRegistry(), rm, slog.New(slog.DiscardHandler), time.Now)
-		subject = float64(len(bodies)) / benchDrain(b, sq, benchQueue(b, sq), bodies, groups, p.Handle).Seconds()
-		for _, id := range uniq(groups) {
-			v, ok, err := rm.UserView(ctx, id)
-			if err != nil || !ok || v.Version != benchPerUser {
-				b.Fatalf("view of %s: v%d, found %v, %v: want v%d", id, v.Version, ok, err, benchPerUser)
+	put := func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+		last := map[string]events.SQSMessage{} // per group, the batch's last message
+		var order []string
+		for _, m := range ev.Records {
+			g := m.Attributes["MessageGroupId"]
+			if _, ok := last[g]; !ok {
+				order = append(order, g)
+			}
+			last[g] = m
+		}
+		for _, g := range order {
+			m := last[g]
+			_, err := ddb.PutItem(ctx, &dynamodb.PutItemInput{
+				TableName: aws.String(floorTable),
+				Item: map[string]dbtypes.AttributeValue{
+					"pk":   &dbtypes.AttributeValueMemberS{Value: g + "#" + m.MessageId},
+					"body": &dbtypes.AttributeValueMemberS{Value: m.Body},
+				},
+			})
+			if err != nil {
+				return events.SQSEventResponse{}, err
 			}
 		}
-
-		put := func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-			for _, m := range ev.Records {
-				_, err := ddb.PutItem(ctx, &dynamodb.PutItemInput{
-					TableName: aws.String(floorTable),
-					Item: map[string]dbtypes.AttributeValue{
-						"pk":   &dbtypes.AttributeValueMemberS{Value: m.Attributes["MessageGroupId"] + "#" + m.MessageId},
-						"body": &dbtypes.AttributeValueMemberS{Value: m.Body},
-					},
-				})
-				if err != nil {
-					return events.SQSEventResponse{}, err
+		return events.SQSEventResponse{}, nil
+	}
+	rates := map[string]float64{}
+	for b.Loop() {
+		for _, order := range []string{"interleaved", "bursts"} {
+			bodies, groups := benchMessages(b, order == "bursts")
+			rm := readmodeltest.Store(b)
+			store := dynamo.New(ddb, dynamo.Tables{Events: rebuildtest.EventsTable(b, ddb)})
+			p := projector.New(store, user.NewRegistry(), rm, slog.New(slog.DiscardHandler), time.Now)
+			rates[order] = float64(len(bodies)) / benchDrain(b, sq, benchQueue(b, sq), bodies, groups, p.Handle).Seconds()
+			for _, id := range uniq(groups) {
+				v, ok, err := rm.UserView(ctx, id)
+				if err != nil || !ok || v.Version != benchPerUser {
+					b.Fatalf("view of %s: v%d, found %v, %v: want v%d", id, v.Version, ok, err, benchPerUser)
 				}
 			}
-			return events.SQSEventResponse{}, nil
+			rates[order+"-floor"] = float64(len(bodies)) / benchDrain(b, sq, benchQueue(b, sq), bodies, groups, put).Seconds()
 		}
-		floor = float64(len(bodies)) / benchDrain(b, sq, benchQueue(b, sq), bodies, groups, put).Seconds()
 	}
 	b.ReportMetric(0, "ns/op")
-	b.ReportMetric(subject, "events/s")
-	b.ReportMetric(floor, "floor-events/s")
+	b.ReportMetric(rates["interleaved"], "events/s")
+	b.ReportMetric(rates["interleaved-floor"], "floor-events/s")
+	b.ReportMetric(rates["bursts"], "bursts-events/s")
+	b.ReportMetric(rates["bursts-floor"], "bursts-floor-events/s")
 }
 
 // benchMessages returns the relay message bodies of benchUsers user
-// streams, interleaved as concurrent users write them (every user's first
-// event, then every user's second...), and the message group of each.
-func benchMessages(b *testing.B) (bodies, groups []string) {
+// streams and the message group of each: interleaved as concurrent users
+// write them (every user's first event, then every user's second...), or
+// with bursts, each user's events one after the other.
+func benchMessages(b *testing.B, bursts bool) (bodies, groups []string) {
 	t0 := time.Now().Add(-time.Hour)
 	streams := make([][]es.Record, benchUsers)
 	for i := range streams {
 		streams[i] = rebuildtest.Stream(newID(), benchPerUser, t0, "bench")
 	}
+	add := func(r es.Record) {
+		body, err := relay.EncodeMessage(r)
+		if err != nil {
+			b.Fatal(err)
+		}
+		bodies, groups = append(bodies, body), append(groups, r.AggregateID)
+	}
+	if bursts {
+		for _, s := range streams {
+			for _, r := range s {
+				add(r)
+			}
+		}
+		return bodies, groups
+	}
 	for v := range benchPerUser {
 		for _, s := range streams {
-			body, err := relay.EncodeMessage(s[v])
-			if err != nil {
-				b.Fatal(err)
-			}
-			bodies, groups = append(bodies, body), append(groups, s[v].AggregateID)
+			add(s[v])
 		}
 	}
 	return bodies, groups
