@@ -55,6 +55,10 @@ func run(ctx context.Context, stop func(), args []string, getenv func(string) st
 			return jwks(args[1:], stdout, stderr)
 		case "env":
 			return printEnv(args[1:], stdout, stderr)
+		case "invoke":
+			return invokeCommand(ctx, args[1:], getenv, os.Stdin, stdout, stderr)
+		case "generate-event":
+			return generateEvent(args[1:], getenv, stdout, stderr)
 		}
 	}
 	opts, err := parseServe(args, getenv, stderr)
@@ -179,7 +183,7 @@ func parseServe(args []string, getenv func(string) string, out io.Writer) (serve
 	fs.BoolVar(&o.checkPort, "check-port", false, "only check that the port is free (make run does, before it starts the emulators)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: local [flags]\n       local env\n       local token [--sub alice] [--roles admin] [--ttl 1h]\n       local jwks --key file.pem\n\nflags:")
+		fmt.Fprintln(fs.Output(), "usage: local [flags]\n       local env\n       local invoke <LogicalId> --event <file|-> [--env-vars env.json]\n       local generate-event [api|authorizer|dynamodb|sqs]\n       local token [--sub alice] [--roles admin] [--ttl 1h]\n       local jwks --key file.pem\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
