@@ -7,6 +7,7 @@ import (
 	"errors"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -65,11 +66,26 @@ const (
 // what the fixture is about, not only for the absence of an error; a
 // fixture without a check here fails the test.
 func TestEveryFixtureUnderTheEmulator(t *testing.T) {
+	invokeEveryFixture(t, rie.Host)
+}
+
+// TestShippedBootstrapsUnderQEMU is the same on the artifacts that ship:
+// the linux/arm64 bootstraps, built as make build builds them, each run
+// under qemu-aarch64-static behind the host's emulator. Without qemu it
+// fails: make test installs it (Debian's qemu-user-static).
+func TestShippedBootstrapsUnderQEMU(t *testing.T) {
+	if _, err := exec.LookPath("qemu-aarch64-static"); err != nil && rie.Host != rie.Shipped {
+		t.Fatalf("qemu-aarch64-static is needed to run the shipped linux/arm64 bootstraps (apt-get install -y qemu-user-static; make test installs it): %v", err)
+	}
+	invokeEveryFixture(t, rie.Shipped)
+}
+
+func invokeEveryFixture(t *testing.T, platform rie.Platform) {
 	cfg := awstest.Config(t)
 	t.Parallel()
 	ctx := t.Context()
 	start := time.Now()
-	l, err := rie.NewLauncher(ctx, "../..", rie.Host, lambdafn.Names(), os.Getenv)
+	l, err := rie.NewLauncher(ctx, "../..", platform, lambdafn.Names(), os.Getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,6 +272,10 @@ func TestEveryFixtureUnderTheEmulator(t *testing.T) {
 			t.Errorf("no welcome mail to %s in SES", adaEmail)
 		}
 	})
+	t.Run("replay", func(t *testing.T) {
+		// A rebuild of the user view: Ada's one event, in one slice.
+		batch(t, "ReplayFunction", "replay/sqs-rebuild-user-view.json")
+	})
 	t.Run("delete", func(t *testing.T) {
 		if userID == "" {
 			t.Skip("no user: the commands failed")
@@ -290,7 +310,8 @@ func TestEveryFixtureUnderTheEmulator(t *testing.T) {
 			report = append(report, id+" "+d.Round(10*time.Microsecond).String())
 		}
 	}
-	t.Logf("bootstraps built (or found up to date) in %s; cold inits: %s", built.Round(time.Millisecond), strings.Join(report, ", "))
+	t.Logf("%s bootstraps built (or found up to date) in %s; all fixtures in %s; cold inits (Init Duration): %s",
+		platform, built.Round(time.Millisecond), time.Since(start).Round(time.Millisecond), strings.Join(report, ", "))
 }
 
 // asAdmin makes the authorizer context of an API fixture an admin's.
