@@ -29,6 +29,9 @@ type Launcher struct {
 	// --env-vars file of sam local invoke).
 	Overrides map[string]map[string]string
 
+	// TimeoutScale multiplies the template's timeouts (4 under qemu).
+	TimeoutScale int
+
 	root string // of the module, to build a bootstrap at its first use
 }
 
@@ -44,7 +47,15 @@ func NewLauncher(ctx context.Context, root string, p Platform, names []string, g
 	if err != nil {
 		return nil, err
 	}
-	return &Launcher{Emulator: emu, Platform: p, Bootstraps: bins, PoolSize: 2, Env: AWSEnv(getenv), root: root}, nil
+	l := &Launcher{Emulator: emu, Platform: p, Bootstraps: bins, PoolSize: 2, Env: AWSEnv(getenv), root: root, TimeoutScale: 1}
+	if p != Host {
+		// Under qemu the code runs several times slower, and the emulator
+		// counts the cold init (seconds there) in the first invocation's
+		// time: the template's timeouts, sized for Lambda, would cut
+		// batches short.
+		l.TimeoutScale = 4
+	}
+	return l, nil
 }
 
 // Pool makes the pool of the function id whose code is functions/<code>,
@@ -57,6 +68,9 @@ func (l *Launcher) Pool(id, code string, env map[string]string, timeout time.Dur
 	maps.Copy(all, env)
 	maps.Copy(all, l.Overrides["Parameters"])
 	maps.Copy(all, l.Overrides[id])
+	if l.TimeoutScale > 1 {
+		timeout *= time.Duration(l.TimeoutScale)
+	}
 	pool := NewPool(Spec{Emulator: l.Emulator, Env: all, Timeout: timeout, MemoryMB: memoryMB,
 		Output: l.Output, Verbose: l.Verbose}, l.PoolSize)
 	pool.prepare = func(ctx context.Context) ([]string, error) {
