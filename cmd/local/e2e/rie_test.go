@@ -89,7 +89,9 @@ func TestStoriesUnderRIE(t *testing.T) {
 	if s.local == nil {
 		t.Skip("needs the runner in process: runs it with the functions under the emulator")
 	}
-	t.Parallel()
+	// Not parallel: it runs alone first, so that its second runner and
+	// processes do not starve the timing-bound tests of this package
+	// (batch sizes, lag) on a small machine.
 	start := time.Now()
 	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run", "^("+strings.Join(storiesUnderRIE, "|")+")$",
 		"-test.count", "1", "-test.v", "-test.timeout", "5m")
