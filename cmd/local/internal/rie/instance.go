@@ -217,6 +217,11 @@ func (in *Instance) Invoke(ctx context.Context, requestID string, payload []byte
 	if requestID != "" {
 		req.Header.Set("X-Amzn-RequestId", requestID)
 	}
+	reports := in.logs.reportCount()
+	// The emulator writes the REPORT line before it answers, but the line
+	// crosses a pipe: wait for it (briefly), so that the logs of an
+	// invocation are whole when it returns, before a Close mutes them.
+	defer in.logs.waitReport(reports, time.Second)
 	resp, err := in.http.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("invoke through the emulator: %w", err)
@@ -316,6 +321,7 @@ type logWriter struct {
 	partial []byte
 	init    time.Duration
 	pending time.Duration // measured, not yet put into a REPORT line
+	reports int           // REPORT lines seen
 	last    []string      // the last lines, for errors
 }
 
@@ -362,6 +368,7 @@ func (w *logWriter) line(line []byte) {
 		}
 	}
 	if bytes.HasPrefix(line, reportPrefix) {
+		w.reports++
 		if w.pending > 0 {
 			text = reportInit.ReplaceAllLiteralString(text, fmt.Sprintf("Init Duration: %.2f ms\t", float64(w.pending)/float64(time.Millisecond)))
 			w.pending = 0
@@ -373,6 +380,21 @@ func (w *logWriter) line(line []byte) {
 		return
 	}
 	io.WriteString(w.out, text)
+}
+
+func (w *logWriter) reportCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.reports
+}
+
+// waitReport polls until a REPORT line after the first n has been seen,
+// or for at most d.
+func (w *logWriter) waitReport(n int, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for w.reportCount() <= n && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 func (w *logWriter) mute() {
