@@ -224,6 +224,12 @@ func invokeEveryFixture(t *testing.T, platform rie.Platform) {
 		if _, ok := ops["projections"].(map[string]any); !ok {
 			t.Errorf("ops/projections %v", ops)
 		}
+		// The feed answers in its shape; its items come from the runner's
+		// stream consumer, which does not run here.
+		feed := api(t, "QueriesFunction", "queries/events.json", nil, 200)
+		if _, ok := feed["events"].([]any); !ok {
+			t.Errorf("GET /events: %v, want an events array", feed)
+		}
 		// No projector saw this user (no poller runs here): the answer
 		// comes from the event store.
 		got := api(t, "QueriesFunction", "queries/get-user.json", onUser, 200)
@@ -253,6 +259,11 @@ func invokeEveryFixture(t *testing.T, platform rie.Platform) {
 		}, 200)
 		if !strings.Contains(mustJSON(t, found), adaID) {
 			t.Errorf("find by %s: %v", adaEmail, found)
+		}
+		// Ada, projected and active, is listed.
+		list := api(t, "QueriesFunction", "queries/list-users.json", nil, 200)
+		if !strings.Contains(mustJSON(t, list), adaID) {
+			t.Errorf("GET /users?status=active has not Ada: %v", list)
 		}
 		// Ada's creation is in her actor's activity.
 		act := api(t, "QueriesFunction", "queries/actor-activity.json", func(s string) string {
