@@ -20,9 +20,16 @@ EMULATORS = $(GO) run ./cmd/emulators --
 # check does; go test's status is kept in a file, as sh has no pipefail.
 # TEST_PACKAGES narrows the run (the IAM check wants one package that calls AWS):
 # make test TEST_PACKAGES="./domain/... ./infra/rebuild/..."
+# qemu-aarch64-static (Debian's qemu-user-static) runs the shipped
+# linux/arm64 bootstraps in cmd/local's TestShippedBootstrapsUnderQEMU,
+# which fails without it: make test installs it when it is missing.
 TEST_PACKAGES ?= ./...
 test:
 	$(GO) mod download
+	@command -v qemu-aarch64-static >/dev/null 2>&1 || { \
+		echo "make test: installing qemu-user-static (for qemu-aarch64-static)"; \
+		apt-get install -y qemu-user-static || { apt-get update && apt-get install -y qemu-user-static; } \
+			|| echo "make test: could not install qemu-user-static: the arm64 bootstrap test will fail"; }
 	@tmp="$$(mktemp -d)"; mkdir "$$tmp/iam"; \
 	{ CHRONICLE_IAM_LOG="$$tmp/iam" $(EMULATORS) $(GO) test -json -race -count=1 $(TEST_PACKAGES); echo $$? >"$$tmp/gotest"; } \
 		| $(GO) run ./cmd/testsummary -label "make test" -summary "$$tmp/summary"; status=$$?; \

@@ -55,6 +55,10 @@ func run(ctx context.Context, stop func(), args []string, getenv func(string) st
 			return jwks(args[1:], stdout, stderr)
 		case "env":
 			return printEnv(args[1:], stdout, stderr)
+		case "invoke":
+			return invokeCommand(ctx, args[1:], getenv, os.Stdin, stdout, stderr)
+		case "generate-event":
+			return generateEvent(args[1:], getenv, stdout, stderr)
 		}
 	}
 	opts, err := parseServe(args, getenv, stderr)
@@ -152,6 +156,8 @@ type serveOptions struct {
 	params                map[string]string
 	printToken            bool
 	writeEnv, checkPort   bool
+	rie                   bool
+	riePool               int
 	envFile               string
 	logLevel              slog.Level
 }
@@ -176,10 +182,12 @@ func parseServe(args []string, getenv func(string) string, out io.Writer) (serve
 	fs.StringVar(&o.stateDir, "state-dir", defaultStateDir(), "where the stream mappings' positions are kept across restarts (\"\": nowhere)")
 	fs.BoolVar(&o.printToken, "print-token", false, "print an admin token for curl at start-up")
 	fs.BoolVar(&o.writeEnv, "write-env", false, "while serving, write the emulators' endpoints to "+o.envFile+" for: eval \"$(go run ./cmd/local env)\"")
+	fs.BoolVar(&o.rie, "rie", false, "run every function as its own bootstrap process under the Lambda Runtime Interface Emulator, as Lambda runs the shipped binary, instead of in process (built into ~/.cache/chronicle)")
+	fs.IntVar(&o.riePool, "rie-pool", 2, "with --rie: execution environments per function (each serves one invocation at a time)")
 	fs.BoolVar(&o.checkPort, "check-port", false, "only check that the port is free (make run does, before it starts the emulators)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: local [flags]\n       local env\n       local token [--sub alice] [--roles admin] [--ttl 1h]\n       local jwks --key file.pem\n\nflags:")
+		fmt.Fprintln(fs.Output(), "usage: local [flags]\n       local env\n       local invoke <LogicalId> --event <file|-> [--env-vars env.json]\n       local generate-event [api|authorizer|dynamodb|sqs]\n       local token [--sub alice] [--roles admin] [--ttl 1h]\n       local jwks --key file.pem\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -223,10 +231,15 @@ func serve(ctx context.Context, stop func(), o serveOptions, getenv func(string)
 		}
 		iam = []iamcheck.Sink{sink}
 	}
+	launcher, err := rieLauncher(ctx, o, getenv)
+	if err != nil {
+		return startFailed("rie", err)
+	}
 	r, err := runner.New(runner.Config{
 		Template: o.template, Parameters: o.params, StackName: o.stack, AWS: cfg, Getenv: getenv, Logger: logger,
 		IAM:      iam,
 		StateDir: o.stateDir,
+		RIE:      launcher,
 	})
 	if err != nil {
 		return startFailed("template", err)

@@ -93,6 +93,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	code := m.Run()
+	reportInits()
 	if denied := iamDenials.Messages(); len(denied) > 0 {
 		fmt.Fprintf(os.Stderr, "e2e: %d AWS calls not granted by their function's role in the template:\n%s\n",
 			len(denied), strings.Join(denied, "\n"))
@@ -120,6 +121,9 @@ func localSuite(ctx context.Context) (*suite, func(), error) {
 	}
 	logDir, err := os.MkdirTemp("", "chronicle-e2e-*")
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := setUpRIE(ctx, logDir); err != nil {
 		return nil, nil, err
 	}
 	st := &suite{aws: &cfg, logDir: logDir, dlqTimeout: time.Minute}
@@ -268,9 +272,14 @@ func startRunner(ctx context.Context, cfg aws.Config, logDir string, o runnerOpt
 		iam = append(iam, o.iam.Sink)
 	}
 	r, err := runner.New(runner.Config{Template: o.template, Parameters: params, StackName: stack, AWS: cfg,
-		Logger: logger, Observe: o.observe, IAM: iam})
+		Logger: logger, Observe: o.observe, IAM: iam, RIE: rieLauncher})
 	if err != nil {
 		return nil, err
+	}
+	if rieLauncher != nil {
+		rieRunners.Lock()
+		rieRunners.all = append(rieRunners.all, r)
+		rieRunners.Unlock()
 	}
 	if err := r.Provision(ctx); err != nil {
 		return nil, err

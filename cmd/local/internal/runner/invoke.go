@@ -20,6 +20,7 @@ import (
 	sestypes "github.com/aws/aws-sdk-go-v2/service/sesv2/types"
 	"github.com/google/uuid"
 
+	"github.com/chronicle-go/chronicle/cmd/local/internal/rie"
 	"github.com/chronicle-go/chronicle/infra/iamcheck"
 	"github.com/chronicle-go/chronicle/infra/lambdafn"
 	"github.com/chronicle-go/chronicle/infra/template"
@@ -38,6 +39,9 @@ type function struct {
 	// sandbox (one invocation at a time) never notices and concurrent
 	// invocations would share.
 	handler any
+	// remote, when set, runs the function as its bootstrap under the
+	// emulator instead (Config.RIE).
+	remote *rie.Pool
 }
 
 // buildFunctions resolves each function's environment and builds its
@@ -63,11 +67,15 @@ func (r *Runner) buildFunctions() error {
 			return fmt.Errorf("function %s: %w", f.Name, err)
 		}
 		name := r.res.physicalName(f.Name)
-		r.functions[f.Name] = &function{
+		fn := &function{
 			id: f.Name, name: name, arn: functionARN(r.region, name),
 			timeout: time.Duration(f.Timeout) * time.Second, env: env,
 			handler: h,
 		}
+		if err := r.launch(fn, f); err != nil {
+			return fmt.Errorf("function %s: %w", f.Name, err)
+		}
+		r.functions[f.Name] = fn
 	}
 	return nil
 }
@@ -178,6 +186,9 @@ func (r *Runner) invoke(ctx context.Context, fn *function, event, out any) (requ
 	payload, err := json.Marshal(event)
 	if err != nil {
 		return requestID, &invocationError{OutcomeError, fmt.Errorf("encode event: %w", err)}
+	}
+	if fn.remote != nil {
+		return requestID, r.invokeRemote(ctx, fn, requestID, payload, out)
 	}
 	ctx = lambdacontext.NewContext(ctx, &lambdacontext.LambdaContext{AwsRequestID: requestID, InvokedFunctionArn: fn.arn})
 	ctx, cancel := context.WithTimeout(ctx, fn.timeout)

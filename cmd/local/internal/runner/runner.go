@@ -42,6 +42,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/smithy-go/middleware"
 
+	"github.com/chronicle-go/chronicle/cmd/local/internal/rie"
 	"github.com/chronicle-go/chronicle/infra/iamcheck"
 	"github.com/chronicle-go/chronicle/infra/template"
 )
@@ -78,6 +79,12 @@ type Config struct {
 	// killed and started again on the same stack resumes where it was
 	// rather than at the stream's start. Empty: nothing is kept.
 	StateDir string
+	// RIE, when set, runs every function as its own bootstrap process
+	// under the Lambda Runtime Interface Emulator (see remote.go), instead
+	// of its handler in process: the gateway and the pollers invoke it over
+	// HTTP. The IAM check then covers only what Lambda does for a function,
+	// not its code's calls, which leave this process.
+	RIE *rie.Launcher
 }
 
 // Invocation is what Observe is told about one invocation.
@@ -253,6 +260,7 @@ func (r *Runner) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	pollers.Wait()
 	r.inflight.Wait()
+	err = errors.Join(err, r.closeRemotes())
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
