@@ -119,7 +119,12 @@ func (c *Contract) Routes() []Route {
 
 // Exchange is one request and its answer, as a test saw them.
 type Exchange struct {
-	Request     *http.Request // its URL's path and query, method and headers
+	Request *http.Request // its URL's path and query, method and headers
+	// Resource is the path template API Gateway matched, when the test
+	// knows it (a proxy event's resource), and PathParams its parameters,
+	// decoded. Else the document's router matches the request's path.
+	Resource    string
+	PathParams  map[string]string
 	RequestBody []byte
 	Status      int
 	Header      http.Header
@@ -130,7 +135,12 @@ type Exchange struct {
 // names the method, the path, the status and what does not match.
 func (c *Contract) Check(ctx context.Context, x Exchange) error {
 	method, path := x.Request.Method, x.Request.URL.Path
-	route, params, err := c.router.FindRoute(x.Request)
+	route, params, err := c.find(x)
+	if err == nil && misrouted(x) {
+		// A function handed a route of the other function (a test's
+		// misrouting, which API Gateway does not do) says so.
+		err = routers.ErrPathNotFound
+	}
 	if err != nil {
 		if err := c.unrouted(x); err != nil {
 			return fmt.Errorf("OpenAPI: %s %s (no such operation in the document) answered %d: %w", method, path, x.Status, err)
@@ -166,6 +176,35 @@ func (c *Contract) Check(ctx context.Context, x Exchange) error {
 		return fmt.Errorf("%s: %w", where, errors.Join(errs...))
 	}
 	return nil
+}
+
+// find finds the operation of x: by its resource when it has one, else by
+// its path.
+func (c *Contract) find(x Exchange) (*routers.Route, map[string]string, error) {
+	if x.Resource == "" {
+		return c.router.FindRoute(x.Request)
+	}
+	item := c.doc.Paths.Value(x.Resource)
+	if item == nil {
+		return nil, nil, routers.ErrPathNotFound
+	}
+	op := item.GetOperation(x.Request.Method)
+	if op == nil {
+		return nil, nil, routers.ErrMethodNotAllowed
+	}
+	return &routers.Route{Spec: c.doc, Path: x.Resource, PathItem: item, Method: x.Request.Method, Operation: op}, x.PathParams, nil
+}
+
+// misrouted reports whether x's answer is a function's "I do not serve
+// this route" (a 404 of type no-route).
+func misrouted(x Exchange) bool {
+	if x.Status != http.StatusNotFound {
+		return false
+	}
+	var p struct {
+		Type string `json:"type"`
+	}
+	return json.Unmarshal(x.Body, &p) == nil && p.Type == "urn:chronicle:problem:no-route"
 }
 
 // taken reports whether status says the service took the request.

@@ -44,9 +44,14 @@ func ValidateProxy(tb testing.TB, req events.APIGatewayProxyRequest, resp events
 // through the authorizer, so the client sent a bearer token: the request
 // gets one when the event leaves the Authorization header out.
 func ProxyExchange(req events.APIGatewayProxyRequest, resp events.APIGatewayProxyResponse) (Exchange, error) {
-	path := req.Path
-	if path == "" {
-		path = req.Resource
+	// API Gateway routed the event by its resource and path parameters;
+	// a hand-made event without a resource is routed by its path, as the
+	// handlers do (a trailing slash ignored).
+	target := (&url.URL{Path: req.Path}).EscapedPath()
+	if req.Resource != "" {
+		target = fill(req.Resource, req.PathParameters)
+	} else if len(target) > 1 {
+		target = strings.TrimSuffix(target, "/")
 	}
 	q := url.Values{}
 	for k, vs := range req.MultiValueQueryStringParameters {
@@ -57,7 +62,7 @@ func ProxyExchange(req events.APIGatewayProxyRequest, resp events.APIGatewayProx
 			q.Set(k, v)
 		}
 	}
-	hr, err := http.NewRequest(req.HTTPMethod, (&url.URL{Path: path, RawQuery: q.Encode()}).String(), nil)
+	hr, err := http.NewRequest(req.HTTPMethod, target+"?"+q.Encode(), nil)
 	if err != nil {
 		return Exchange{}, fmt.Errorf("the event is not an HTTP request: %w", err)
 	}
@@ -77,7 +82,7 @@ func ProxyExchange(req events.APIGatewayProxyRequest, resp events.APIGatewayProx
 			return Exchange{}, fmt.Errorf("the answer's body is not base64: %w", err)
 		}
 	}
-	return Exchange{Request: hr, RequestBody: body, Status: resp.StatusCode,
+	return Exchange{Request: hr, Resource: req.Resource, PathParams: req.PathParameters, RequestBody: body, Status: resp.StatusCode,
 		Header: proxyHeaders(resp.Headers, resp.MultiValueHeaders), Body: out}, nil
 }
 
@@ -96,4 +101,15 @@ func proxyHeaders(single map[string]string, multi map[string][]string) http.Head
 		}
 	}
 	return h
+}
+
+// fill puts the path parameters into a resource template, escaped.
+func fill(resource string, params map[string]string) string {
+	segs := strings.Split(resource, "/")
+	for i, s := range segs {
+		if name, ok := strings.CutPrefix(s, "{"); ok {
+			segs[i] = url.PathEscape(params[strings.TrimSuffix(name, "}")])
+		}
+	}
+	return strings.Join(segs, "/")
 }
