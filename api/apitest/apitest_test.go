@@ -148,3 +148,21 @@ func TestProxyExchange(t *testing.T) {
 		t.Errorf("a malformed id taken: %v", err)
 	}
 }
+
+// BenchmarkCheck is the cost of checking one exchange: a history page.
+func BenchmarkCheck(b *testing.B) {
+	c, err := apitest.Shared()
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, _ := http.NewRequest("GET", "http://api.test/users/"+id+"/history?limit=10", nil)
+	r.Header.Set("Authorization", "Bearer t")
+	h := http.Header{"Content-Type": {"application/json"}, "X-Request-Id": {"r1"}}
+	body := []byte(`{"id":"` + id + `","events":[` + event + `},` + event + `}],"nextCursor":"x"}`)
+	x := apitest.Exchange{Request: r, Status: 200, Header: h, Body: body}
+	for b.Loop() {
+		if err := c.Check(b.Context(), x); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
