@@ -73,10 +73,6 @@ func (s *bodySchemas) check(pointer string, body []byte) error {
 		return fmt.Errorf("the body is not JSON: %w", err)
 	}
 	if err := sch.Validate(v); err != nil {
-		var ve *jsonschema.ValidationError
-		if errors.As(err, &ve) {
-			return fmt.Errorf("the body does not match %s: %v", pointer, ve.DetailedOutput())
-		}
 		return fmt.Errorf("the body does not match %s: %w", pointer, err)
 	}
 	return nil
