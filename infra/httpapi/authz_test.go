@@ -10,6 +10,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/google/uuid"
+
+	"github.com/chronicle-go/chronicle/api/apitest"
 )
 
 // Roles of the authorization matrix.
@@ -194,5 +196,6 @@ func (g *gateway) direct(ctx context.Context, tb testing.TB, r httpRequest) http
 	if err != nil {
 		return g.reply("INTEGRATION_FAILURE")
 	}
+	apitest.ValidateProxy(tb, ev, resp)
 	return httpAnswer{status: resp.StatusCode, headers: resp.Headers, body: resp.Body}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/google/uuid"
 
+	"github.com/chronicle-go/chronicle/api/apitest"
 	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/domain/user"
 	"github.com/chronicle-go/chronicle/infra/auth"
@@ -274,6 +275,7 @@ func fuzzCheck(t *testing.T, h handler, req events.APIGatewayProxyRequest) event
 	if err != nil {
 		t.Fatalf("Handle returned an error: %v", err)
 	}
+	apitest.ValidateProxy(t, req, resp)
 	if resp.StatusCode < 200 || resp.StatusCode >= 500 {
 		t.Fatalf("status %d: %s", resp.StatusCode, resp.Body)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/google/uuid"
 
+	"github.com/chronicle-go/chronicle/api/apitest"
 	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/domain/user"
 	"github.com/chronicle-go/chronicle/infra/auth"
@@ -190,13 +191,15 @@ type handler interface {
 }
 
 // do calls h and checks what every answer has: no error, an X-Request-Id
-// and a JSON body of the right media type.
+// and a JSON body of the right media type; and the exchange against the
+// OpenAPI document.
 func do(t testing.TB, h handler, req events.APIGatewayProxyRequest) events.APIGatewayProxyResponse {
 	t.Helper()
 	resp, err := h.Handle(t.Context(), req)
 	if err != nil {
 		t.Fatalf("Handle returned an error: %v", err)
 	}
+	apitest.ValidateProxy(t, req, resp)
 	if resp.Headers["X-Request-Id"] == "" {
 		t.Errorf("answer %d has no X-Request-Id", resp.StatusCode)
 	}

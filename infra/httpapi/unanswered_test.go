@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/chronicle-go/chronicle/api/apitest"
 	"github.com/chronicle-go/chronicle/infra/awstest"
 	"github.com/chronicle-go/chronicle/infra/httpapi"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
@@ -88,11 +89,13 @@ func TestOpsProjectionsWhenSQSDoesNotAnswer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), functionTimeout)
 	defer cancel()
 	start := time.Now()
-	resp, err := e.qs.Handle(ctx, request(t, "queries/ops-projections.json"))
+	req := request(t, "queries/ops-projections.json")
+	resp, err := e.qs.Handle(ctx, req)
 	took := time.Since(start)
 	if err != nil {
 		t.Fatal(err)
 	}
+	apitest.ValidateProxy(t, req, resp)
 	if limit := httpapi.DependencyTimeout + 2*time.Second; took > limit {
 		t.Errorf("answered after %s, want within %s (each call's deadline is %s)", took, limit, httpapi.DependencyTimeout)
 	}
@@ -140,11 +143,13 @@ func TestHealthzWhenSQSDoesNotAnswer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), functionTimeout)
 	defer cancel()
 	start := time.Now()
-	resp, err := e.qs.Handle(ctx, request(t, "queries/healthz.json"))
+	req := request(t, "queries/healthz.json")
+	resp, err := e.qs.Handle(ctx, req)
 	took := time.Since(start)
 	if err != nil {
 		t.Fatal(err)
 	}
+	apitest.ValidateProxy(t, req, resp)
 	if limit := httpapi.DependencyTimeout + 2*time.Second; took > limit {
 		t.Errorf("answered after %s, want within %s", took, limit)
 	}

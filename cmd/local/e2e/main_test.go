@@ -21,6 +21,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 
+	"github.com/chronicle-go/chronicle/api/apitest"
 	"github.com/chronicle-go/chronicle/cmd/local/internal/localjwt"
 	"github.com/chronicle-go/chronicle/cmd/local/internal/runner"
 	"github.com/chronicle-go/chronicle/infra/auth"
@@ -347,21 +348,26 @@ type req struct {
 	header              map[string]string
 }
 
+// do sends r and checks the exchange against the OpenAPI document.
 func (c client) do(t testing.TB, r req) reply {
 	t.Helper()
 	var body io.Reader
+	var sent []byte
 	switch b := r.body.(type) {
 	case nil:
 	case string:
-		body = strings.NewReader(b)
+		sent = []byte(b)
 	case []byte:
-		body = bytes.NewReader(b)
+		sent = b
 	default:
 		j, err := json.Marshal(b)
 		if err != nil {
 			t.Fatal(err)
 		}
-		body = bytes.NewReader(j)
+		sent = j
+	}
+	if r.body != nil {
+		body = bytes.NewReader(sent)
 	}
 	hr, err := http.NewRequestWithContext(t.Context(), r.method, c.base+r.path, body)
 	if err != nil {
@@ -389,6 +395,7 @@ func (c client) do(t testing.TB, r req) reply {
 	if err != nil {
 		t.Fatalf("%s %s: read answer: %v", r.method, r.path, err)
 	}
+	apitest.Validate(t, apitest.Exchange{Request: hr, RequestBody: sent, Status: resp.StatusCode, Header: resp.Header, Body: b})
 	return reply{status: resp.StatusCode, header: resp.Header, body: b}
 }
 
