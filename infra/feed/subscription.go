@@ -173,10 +173,19 @@ func (s *Subscription) run(ctx context.Context, follow bool) (Progress, error) {
 			for i, e := range page.Events {
 				recs[i] = e.Record
 			}
+			// Following ends when ctx does, wherever it finds the page: a
+			// page handled but not checkpointed is handled again at the next
+			// start, which the subscriber's idempotence absorbs.
 			if err := s.Handle(ctx, recs); err != nil {
+				if follow && ctx.Err() != nil {
+					return p, nil
+				}
 				return p, fmt.Errorf("subscription %s: handle %d events after %s: %w", s.Name, len(recs), p.At, err)
 			}
 			if err := s.Checkpoints.Save(ctx, s.Name, page.Next); err != nil {
+				if follow && ctx.Err() != nil {
+					return p, nil
+				}
 				return p, fmt.Errorf("subscription %s: %w", s.Name, err)
 			}
 			p.Events += len(recs)

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chronicle-go/chronicle/cmd/local/internal/runner"
+	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/iamcheck"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
@@ -91,7 +92,7 @@ func notified(seen *invocations) []runner.Invocation {
 
 // TestSnapshotsAndRemoteRebuild reaches, under the IAM check, the paths the
 // other tests do not: on a runner whose template snapshots every 2 events,
-// commands write snapshots; a rebuild asked of the replay function (what
+// commands write snapshots (on the events they follow); a rebuild asked of the replay function (what
 // `chronicle rebuild --remote` sends) fills a new generation of the user
 // view from the event store and switches to it, and the user reads the
 // same view. Every call is one the functions' roles grant.
@@ -112,7 +113,9 @@ func TestSnapshotsAndRemoteRebuild(t *testing.T) {
 		c.do(t, req{method: "PUT", path: "/users/" + w.ID + "/name", token: s.admin, body: map[string]string{"name": fmt.Sprint("Snap ", i)}}).
 			want(t, http.StatusOK)
 	}
-	snap, ok, err := dynamo.New(ddb, dynamo.Tables{Snapshots: lr.r.TableName("SnapshotsTable")}).Snapshot(ctx, w.ID)
+	// The snapshot is kept on the event it follows (es.StreamSnapshots).
+	snap, ok, _, err := dynamo.New(ddb, dynamo.Tables{Events: lr.r.TableName("EventsTable")}).
+		LoadLatest(ctx, w.ID, 0, func(es.Snapshot) bool { return true }, 4)
 	if err != nil || !ok || snap.Version < 2 {
 		t.Fatalf("snapshot of %s: %+v %v %v", w.ID, snap, ok, err)
 	}
