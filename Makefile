@@ -20,6 +20,9 @@ EMULATORS = $(GO) run ./cmd/emulators --
 # check does; go test's status is kept in a file, as sh has no pipefail.
 # TEST_PACKAGES narrows the run (the IAM check wants one package that calls AWS):
 # make test TEST_PACKAGES="./domain/... ./infra/rebuild/..."
+# -timeout 25m: from cold caches, cmd/local's tests compile every function
+# for linux/arm64 (and the Lambda emulator) before they run, minutes on two
+# busy cores; go test's default of 10 minutes per package is too tight.
 # qemu-aarch64-static (Debian's qemu-user-static) runs the shipped
 # linux/arm64 bootstraps in cmd/local's TestShippedBootstrapsUnderQEMU,
 # which fails without it: make test installs it when it is missing.
@@ -31,7 +34,7 @@ test:
 		apt-get install -y qemu-user-static || { apt-get update && apt-get install -y qemu-user-static; } \
 			|| echo "make test: could not install qemu-user-static: the arm64 bootstrap test will fail"; }
 	@tmp="$$(mktemp -d)"; mkdir "$$tmp/iam"; \
-	{ CHRONICLE_IAM_LOG="$$tmp/iam" $(EMULATORS) $(GO) test -json -race -count=1 $(TEST_PACKAGES); echo $$? >"$$tmp/gotest"; } \
+	{ CHRONICLE_IAM_LOG="$$tmp/iam" $(EMULATORS) $(GO) test -json -race -count=1 -timeout 25m $(TEST_PACKAGES); echo $$? >"$$tmp/gotest"; } \
 		| $(GO) run ./cmd/testsummary -label "make test" -summary "$$tmp/summary"; status=$$?; \
 	gotest="$$(cat "$$tmp/gotest" 2>/dev/null)"; \
 	if [ "$$gotest" != 0 ]; then \
