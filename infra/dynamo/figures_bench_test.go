@@ -146,7 +146,7 @@ func BenchmarkAggregateLoad(b *testing.B) {
 			plain := es.NewService(user.Decider(), user.NewRegistry(), store, es.Options{})
 			snapshotting := es.NewService(user.Decider(), user.NewRegistry(), store, es.Options{SnapshotEvery: 100})
 			if n >= 100 {
-				putSnapshot(b, plain, store, id, int64(n-50))
+				putSnapshot(b, plain, client, tables.Events, id, int64(n-50))
 			}
 			load := func(svc *es.Service[user.State, user.Command]) time.Duration {
 				start := time.Now()
@@ -218,7 +218,7 @@ func seedUser(tb testing.TB, client *dynamodb.Client, table string, n int) strin
 
 // putSnapshot stores the snapshot of user id at version v, as the policy
 // would have written it.
-func putSnapshot(tb testing.TB, svc *es.Service[user.State, user.Command], store *dynamo.Store, id string, v int64) {
+func putSnapshot(tb testing.TB, svc *es.Service[user.State, user.Command], client *dynamodb.Client, table, id string, v int64) {
 	tb.Helper()
 	ctx := tb.Context()
 	agg, err := svc.LoadAt(ctx, id, v)
@@ -229,8 +229,22 @@ func putSnapshot(tb testing.TB, svc *es.Service[user.State, user.Command], store
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if err := store.PutSnapshot(ctx, es.Snapshot{AggregateID: id, Version: agg.Version, SchemaVersion: user.StateSchema,
-		State: state, UpdatedAt: agg.UpdatedAt, TakenAt: time.Now()}); err != nil {
+	// Where the store keeps it (es.StreamSnapshots): on the item of the
+	// event it follows, as the append that crosses the interval writes it.
+	if _, err := client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(table),
+		Key: map[string]types.AttributeValue{
+			"pk": &types.AttributeValueMemberS{Value: id},
+			"sk": &types.AttributeValueMemberN{Value: fmt.Sprint(agg.Version)},
+		},
+		UpdateExpression: aws.String("SET snapState = :s, snapSchema = :n, snapTakenAt = :t"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":s": &types.AttributeValueMemberS{Value: string(state)},
+			":n": &types.AttributeValueMemberN{Value: fmt.Sprint(user.StateSchema)},
+			":t": &types.AttributeValueMemberS{Value: time.Now().UTC().Format(time.RFC3339Nano)},
+		},
+		ConditionExpression: aws.String("attribute_exists(pk)"),
+	}); err != nil {
 		tb.Fatal(err)
 	}
 }
