@@ -3,11 +3,6 @@ package dynamo
 import (
 	"context"
 	"fmt"
-	"strconv"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/chronicle-go/chronicle/domain/es"
 )
@@ -22,19 +17,7 @@ func (s *Store) LoadPages(ctx context.Context, aggregateID string, from, to int6
 	if to > 0 && to < from {
 		return nil
 	}
-	in := &dynamodb.QueryInput{
-		TableName:              aws.String(s.tables.Events),
-		KeyConditionExpression: aws.String(condQueryFrom),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":id":   &types.AttributeValueMemberS{Value: aggregateID},
-			":from": &types.AttributeValueMemberN{Value: strconv.FormatInt(from, 10)},
-		},
-		ConsistentRead: aws.Bool(true),
-	}
-	if to > 0 {
-		in.KeyConditionExpression = aws.String(condQueryRange)
-		in.ExpressionAttributeValues[":to"] = &types.AttributeValueMemberN{Value: strconv.FormatInt(to, 10)}
-	}
+	in := s.streamQuery(aggregateID, from, to)
 	var page []es.Record // reused: fn keeps no page
 	for {
 		out, err := s.client.Query(ctx, in)

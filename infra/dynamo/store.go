@@ -99,12 +99,10 @@ const (
 	condQueryRange = "pk = :id AND sk BETWEEN :from AND :to"
 )
 
-// Load implements es.EventStore: a consistent, paged Query of the stream.
-func (s *Store) Load(ctx context.Context, aggregateID string, from, to int64) ([]es.Record, error) {
-	from = max(from, 1)
-	if to > 0 && to < from {
-		return nil, nil
-	}
+// streamQuery is the consistent Query of stream aggregateID from version
+// from (>= 1) to version to (<= 0: to its end), which Load and LoadPages page
+// through.
+func (s *Store) streamQuery(aggregateID string, from, to int64) *dynamodb.QueryInput {
 	in := &dynamodb.QueryInput{
 		TableName:              aws.String(s.tables.Events),
 		KeyConditionExpression: aws.String(condQueryFrom),
@@ -118,6 +116,16 @@ func (s *Store) Load(ctx context.Context, aggregateID string, from, to int64) ([
 		in.KeyConditionExpression = aws.String(condQueryRange)
 		in.ExpressionAttributeValues[":to"] = &types.AttributeValueMemberN{Value: strconv.FormatInt(to, 10)}
 	}
+	return in
+}
+
+// Load implements es.EventStore: a consistent, paged Query of the stream.
+func (s *Store) Load(ctx context.Context, aggregateID string, from, to int64) ([]es.Record, error) {
+	from = max(from, 1)
+	if to > 0 && to < from {
+		return nil, nil
+	}
+	in := s.streamQuery(aggregateID, from, to)
 	var recs []es.Record
 	for {
 		out, err := s.client.Query(ctx, in)
