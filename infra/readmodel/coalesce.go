@@ -2,7 +2,6 @@ package readmodel
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -100,16 +99,9 @@ func (s *Store) SaveActivityRun(ctx context.Context, applied int64, recs []es.Re
 	if err != nil {
 		return err
 	}
-	var puts []types.WriteRequest
-	for _, r := range recs {
-		if r.Metadata.Actor == "" {
-			continue
-		}
-		body, err := json.Marshal(r)
-		if err != nil {
-			return fmt.Errorf("save activity of %s v%d: %w", r.AggregateID, r.Version, err)
-		}
-		puts = append(puts, types.WriteRequest{PutRequest: &types.PutRequest{Item: activityItem(g, r, body)}})
+	puts, err := activityPuts(g, recs)
+	if err != nil {
+		return fmt.Errorf("save %w", err)
 	}
 	if err := s.batchWrite(ctx, puts); err != nil {
 		return fmt.Errorf("save activity of %s v%d..v%d: %w", last.AggregateID, recs[0].Version, last.Version, err)

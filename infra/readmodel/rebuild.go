@@ -159,16 +159,9 @@ func (s *Store) PutActivity(ctx context.Context, recs []es.Record) error {
 		return err
 	}
 	last := recs[len(recs)-1]
-	var puts []types.WriteRequest
-	for _, r := range recs {
-		if r.Metadata.Actor == "" {
-			continue
-		}
-		body, err := json.Marshal(r)
-		if err != nil {
-			return fmt.Errorf("put activity of %s v%d: %w", r.AggregateID, r.Version, err)
-		}
-		puts = append(puts, types.WriteRequest{PutRequest: &types.PutRequest{Item: activityItem(g, r, body)}})
+	puts, err := activityPuts(g, recs)
+	if err != nil {
+		return fmt.Errorf("put %w", err)
 	}
 	if err := s.batchWrite(ctx, puts); err != nil {
 		return fmt.Errorf("put activity of %s: %w", last.AggregateID, err)
@@ -485,4 +478,22 @@ func (s *Store) Prune(ctx context.Context, projection string) (int, error) {
 		}
 		in.ExclusiveStartKey = out.LastEvaluatedKey
 	}
+}
+
+// activityPuts are the batch-write requests of the activity rows, in
+// generation g, of the records that name an actor (those without one are
+// no one's activity).
+func activityPuts(g int64, recs []es.Record) ([]types.WriteRequest, error) {
+	var puts []types.WriteRequest
+	for _, r := range recs {
+		if r.Metadata.Actor == "" {
+			continue
+		}
+		body, err := json.Marshal(r)
+		if err != nil {
+			return nil, fmt.Errorf("activity of %s v%d: %w", r.AggregateID, r.Version, err)
+		}
+		puts = append(puts, types.WriteRequest{PutRequest: &types.PutRequest{Item: activityItem(g, r, body)}})
+	}
+	return puts, nil
 }
