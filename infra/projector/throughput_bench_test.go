@@ -2,6 +2,7 @@ package projector_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -48,8 +49,9 @@ const (
 // (both projections, the checkpoint, conditional writes) from a FIFO queue
 // fed 600 relay messages of 60 users, against the floor of the same
 // consumer loop doing one raw PutItem per message group (aggregate) of each
-// batch: the least a consumer that keeps one conditional item per
-// aggregate can write. Each round drains two orders of the same messages:
+// batch, the groups' writes at once as the projector handles them: the
+// least a consumer that keeps one conditional item per aggregate can
+// write. Each round drains two orders of the same messages:
 //
 //   - interleaved (events/s, floor-events/s): every user's first event,
 //     then every user's second..., as many users writing at once produce;
@@ -77,20 +79,24 @@ func BenchmarkProjectorThroughput(b *testing.B) {
 			}
 			last[g] = m
 		}
-		for _, g := range order {
+		// The groups' writes at once, as the projector handles a batch's
+		// groups (projector.DefaultGroupConcurrency, at least a batch).
+		errs := make([]error, len(order))
+		var wg sync.WaitGroup
+		for k, g := range order {
 			m := last[g]
-			_, err := ddb.PutItem(ctx, &dynamodb.PutItemInput{
-				TableName: aws.String(floorTable),
-				Item: map[string]dbtypes.AttributeValue{
-					"pk":   &dbtypes.AttributeValueMemberS{Value: g + "#" + m.MessageId},
-					"body": &dbtypes.AttributeValueMemberS{Value: m.Body},
-				},
+			wg.Go(func() {
+				_, errs[k] = ddb.PutItem(ctx, &dynamodb.PutItemInput{
+					TableName: aws.String(floorTable),
+					Item: map[string]dbtypes.AttributeValue{
+						"pk":   &dbtypes.AttributeValueMemberS{Value: g + "#" + m.MessageId},
+						"body": &dbtypes.AttributeValueMemberS{Value: m.Body},
+					},
+				})
 			})
-			if err != nil {
-				return events.SQSEventResponse{}, err
-			}
 		}
-		return events.SQSEventResponse{}, nil
+		wg.Wait()
+		return events.SQSEventResponse{}, errors.Join(errs...)
 	}
 	rates := map[string]float64{}
 	for b.Loop() {

@@ -1,0 +1,125 @@
+package projector_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/google/uuid"
+
+	"github.com/chronicle-go/chronicle/domain/es"
+	"github.com/chronicle-go/chronicle/domain/user"
+	"github.com/chronicle-go/chronicle/infra/projector"
+	"github.com/chronicle-go/chronicle/infra/readmodel"
+)
+
+// barrierViews is a read model whose view reads wait until n of them are in
+// flight at once (or until a deadline), so that a test can tell whether
+// the projector reads the views of a batch's groups concurrently.
+type barrierViews struct {
+	rm *readmodel.Store // not embedded: the projector must not see its generations
+
+	mu      sync.Mutex
+	n       int
+	waiting int           // reads in flight
+	all     chan struct{} // closed once n reads were in flight at once
+	max     time.Duration
+}
+
+func newBarrierViews(rm *readmodel.Store, n int, max time.Duration) *barrierViews {
+	return &barrierViews{rm: rm, n: n, all: make(chan struct{}), max: max}
+}
+
+func (b *barrierViews) UserViewForUpdate(ctx context.Context, id string) (user.View, int64, error) {
+	b.mu.Lock()
+	b.waiting++
+	if b.waiting == b.n {
+		close(b.all)
+	}
+	b.mu.Unlock()
+	select {
+	case <-b.all:
+	case <-time.After(b.max):
+	}
+	b.mu.Lock()
+	b.waiting--
+	b.mu.Unlock()
+	return b.rm.UserViewForUpdate(ctx, id)
+}
+
+// met reports whether n reads were in flight at once.
+func (b *barrierViews) met() bool {
+	select {
+	case <-b.all:
+		return true
+	default:
+		return false
+	}
+}
+
+func (b *barrierViews) SaveUserViewRun(ctx context.Context, before user.View, applied int64, recs []es.Record) error {
+	return b.rm.SaveUserViewRun(ctx, before, applied, recs)
+}
+
+func (b *barrierViews) ActivityApplied(ctx context.Context, aggregateID string) (int64, error) {
+	return b.rm.ActivityApplied(ctx, aggregateID)
+}
+
+func (b *barrierViews) SaveActivityRun(ctx context.Context, applied int64, recs []es.Record) error {
+	return b.rm.SaveActivityRun(ctx, applied, recs)
+}
+
+func (b *barrierViews) AdvanceCheckpoint(ctx context.Context, c readmodel.Checkpoint) error {
+	return b.rm.AdvanceCheckpoint(ctx, c)
+}
+
+// The message groups of a batch (distinct aggregates) are handled at once,
+// up to the group concurrency: with three users in a batch, their three
+// view reads are in flight together; with a concurrency of one, never more
+// than one is. Either way every view ends equal to the fold of its events.
+func TestGroupsOfABatchRunConcurrently(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name        string
+		concurrency int
+		together    bool
+	}{
+		{"default", 0, true},
+		{"one at a time", 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			var msgs []events.SQSMessage
+			var ids []string
+			for range 3 {
+				id := uuid.NewString()
+				history(t, e.svc, id, "", false)
+				_, recs := replay(t, e, id)
+				for _, r := range recs {
+					msgs = append(msgs, message(t, r))
+				}
+				ids = append(ids, id)
+			}
+			// One read waits 2 s for the others at most: with one group at a
+			// time each read waits it out, alone.
+			views := newBarrierViews(e.views, 3, 2*time.Second)
+			var opts []projector.Option
+			if tc.concurrency > 0 {
+				opts = append(opts, projector.WithGroupConcurrency(tc.concurrency))
+			}
+			p := projector.New(e.events, user.NewRegistry(), views, testLogger(t), time.Now, opts...)
+			if resp := handle(t, p, msgs...); len(resp.BatchItemFailures) > 0 {
+				t.Fatalf("failures: %v", failedIDs(resp))
+			}
+			if got := views.met(); got != tc.together {
+				t.Errorf("three view reads in flight at once: %v, want %v", got, tc.together)
+			}
+			for _, id := range ids {
+				checkReadModel(t, e, id, "")
+			}
+		})
+	}
+}
