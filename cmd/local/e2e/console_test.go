@@ -191,7 +191,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := s.base + "/_local/traces/" + deleteRequest; trace.Value != want {
+	if want := s.base + "/_local/traces/" + deleteRequest; s.local != nil && trace.Value != want { // in AWS: the X-Ray console
 		t.Errorf("the delete's trace link is %q, want %q", trace.Value, want)
 	}
 	screenshot("01-who-deleted-my-user.png", "the user found by id: deleted by "+carol.sub+" (\"asked to be forgotten\"), its timeline of three events with a diff each, actor, reason, correlation id and trace link")
