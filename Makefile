@@ -23,6 +23,10 @@ EMULATORS = $(GO) run ./cmd/emulators --
 # -timeout 25m: from cold caches, cmd/local's tests compile every function
 # for linux/arm64 (and the Lambda emulator) before they run, minutes on two
 # busy cores; go test's default of 10 minutes per package is too tight.
+# Debian's chromium runs the audit console's browser test (cmd/local/e2e
+# TestConsoleInBrowser) when /usr/bin/chromium is there; with
+# CHRONICLE_REQUIRE_CHROMIUM=1 (CI) make test installs it and the test
+# fails rather than skips without it.
 # qemu-aarch64-static (Debian's qemu-user-static) runs the shipped
 # linux/arm64 bootstraps in cmd/local's TestShippedBootstrapsUnderQEMU,
 # which fails without it: make test installs it when it is missing.
@@ -33,6 +37,10 @@ test:
 		echo "make test: installing qemu-user-static (for qemu-aarch64-static)"; \
 		apt-get install -y qemu-user-static || { apt-get update && apt-get install -y qemu-user-static; } \
 			|| echo "make test: could not install qemu-user-static: the arm64 bootstrap test will fail"; }
+	@[ "$$CHRONICLE_REQUIRE_CHROMIUM" != 1 ] || [ -x "$${CHRONICLE_CHROMIUM:-/usr/bin/chromium}" ] || { \
+		echo "make test: installing chromium (CHRONICLE_REQUIRE_CHROMIUM=1: the console's browser test must run)"; \
+		apt-get install -y chromium || { apt-get update && apt-get install -y chromium; } \
+			|| echo "make test: could not install chromium: the console's browser test will fail"; }
 	@tmp="$$(mktemp -d)"; mkdir "$$tmp/iam"; \
 	{ CHRONICLE_IAM_LOG="$$tmp/iam" $(EMULATORS) $(GO) test -json -race -count=1 -timeout 25m $(TEST_PACKAGES); echo $$? >"$$tmp/gotest"; } \
 		| $(GO) run ./cmd/testsummary -label "make test" -summary "$$tmp/summary"; status=$$?; \

@@ -270,6 +270,15 @@ func serve(ctx context.Context, stop func(), o serveOptions, getenv func(string)
 	if o.writeEnv && o.envFile != "" {
 		fmt.Fprintf(stdout, "In another shell, for the emulators and the chronicle CLI:  eval \"$(go run ./cmd/local env)\"\n")
 	}
+	if o.params["JwksUrl"] == "" { // else the authorizer takes RS256 tokens of an issuer, not ours
+		// The token rides in the fragment, which the browser never sends:
+		// the page reads it and drops it from the address bar.
+		tok, err := minter(getenv).Mint("alice", []string{"admin"}, 8*time.Hour)
+		if err != nil {
+			return startFailed("token", err)
+		}
+		fmt.Fprintf(stdout, "Audit console (signed in as alice, admin, for 8h):  %s/console#token=%s\n", url, tok)
+	}
 	fmt.Fprintf(stdout, "Mint an admin token:  export TOKEN=$(go run ./cmd/local token --sub alice --roles admin --ttl 1h)\n")
 	fmt.Fprintf(stdout, "Then:                 curl -s %s/users/... -H \"Authorization: Bearer $TOKEN\"\n", url)
 	if o.printToken {

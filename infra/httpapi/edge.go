@@ -75,6 +75,9 @@ type reply struct {
 	status  int
 	body    any // encoded as JSON
 	headers map[string]string
+	// raw, when set, is the body as is, instead of body encoded as JSON;
+	// headers then carry its Content-Type (the console's assets).
+	raw []byte
 }
 
 // serve answers req. It never returns an error: every failure is a problem
@@ -160,6 +163,11 @@ func (c *call) userID() (string, error) {
 }
 
 func (c *call) response(r reply) (events.APIGatewayProxyResponse, error) {
+	if r.raw != nil {
+		h := maps.Clone(r.headers)
+		h[headerRequestID] = c.requestID
+		return events.APIGatewayProxyResponse{StatusCode: r.status, Headers: h, Body: string(r.raw)}, nil
+	}
 	b, err := json.Marshal(r.body)
 	if err != nil {
 		return events.APIGatewayProxyResponse{}, err

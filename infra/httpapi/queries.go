@@ -26,6 +26,8 @@ type UserLoader interface {
 	Load(ctx context.Context, id string) (es.Aggregate[user.State], error)
 	LoadAt(ctx context.Context, id string, version int64) (es.Aggregate[user.State], error)
 	LoadAsOf(ctx context.Context, id string, t time.Time) (es.Aggregate[user.State], error)
+	// WhatIfCommand decides cmd on the state as of at; nothing is written.
+	WhatIfCommand(ctx context.Context, id string, at time.Time, cmd user.Command, md es.Metadata) (es.WhatIf[user.State], error)
 }
 
 // EventLoader reads the records of a stream with from <= version <= to (to
@@ -129,6 +131,9 @@ func (q *Queries) routes() map[string]handlerFunc {
 		get(resUserConsistency): q.consistency,
 		get(resHealthz):         q.healthz,
 		get(resEvents):          q.feed,
+		get(resConsole):         q.consolePage,
+		get(resConsoleAsset):    q.consoleAsset,
+		route{http.MethodPost, resUserWhatIf, querySide}.key(): q.whatIf,
 	}
 }
 

@@ -32,12 +32,16 @@ const (
 	resOpsProjections  = "/ops/projections"
 	resHealthz         = "/healthz"
 	resEvents          = "/events"
+	resUserWhatIf      = "/users/{id}/what-if"
+	resConsole         = "/console"
+	resConsoleAsset    = "/console/{asset}"
 )
 
 // Path parameters of the templates.
 const (
-	paramID  = "id"
-	paramSub = "sub"
+	paramID    = "id"
+	paramSub   = "sub"
+	paramAsset = "asset"
 )
 
 // route is one method on one resource of the API.
@@ -68,6 +72,9 @@ var apiRoutes = []route{
 	{http.MethodGet, resUserConsistency, querySide},
 	{http.MethodGet, resHealthz, querySide},
 	{http.MethodGet, resEvents, querySide},
+	{http.MethodPost, resUserWhatIf, querySide},
+	{http.MethodGet, resConsole, querySide},
+	{http.MethodGet, resConsoleAsset, querySide},
 }
 
 // match finds the route of req among those of side s, and its path
