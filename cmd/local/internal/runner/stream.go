@@ -275,6 +275,11 @@ func (p *streamPoller) iterator(ctx context.Context, shard string, pos streamtyp
 // never skipped otherwise. It reports whether it finished with recs.
 func (p *streamPoller) process(ctx context.Context, shard string, recs []streamtypes.Record) bool {
 	ev := p.m.event
+	if out := p.r.cfg.StreamOutage; out != nil && out(p.fn.id, len(recs)) {
+		p.r.log.Error("stream records given up (outage)", "function", p.fn.id, "table", ev.Table, "shard", shard, "records", len(recs))
+		p.onFailure(ctx, shard, recs, max(ev.MaximumRetryAttempts, 0)+1)
+		return true
+	}
 	pending := [][]streamtypes.Record{recs}
 	retries := 0
 	for len(pending) > 0 {
