@@ -37,6 +37,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/google/uuid"
 
 	"github.com/chronicle-go/chronicle/cmd/local/internal/localjwt"
@@ -132,6 +135,20 @@ func TestRelayOutageRedrive(t *testing.T) {
 	served := make(chan error, 1)
 	go func() { served <- r.Serve(serveCtx, ln) }()
 	t.Cleanup(func() {
+		if t.Failed() { // what the consumers left, before the stack goes
+			sqsc := sqs.NewFromConfig(cfg)
+			for _, q := range []string{"ProjectionsQueue", "ProjectionsDLQ", "NotificationsQueue", "NotificationsDLQ", "RelayDLQ"} {
+				url := r.QueueURL(q)
+				if url == "" {
+					continue
+				}
+				out, err := sqsc.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url),
+					AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameAll}})
+				if err == nil {
+					t.Logf("%s: %s visible, %s in flight", q, out.Attributes["ApproximateNumberOfMessages"], out.Attributes["ApproximateNumberOfMessagesNotVisible"])
+				}
+			}
+		}
 		stopServe()
 		if err := <-served; err != nil {
 			t.Errorf("runner: %v", err)
