@@ -224,7 +224,7 @@ func figureSpecs() []spec {
 			bench: "BenchmarkChronicleCommand10", metric: "cpu-ns/op", floorBench: "BenchmarkHallgrenCommand10",
 			floorMetric: "cpu-ns/op", floorName: hallgrenPeer + " and its in-memory store", scale: 1e-3, target: thriceHallgren},
 	)
-	return s
+	return append(s, feedSpecs()...)
 }
 
 // coldStartSpecs are the figures of each function: init time and size.

@@ -57,7 +57,7 @@ type options struct {
 	latency   simlatency.Delays // of the api-latency group
 }
 
-var allGroups = []string{"memory", "store", "api", "api-latency", "lag", "projector", "others"}
+var allGroups = []string{"memory", "store", "api", "api-latency", "lag", "projector", "feed", "others"}
 
 func parseOptions(args []string) (options, error) {
 	var o options
@@ -288,6 +288,8 @@ func groupOf(sp spec) string {
 	switch {
 	case sp.pkg == pkgPeer:
 		return "memory"
+	case sp.section == secFeed:
+		return "feed"
 	case sp.pkg == pkgDynamo, sp.section == secColdStart:
 		return "store"
 	case sp.bench == "BenchmarkProjectionLag":

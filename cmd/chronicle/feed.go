@@ -29,9 +29,13 @@ func feedCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
 	poll := fs.Duration("poll", time.Second, "with --follow, the wait between polls once caught up")
 	limit := fs.Int("limit", 0, "stop after this many events (0: no limit)")
 	window := fs.Duration("window", dynamo.FeedWindow, "how far behind now the feed is read: shorter shows newer events sooner, but below the default an event may show up behind a cursor already printed")
+	segments := fs.Int("segments", 4, "with backfill: parallel scan segments (1..64)")
 	return func(ctx context.Context, args []string) error {
+		if len(args) == 1 && args[0] == "backfill" {
+			return a.feedBackfill(ctx, *segments)
+		}
 		if len(args) != 0 {
-			return usagef("feed takes no arguments")
+			return usagef("feed takes no arguments but backfill")
 		}
 		if *after != "" && *from != "" {
 			return usagef("give --after or --from, not both")

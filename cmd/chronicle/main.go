@@ -74,7 +74,7 @@ var commands = []command{
 	{"rebuild", "<projection|all> [--segments N] [--aggregate ID] [--status] [--abort] [--prune] [--restart] [--remote]", "rebuild a projection from the event store", rebuildCmd},
 	{"dlq", "list|show|redrive <queue> [<message-id>...]", "inspect dead-lettered messages and send them back", dlqCmd},
 	{"audit", "[--segments N] [--recheck DURATION]", "compare every user's view with the fold of its events", auditCmd},
-	{"feed", "[--after CURSOR | --from TIME] [--follow] [--poll 1s] [--limit N]", "every event of every aggregate in commit order, from the durable feed", feedCmd},
+	{"feed", "[--after CURSOR | --from TIME] [--follow] [--poll 1s] [--limit N] | backfill [--segments 4]", "every event of every aggregate in commit order, from the durable feed; backfill: add events written before the feed existed", feedCmd},
 	{"relay", "redrive [--dry-run] [--dlq-url URL] [--routes ROUTES]", "send again the events of the batches the relay gave up on (its OnFailure queue), found in the feed", relayCmd},
 	{"mail", "list | resolve <event-id> --sent [--note TEXT] | --resend", "welcome mails held in doubt after a crash, and settling them", mailCmd},
 	{"token", "--sub SUB [--roles R1,R2] [--ttl 1h]", "mint a local HS256 JWT (LOCAL_JWT_SECRET)", tokenCmd},

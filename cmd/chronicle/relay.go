@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -25,9 +26,10 @@ type redriveBatchJSON struct {
 	FirstArrival time.Time `json:"firstArrival,omitzero"`
 	LastArrival  time.Time `json:"lastArrival,omitzero"`
 	BatchSize    int       `json:"batchSize,omitempty"`
-	Events       int       `json:"events"`   // events of the feed in the batch's window
-	Messages     int       `json:"messages"` // messages sent to subscriber queues
-	Outcome      string    `json:"outcome"`  // redriven, dry-run, too-recent, unreadable
+	Group        int       `json:"group,omitempty"` // the records of one group have overlapping windows, redriven as one
+	Events       int       `json:"events"`          // events of the feed in the group's window
+	Messages     int       `json:"messages"`        // messages sent to subscriber queues for the group
+	Outcome      string    `json:"outcome"`         // redriven, dry-run, too-recent, unreadable
 }
 
 func relayCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
@@ -80,34 +82,55 @@ func relayCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
 		if err != nil {
 			return err
 		}
-		var report []redriveBatchJSON
-		var failed error
-		for _, m := range msgs {
-			r := redriveBatchJSON{MessageID: m.MessageID}
+		// The records of one outage have overlapping windows (a batch every
+		// fraction of a second, each window the append window wide): their
+		// union is read from the feed and sent once, each group of
+		// overlapping records deleted together once it is sent.
+		report := make([]redriveBatchJSON, len(msgs))
+		var (
+			failed error
+			spans  []redriveSpan
+		)
+		now := time.Now()
+		for i, m := range msgs {
+			report[i] = redriveBatchJSON{MessageID: m.MessageID}
 			b, err := relay.ParseFailureRecord(m.raw)
 			if err != nil {
-				r.Outcome = "unreadable"
-				report = append(report, r)
+				report[i].Outcome = "unreadable"
 				failed = errors.Join(failed, fmt.Errorf("message %s: %w", m.MessageID, err))
 				continue
 			}
-			r.ShardID, r.FirstArrival, r.LastArrival, r.BatchSize = b.ShardID, b.FirstArrival, b.LastArrival, b.BatchSize
-			r.Events, r.Messages, err = feed.Redrive(ctx, reader, sender, b, time.Now(), dynamo.FeedWindow)
+			report[i].ShardID, report[i].FirstArrival, report[i].LastArrival, report[i].BatchSize = b.ShardID, b.FirstArrival, b.LastArrival, b.BatchSize
+			from, to := feed.Window(b)
+			if !to.Before(now.Add(-dynamo.FeedWindow)) {
+				// Not merged: it would hold back the older records it overlaps.
+				report[i].Outcome = "too-recent" // visible again after the peek: run again later
+				continue
+			}
+			spans = append(spans, redriveSpan{from: from, to: to, records: []int{i}})
+		}
+		for g, sp := range mergeSpans(spans) {
+			events, sent, err := feed.RedriveWindow(ctx, reader, sender, sp.from, sp.to, now, dynamo.FeedWindow)
+			outcome := "redriven"
 			switch {
 			case errors.Is(err, feed.ErrTooRecent):
-				r.Outcome = "too-recent" // visible again after the peek: run again later
+				outcome = "too-recent" // visible again after the peek: run again later
 			case err != nil:
-				r.Outcome = "failed"
-				failed = errors.Join(failed, fmt.Errorf("message %s: %w", m.MessageID, err))
+				outcome = "failed"
+				failed = errors.Join(failed, fmt.Errorf("events of %s..%s: %w", sp.from.Format(time.RFC3339), sp.to.Format(time.RFC3339), err))
 			case *dry:
-				r.Outcome = "dry-run"
-			default:
-				r.Outcome = "redriven"
-				if _, err := client.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(*dlqURL), ReceiptHandle: aws.String(m.receipt)}); err != nil {
-					failed = errors.Join(failed, fmt.Errorf("delete message %s: %w", m.MessageID, err))
+				outcome = "dry-run"
+			}
+			for _, i := range sp.records {
+				r := &report[i]
+				r.Group, r.Events, r.Messages, r.Outcome = g+1, events, sent, outcome
+				if outcome != "redriven" {
+					continue
+				}
+				if _, err := client.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(*dlqURL), ReceiptHandle: aws.String(msgs[i].receipt)}); err != nil {
+					failed = errors.Join(failed, fmt.Errorf("delete message %s: %w", msgs[i].MessageID, err))
 				}
 			}
-			report = append(report, r)
 		}
 		var keep []dlqMessage
 		for i, m := range msgs {
@@ -137,3 +160,28 @@ func relayCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
 type countOnly struct{}
 
 func (countOnly) Send(context.Context, []es.Record) (int, error) { return 0, nil }
+
+// redriveSpan is an occurred-at window of the feed and the OnFailure
+// records (their indexes) whose events lie in it.
+type redriveSpan struct {
+	from, to time.Time
+	records  []int
+}
+
+// mergeSpans merges overlapping windows, in time order.
+func mergeSpans(spans []redriveSpan) []redriveSpan {
+	slices.SortFunc(spans, func(a, b redriveSpan) int { return a.from.Compare(b.from) })
+	var out []redriveSpan
+	for _, sp := range spans {
+		if n := len(out); n > 0 && !sp.from.After(out[n-1].to) {
+			last := &out[n-1]
+			if sp.to.After(last.to) {
+				last.to = sp.to
+			}
+			last.records = append(last.records, sp.records...)
+			continue
+		}
+		out = append(out, sp)
+	}
+	return out
+}

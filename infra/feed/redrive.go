@@ -30,8 +30,23 @@ var ErrTooRecent = fmt.Errorf("the failed batch is more recent than the feed's h
 // messages sent.
 func Redrive(ctx context.Context, r Reader, s Sender, b relay.BatchInfo, now time.Time, feedWindow time.Duration) (events, sent int, err error) {
 	from, to := b.Window(dynamo.AppendWindow, Skew)
+	return RedriveWindow(ctx, r, s, from, to, now, feedWindow)
+}
+
+// Window is the occurred-at range of the events a failed batch may hold
+// (relay.BatchInfo.Window with the append window and Skew).
+func Window(b relay.BatchInfo) (from, to time.Time) {
+	return b.Window(dynamo.AppendWindow, Skew)
+}
+
+// RedriveWindow sends again every event of the feed whose occurred-at lies
+// in from..to, once that range is behind the feed's horizon (else
+// ErrTooRecent). Many failed batches of an outage have overlapping
+// windows: redriving their union once sends each event once, where a
+// redrive per batch would send it once per batch.
+func RedriveWindow(ctx context.Context, r Reader, s Sender, from, to, now time.Time, feedWindow time.Duration) (events, sent int, err error) {
 	if horizon := now.Add(-feedWindow); !to.Before(horizon) {
-		return 0, 0, fmt.Errorf("batch of %s..%s: %w (retry after %s)", b.FirstArrival.Format(time.RFC3339), b.LastArrival.Format(time.RFC3339),
+		return 0, 0, fmt.Errorf("events of %s..%s: %w (retry after %s)", from.Format(time.RFC3339), to.Format(time.RFC3339),
 			ErrTooRecent, to.Sub(horizon).Round(time.Second))
 	}
 	cur := dynamo.FeedFrom(from)

@@ -40,7 +40,7 @@ func TestParseFailureRecord(t *testing.T) {
 		t.Fatalf("%+v, %v", b, err)
 	}
 	from, to := b.Window(5*time.Second, time.Second)
-	if !from.Equal(first.Add(-6*time.Second)) || !to.Equal(first.Add(3*time.Second)) {
+	if !from.Equal(first.Add(-6*time.Second)) || !to.Equal(first.Add(4*time.Second)) {
 		t.Errorf("window %s..%s", from, to)
 	}
 	for _, bad := range []string{"", "{}", `{"DDBStreamBatchInfo":{}}`} {

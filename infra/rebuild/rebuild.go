@@ -107,6 +107,10 @@ type Options struct {
 	// Progress, when set, is called after every page (from several
 	// goroutines, one at a time) and at each change of phase.
 	Progress func(Progress)
+	// Feed, when set, makes a new build read the feed in commit order
+	// instead of scanning the table (see FeedSource). Resume a build with
+	// the source it started with.
+	Feed *FeedSource
 }
 
 func (o Options) withDefaults() Options {
@@ -221,8 +225,12 @@ func (r *Rebuilder) Run(ctx context.Context, projection string, opts Options) (R
 		if startedAt.IsZero() {
 			startedAt = start
 		}
+		segments := opts.Segments
+		if opts.Feed != nil {
+			segments = 1 // the feed's checkpoint; the segment holds the progress
+		}
 		b, err = r.rm.CreateBuild(ctx, readmodel.Build{
-			Projection: projection, Generation: g.Building, Segments: make([]readmodel.Segment, opts.Segments),
+			Projection: projection, Generation: g.Building, Segments: make([]readmodel.Segment, segments),
 			StartedAt: startedAt, ScanAfter: startedAt.Add(opts.Settle), Total: r.total(ctx),
 		})
 		if err != nil {
@@ -254,7 +262,11 @@ func (r *Rebuilder) Run(ctx context.Context, projection string, opts Options) (R
 	}
 
 	run.report(run.progress(PhaseScanning))
-	if err := run.scan(ctx); err != nil {
+	scan := run.scan
+	if opts.Feed != nil {
+		scan = run.catchUp
+	}
+	if err := scan(ctx); err != nil {
 		res.Progress = run.progress(PhasePaused)
 		return res, err
 	}

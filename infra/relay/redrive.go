@@ -47,12 +47,16 @@ func ParseFailureRecord(body string) (BatchInfo, error) {
 	return b, nil
 }
 
+// ArrivalPrecision is the precision of a stream record's arrival time:
+// DynamoDB rounds ApproximateCreationDateTime down to the second.
+const ArrivalPrecision = time.Second
+
 // Window is the occurred-at range the batch's events lie in: a stream
 // record arrives when its event commits, which is between its occurred-at
 // and occurred-at + appendWindow by the writer's clock, off DynamoDB's by up
-// to skew.
+// to skew; and the arrival times are rounded down to ArrivalPrecision.
 func (b BatchInfo) Window(appendWindow, skew time.Duration) (from, to time.Time) {
-	return b.FirstArrival.Add(-appendWindow - skew), b.LastArrival.Add(skew)
+	return b.FirstArrival.Add(-appendWindow - skew), b.LastArrival.Add(ArrivalPrecision + skew)
 }
 
 // Send routes recs to their subscribers' queues exactly as Handle routes

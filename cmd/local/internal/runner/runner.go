@@ -85,6 +85,14 @@ type Config struct {
 	// HTTP. The IAM check then covers only what Lambda does for a function,
 	// not its code's calls, which leave this process.
 	RIE *rie.Launcher
+	// StreamOutage, when set, is asked about each batch a stream mapping is
+	// about to hand to a function (its logical id, the batch's records):
+	// true fails the batch past its retries at once, without running the
+	// function, and the mapping describes it to its on-failure destination
+	// and moves on, as Lambda does after MaximumRetryAttempts. The tests of
+	// an outage of a stream consumer set it: waiting out real retries (10,
+	// bisected, with backoff) would cost minutes and prove nothing more.
+	StreamOutage func(function string, records int) bool
 }
 
 // Invocation is what Observe is told about one invocation.

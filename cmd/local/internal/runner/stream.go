@@ -226,6 +226,7 @@ func (p *streamPoller) readShard(ctx context.Context, st *shardState, pos stream
 			continue
 		}
 		it = out.NextShardIterator
+		arrivals(out.Records, time.Now())
 		if len(out.Records) > 0 && len(batch) == 0 {
 			batchStart = time.Now()
 		}
@@ -275,6 +276,11 @@ func (p *streamPoller) iterator(ctx context.Context, shard string, pos streamtyp
 // never skipped otherwise. It reports whether it finished with recs.
 func (p *streamPoller) process(ctx context.Context, shard string, recs []streamtypes.Record) bool {
 	ev := p.m.event
+	if out := p.r.cfg.StreamOutage; out != nil && out(p.fn.id, len(recs)) {
+		p.r.log.Error("stream records given up (outage)", "function", p.fn.id, "table", ev.Table, "shard", shard, "records", len(recs))
+		p.onFailure(ctx, shard, recs, max(ev.MaximumRetryAttempts, 0)+1)
+		return true
+	}
 	pending := [][]streamtypes.Record{recs}
 	retries := 0
 	for len(pending) > 0 {
@@ -403,5 +409,29 @@ func sleep(ctx context.Context, d time.Duration) {
 	select {
 	case <-ctx.Done():
 	case <-t.C:
+	}
+}
+
+// arrivals gives records read at now the arrival time DynamoDB would: it
+// rounds ApproximateCreationDateTime down to the second, DynamoDB Local to
+// the minute, which would put a record up to a minute before its event was
+// written (and the OnFailure records' windows, which redrives read the
+// feed by, with it). A whole-minute time less than a minute before now is
+// taken as DynamoDB Local's (under two minutes before now: a record written
+// at 21:06:59.9 and read at 21:07:00.1 says 21:06:00) and replaced by now, to
+// the second: the runner reads a shard every 100 ms, so a record read live
+// arrived about then. A record read long after it arrived (a restart
+// reading a backlog) keeps DynamoDB Local's time.
+func arrivals(recs []streamtypes.Record, now time.Time) {
+	for i := range recs {
+		d := recs[i].Dynamodb
+		if d == nil || d.ApproximateCreationDateTime == nil {
+			continue
+		}
+		t := *d.ApproximateCreationDateTime
+		if t.Equal(t.Truncate(time.Minute)) && now.Sub(t) >= 0 && now.Sub(t) < 2*time.Minute {
+			now := now.Truncate(time.Second)
+			d.ApproximateCreationDateTime = &now
+		}
 	}
 }

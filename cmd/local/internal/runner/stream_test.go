@@ -140,3 +140,26 @@ func TestStreamBisectsAndGivesUp(t *testing.T) {
 		t.Errorf("on-failure message %+v", msg)
 	}
 }
+
+// TestArrivals: DynamoDB Local's arrival times, rounded down to the minute,
+// become the time the record was read, to the second; DynamoDB's (to the
+// second) and a backlog's stay.
+func TestArrivals(t *testing.T) {
+	minute := time.Date(2026, 12, 1, 21, 6, 0, 0, time.UTC)
+	now := minute.Add(56*time.Second + 400*time.Millisecond)
+	second := minute.Add(55 * time.Second)
+	old := minute.Add(-2 * time.Minute)
+	recs := []streamtypes.Record{
+		{Dynamodb: &streamtypes.StreamRecord{ApproximateCreationDateTime: &minute}},
+		{Dynamodb: &streamtypes.StreamRecord{ApproximateCreationDateTime: &second}},
+		{Dynamodb: &streamtypes.StreamRecord{ApproximateCreationDateTime: &old}},
+		{Dynamodb: &streamtypes.StreamRecord{}},
+	}
+	arrivals(recs, now)
+	want := []time.Time{minute.Add(56 * time.Second), second, old}
+	for i, w := range want {
+		if got := *recs[i].Dynamodb.ApproximateCreationDateTime; !got.Equal(w) {
+			t.Errorf("record %d: %s, want %s", i, got, w)
+		}
+	}
+}
