@@ -151,12 +151,22 @@ func (a *app) eventStore(ctx context.Context) (*dynamo.Store, *es.Service[user.S
 		return nil, nil, err
 	}
 	tables := dynamo.Tables{Events: events, Snapshots: a.snapshots()}
-	store := dynamo.New(ddb, tables)
-	opts := es.Options{}
-	if tables.Snapshots != "" {
-		opts.SnapshotEvery = 1 // read snapshots; the tool never writes any
+	// The personal fields open with the users' keys; a forgotten user's
+	// read as null.
+	c, err := a.cipher(ctx, ddb)
+	if err != nil {
+		return nil, nil, err
 	}
-	return store, es.NewService(user.Decider(), user.NewRegistry(), snapshotGuard{store, tables.Snapshots != ""}, opts), nil
+	var opts []dynamo.Option
+	if c != nil {
+		opts = append(opts, dynamo.WithCipher(c))
+	}
+	store := dynamo.New(ddb, tables, opts...)
+	so := es.Options{}
+	if tables.Snapshots != "" {
+		so.SnapshotEvery = 1 // read snapshots; the tool never writes any
+	}
+	return store, es.NewService(user.Decider(), user.NewRegistry(), snapshotGuard{store, tables.Snapshots != ""}, so), nil
 }
 
 // snapshotGuard reads snapshots only when a snapshots table is known, and
