@@ -37,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -293,7 +294,7 @@ func (n *Notifier) welcome(ctx context.Context, rec es.Record, c user.Created) (
 	}
 	out, err := n.mailer.SendEmail(ctx, n.mail(c))
 	if err != nil {
-		err = fmt.Errorf("send welcome mail of %s (event %s): %w", rec.AggregateID, rec.ID, err)
+		err = fmt.Errorf("send welcome mail of %s (event %s): %w", rec.AggregateID, rec.ID, scrubbed{err, c.Email})
 		if NotSent(err) {
 			// SES answered no before accepting: the retry may send.
 			if rerr := n.ledger.ReleaseMail(ctx, rec.ID, token); rerr != nil {
@@ -341,3 +342,20 @@ func (n *Notifier) mail(c user.Created) *sesv2.SendEmailInput {
 		}},
 	}
 }
+
+// scrubbed is an error with the recipient's address taken out of its
+// message: an SES error may name it, and the error goes to the logs and
+// to the mail ledger, which hold no personal data.
+type scrubbed struct {
+	err  error
+	addr string
+}
+
+func (e scrubbed) Error() string {
+	if e.addr == "" {
+		return e.err.Error()
+	}
+	return strings.ReplaceAll(e.err.Error(), e.addr, "<recipient>")
+}
+
+func (e scrubbed) Unwrap() error { return e.err }
