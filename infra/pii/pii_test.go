@@ -33,7 +33,7 @@ type fixture struct {
 
 // newFixture makes a KMS key on moto, a keys table and the event store's
 // tables on DynamoDB Local, and a User service over a store that seals.
-func newFixture(t *testing.T, snapshotEvery int) *fixture {
+func newFixture(t testing.TB, snapshotEvery int) *fixture {
 	t.Helper()
 	cfg := awstest.Config(t)
 	ctx := t.Context()
