@@ -151,12 +151,22 @@ func (a *app) eventStore(ctx context.Context) (*dynamo.Store, *es.Service[user.S
 		return nil, nil, err
 	}
 	tables := dynamo.Tables{Events: events, Snapshots: a.snapshots()}
-	store := dynamo.New(ddb, tables)
-	opts := es.Options{}
-	if tables.Snapshots != "" {
-		opts.SnapshotEvery = 1 // read snapshots; the tool never writes any
+	// The personal fields open with the users' keys; a forgotten user's
+	// read as null.
+	c, err := a.cipher(ctx, ddb)
+	if err != nil {
+		return nil, nil, err
 	}
-	return store, es.NewService(user.Decider(), user.NewRegistry(), snapshotGuard{store, tables.Snapshots != ""}, opts), nil
+	var opts []dynamo.Option
+	if c != nil {
+		opts = append(opts, dynamo.WithCipher(c))
+	}
+	store := dynamo.New(ddb, tables, opts...)
+	so := es.Options{}
+	if tables.Snapshots != "" {
+		so.SnapshotEvery = 1 // read snapshots; the tool never writes any
+	}
+	return store, es.NewService(user.Decider(), user.NewRegistry(), snapshotGuard{store, tables.Snapshots != ""}, so), nil
 }
 
 // snapshotGuard reads snapshots only when a snapshots table is known, and
@@ -201,7 +211,11 @@ func (a *app) readModelStore(ctx context.Context) (*readmodel.Store, error) {
 }
 
 func (a *app) rebuilder(ctx context.Context) (*rebuild.Rebuilder, *readmodel.Store, error) {
-	store, _, err := a.eventStore(ctx)
+	events, err := a.events()
+	if err != nil {
+		return nil, nil, err
+	}
+	ddb, err := a.dynamo(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -209,8 +223,18 @@ func (a *app) rebuilder(ctx context.Context) (*rebuild.Rebuilder, *readmodel.Sto
 	if err != nil {
 		return nil, nil, err
 	}
-	events, _ := a.events()
-	return rebuild.New(a.ddb, events, store, rm, user.NewRegistry(), a.log()), rm, nil
+	c, err := a.cipher(ctx, ddb)
+	if err != nil {
+		return nil, nil, err
+	}
+	// The events as stored (sealed): the rebuilder opens a copy to decode,
+	// and the activity it writes stays sealed.
+	store := dynamo.New(ddb, dynamo.Tables{Events: events, Snapshots: a.snapshots()})
+	rb := rebuild.New(ddb, events, store, rm, user.NewRegistry(), a.log())
+	if c != nil {
+		rb.OpenWith(c.Open)
+	}
+	return rb, rm, nil
 }
 
 // printJSON writes v as indented JSON.

@@ -15,6 +15,18 @@ import (
 type Registry struct {
 	codecs    map[string]codec
 	upcasters map[typeSchema]Upcaster
+	// personal lists, per type name, the personal fields its events declare.
+	personal map[string][]string
+}
+
+// PersonalData is an event (or a state, the shape of a snapshot) that
+// declares which of its top-level JSON fields, all strings, hold personal
+// data. The kernel only records the declaration: an adapter stores those
+// fields encrypted with a key of the subject (the aggregate) and reads them
+// as null once that key is destroyed, which is how a subject is forgotten
+// in a log that is never rewritten.
+type PersonalData interface {
+	PersonalFields() []string
 }
 
 type codec struct {
@@ -58,7 +70,7 @@ const maxUpcasts = 32
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{codecs: map[string]codec{}, upcasters: map[typeSchema]Upcaster{}}
+	return &Registry{codecs: map[string]codec{}, upcasters: map[typeSchema]Upcaster{}, personal: map[string][]string{}}
 }
 
 // Register adds the event type T, whose current schema version is schema, under
@@ -81,7 +93,14 @@ func Register[T Event](r *Registry, schema int) {
 		c.own = d.DecodeEvent
 	}
 	r.codecs[name] = c
+	if p, ok := any(zero).(PersonalData); ok {
+		r.personal[name] = p.PersonalFields()
+	}
 }
+
+// PersonalFields returns the personal fields of the events of type typ,
+// as the type declares them (PersonalData); none for an unknown type.
+func (r *Registry) PersonalFields(typ string) []string { return r.personal[typ] }
 
 // AddUpcaster registers u. It panics when one is already registered for the same
 // type and schema version.

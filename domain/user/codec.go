@@ -54,3 +54,10 @@ func (Deleted) DecodeEvent(data []byte) (es.Event, error) {
 	err := esjson.DecodeStrings(data, esjson.Field{Name: "reason", Dst: &e.Reason})
 	return e, err
 }
+
+// DecodeEvent implements es.EventDecoder.
+func (Forgotten) DecodeEvent(data []byte) (es.Event, error) {
+	var e Forgotten
+	err := esjson.DecodeStrings(data, esjson.Field{Name: "reason", Dst: &e.Reason})
+	return e, err
+}

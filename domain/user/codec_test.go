@@ -235,7 +235,7 @@ func TestCodecNesting(t *testing.T) {
 // that no event is left to reflection by mistake.
 func TestCodecsRegistered(t *testing.T) {
 	for _, e := range []es.Event{user.Created{}, user.Renamed{}, user.EmailChanged{}, user.Suspended{},
-		user.Reactivated{}, user.Deleted{}} {
+		user.Reactivated{}, user.Deleted{}, user.Forgotten{}} {
 		if _, ok := e.(es.EventDecoder); !ok {
 			t.Errorf("%T does not decode itself", e)
 		}

@@ -25,9 +25,14 @@ type Reactivate struct{ Reason string }
 // Delete removes a user for good.
 type Delete struct{ Reason string }
 
+// Forget erases the user's personal data for good (deleting it first when
+// it is live); the reason is required.
+type Forget struct{ Reason string }
+
 func (Create) isCommand()      {}
 func (Rename) isCommand()      {}
 func (ChangeEmail) isCommand() {}
 func (Suspend) isCommand()     {}
 func (Reactivate) isCommand()  {}
 func (Delete) isCommand()      {}
+func (Forget) isCommand()      {}

@@ -12,6 +12,7 @@ var (
 	ErrDeleted          = errors.New("user is deleted")
 	ErrAlreadySuspended = errors.New("user is already suspended")
 	ErrNotSuspended     = errors.New("user is not suspended")
+	ErrForgotten        = errors.New("user is forgotten")
 )
 
 // FieldError is one invalid field of a command.

@@ -27,6 +27,12 @@ type State struct {
 	DeletedAt     time.Time `json:"deletedAt,omitzero"`
 	DeletedBy     string    `json:"deletedBy,omitempty"`
 	DeleteReason  string    `json:"deleteReason,omitempty"`
+	// Forgotten: the personal data was erased (Name and Email are then
+	// empty); when, by whom and why.
+	Forgotten    bool      `json:"forgotten,omitempty"`
+	ForgottenAt  time.Time `json:"forgottenAt,omitzero"`
+	ForgottenBy  string    `json:"forgottenBy,omitempty"`
+	ForgetReason string    `json:"forgetReason,omitempty"`
 }
 
 // Exists reports whether the user was created.
@@ -66,6 +72,8 @@ func Validate(cmd Command) (Command, error) {
 		cmd = c.normalize(&v)
 	case Delete:
 		cmd = c.normalize(&v)
+	case Forget:
+		cmd = c.normalize(&v)
 	default:
 		v.add("command", "unknown command")
 	}
@@ -101,6 +109,11 @@ func (c Reactivate) normalize(v *validation) Reactivate {
 
 func (c Delete) normalize(v *validation) Delete {
 	c.Reason = normalizeReason(v, c.Reason, false)
+	return c
+}
+
+func (c Forget) normalize(v *validation) Forget {
+	c.Reason = normalizeReason(v, c.Reason, true)
 	return c
 }
 
@@ -162,6 +175,21 @@ func Decide(s State, cmd Command, _ time.Time) ([]es.Event, error) {
 			return nil, err
 		}
 		return []es.Event{Deleted(c)}, nil
+	case Forget:
+		c = c.normalize(&v)
+		switch {
+		case len(v) > 0:
+			return nil, v.err()
+		case !s.Exists():
+			return nil, ErrNotFound
+		case s.Forgotten:
+			return nil, ErrForgotten
+		case s.Status == StatusDeleted:
+			return []es.Event{Forgotten(c)}, nil
+		}
+		// A live user is deleted first, in the same append: the deletion
+		// frees its unique values while the state still knows them.
+		return []es.Event{Deleted(c), Forgotten(c)}, nil
 	}
 	v.add("command", "unknown command")
 	return nil, v.err()
@@ -175,6 +203,8 @@ func valid(s State, v validation) error {
 		return v.err()
 	case !s.Exists():
 		return ErrNotFound
+	case s.Forgotten:
+		return ErrForgotten
 	case s.Status == StatusDeleted:
 		return ErrDeleted
 	}
@@ -196,6 +226,11 @@ func Evolve(s State, rec es.Record) State {
 		s.Status, s.SuspendReason = StatusActive, ""
 	case Deleted:
 		s.Status, s.DeletedAt, s.DeletedBy, s.DeleteReason = StatusDeleted, rec.OccurredAt, rec.Metadata.Actor, e.Reason
+	case Forgotten:
+		// The state keeps no personal data from here on, so neither do the
+		// snapshots and views folded from it.
+		s.Name, s.Email, s.Status = "", "", StatusDeleted
+		s.Forgotten, s.ForgottenAt, s.ForgottenBy, s.ForgetReason = true, rec.OccurredAt, rec.Metadata.Actor, e.Reason
 	}
 	return s
 }

@@ -61,6 +61,14 @@ func TestDecide(t *testing.T) {
 		{"delete twice", []es.Event{created, user.Deleted{}}, user.Delete{}, nil, user.ErrDeleted, nil},
 		{"a deleted user accepts nothing", []es.Event{created, user.Deleted{}}, user.Rename{Name: "Zombie"}, nil, user.ErrDeleted, nil},
 		{"not even a no-op", []es.Event{created, user.Deleted{}}, user.Rename{Name: "Alice"}, nil, user.ErrDeleted, nil},
+		{"forget a live user deletes it first", []es.Event{created}, user.Forget{Reason: "art. 17"},
+			[]es.Event{user.Deleted{Reason: "art. 17"}, user.Forgotten{Reason: "art. 17"}}, nil, nil},
+		{"forget a deleted user", []es.Event{created, user.Deleted{}}, user.Forget{Reason: "art. 17"},
+			[]es.Event{user.Forgotten{Reason: "art. 17"}}, nil, nil},
+		{"forget needs a reason", []es.Event{created}, user.Forget{Reason: " "}, nil, nil, []string{"reason"}},
+		{"forget unknown", nil, user.Forget{Reason: "x"}, nil, user.ErrNotFound, nil},
+		{"forget twice", []es.Event{created, user.Deleted{}, user.Forgotten{Reason: "x"}}, user.Forget{Reason: "y"}, nil, user.ErrForgotten, nil},
+		{"a forgotten user accepts nothing", []es.Event{created, user.Deleted{}, user.Forgotten{Reason: "x"}}, user.Delete{}, nil, user.ErrForgotten, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -108,5 +116,24 @@ func TestEvolveAndUnique(t *testing.T) {
 	}
 	if got := user.Unique(s); len(got) != 0 {
 		t.Fatalf("a deleted user holds %v", got)
+	}
+}
+
+// TestForgottenStateHoldsNoPersonalData: the state after a forget, which
+// snapshots and views are made of, holds neither name nor email.
+func TestForgottenStateHoldsNoPersonalData(t *testing.T) {
+	s := given(user.Created{Name: "Alice", Email: "alice@example.com"}, user.Deleted{}, user.Forgotten{Reason: "art. 17"})
+	if s.Name != "" || s.Email != "" || !s.Forgotten || s.Status != user.StatusDeleted || s.ForgottenBy != "admin" || s.ForgetReason != "art. 17" {
+		t.Fatalf("state after forget = %+v", s)
+	}
+	if keys := user.Unique(s); keys != nil {
+		t.Fatalf("a forgotten user holds %v", keys)
+	}
+	r := user.NewRegistry()
+	if got := r.PersonalFields(user.EmailChanged{}.EventType()); len(got) != 2 {
+		t.Fatalf("personal fields of email_changed = %v", got)
+	}
+	if got := r.PersonalFields(user.Forgotten{}.EventType()); got != nil {
+		t.Fatalf("the forget event declares personal fields %v", got)
 	}
 }

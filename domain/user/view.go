@@ -21,6 +21,10 @@ type View struct {
 	DeletedAt    time.Time `json:"deletedAt,omitzero"`
 	DeletedBy    string    `json:"deletedBy,omitempty"`
 	DeleteReason string    `json:"reason,omitempty"`
+	Forgotten    bool      `json:"forgotten,omitempty"`
+	ForgottenAt  time.Time `json:"forgottenAt,omitzero"`
+	ForgottenBy  string    `json:"forgottenBy,omitempty"`
+	ForgetReason string    `json:"forgetReason,omitempty"`
 }
 
 // ApplyView folds one event into a view. rec.Event must be decoded. Events at
@@ -38,10 +42,12 @@ func ViewOf(id string, version int64, updatedAt time.Time, s State) View {
 		ID: id, Version: version, Name: s.Name, Email: s.Email, Sub: s.Sub, Status: s.Status,
 		CreatedAt: s.CreatedAt, UpdatedAt: updatedAt,
 		DeletedAt: s.DeletedAt, DeletedBy: s.DeletedBy, DeleteReason: s.DeleteReason,
+		Forgotten: s.Forgotten, ForgottenAt: s.ForgottenAt, ForgottenBy: s.ForgottenBy, ForgetReason: s.ForgetReason,
 	}
 }
 
 func (v View) state() State {
 	return State{Name: v.Name, Email: v.Email, Sub: v.Sub, Status: v.Status, CreatedAt: v.CreatedAt,
-		DeletedAt: v.DeletedAt, DeletedBy: v.DeletedBy, DeleteReason: v.DeleteReason}
+		DeletedAt: v.DeletedAt, DeletedBy: v.DeletedBy, DeleteReason: v.DeleteReason,
+		Forgotten: v.Forgotten, ForgottenAt: v.ForgottenAt, ForgottenBy: v.ForgottenBy, ForgetReason: v.ForgetReason}
 }

@@ -59,6 +59,10 @@ func (s *Store) Append(ctx context.Context, req es.AppendRequest) error {
 	if err := req.Validate(); err != nil {
 		return err
 	}
+	req, err := s.seal(ctx, req)
+	if err != nil {
+		return fmt.Errorf("append %s v%d: %w", req.AggregateID, req.ExpectedVersion+1, err)
+	}
 	items, parts, err := s.transaction(req)
 	if err != nil {
 		return fmt.Errorf("append %s v%d: %w", req.AggregateID, req.ExpectedVersion+1, err)

@@ -234,6 +234,18 @@ func (s *Store) ReadFeed(ctx context.Context, after FeedCursor, limit int) (Feed
 		page.Events = append(page.Events, FeedEvent{Record: r, Position: pos})
 		page.Next = pos
 	}
+	if s.cipher != nil && len(page.Events) > 0 {
+		recs := make([]es.Record, len(page.Events))
+		for i, e := range page.Events {
+			recs[i] = e.Record
+		}
+		if err := s.open(ctx, recs); err != nil {
+			return FeedPage{}, fmt.Errorf("read feed: %w", err)
+		}
+		for i := range recs {
+			page.Events[i].Record = recs[i]
+		}
+	}
 	return page, nil
 }
 

@@ -33,6 +33,9 @@ func (s *Store) LoadPages(ctx context.Context, aggregateID string, from, to int6
 			page = append(page, r)
 		}
 		if len(page) > 0 {
+			if err := s.open(ctx, page); err != nil {
+				return fmt.Errorf("load %s: %w", aggregateID, err)
+			}
 			if err := fn(page); err != nil {
 				return err
 			}

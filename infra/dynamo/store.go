@@ -54,6 +54,8 @@ type Store struct {
 	appendWindow time.Duration
 	// feedWindow is how far behind the clock ReadFeed stops.
 	feedWindow time.Duration
+	// cipher, when set, seals personal data on append and opens it on load.
+	cipher Cipher
 }
 
 var (
@@ -144,6 +146,9 @@ func (s *Store) Load(ctx context.Context, aggregateID string, from, to int64) ([
 			recs = append(recs, r)
 		}
 		if !more {
+			if err := s.open(ctx, recs); err != nil {
+				return nil, fmt.Errorf("load %s: %w", aggregateID, err)
+			}
 			return recs, nil
 		}
 		in.ExclusiveStartKey = out.LastEvaluatedKey
@@ -184,8 +189,14 @@ func (s *Store) LoadLatest(ctx context.Context, aggregateID string, to int64, us
 				return es.Snapshot{}, false, nil, fmt.Errorf("load %s: %w", aggregateID, err)
 			}
 			snap, ok, err := streamSnapshot(item, r)
+			if err == nil && ok {
+				err = s.openSnapshot(ctx, &snap)
+			}
 			if err == nil && ok && usable(snap) {
 				slices.Reverse(newest)
+				if err := s.open(ctx, newest); err != nil {
+					return es.Snapshot{}, false, nil, fmt.Errorf("load %s: %w", aggregateID, err)
+				}
 				return snap, true, newest, nil
 			}
 			// A snapshot that cannot be read is passed over: the events are
@@ -194,6 +205,9 @@ func (s *Store) LoadLatest(ctx context.Context, aggregateID string, to int64, us
 		}
 		if len(out.LastEvaluatedKey) == 0 {
 			slices.Reverse(newest)
+			if err := s.open(ctx, newest); err != nil {
+				return es.Snapshot{}, false, nil, fmt.Errorf("load %s: %w", aggregateID, err)
+			}
 			return es.Snapshot{}, false, newest, nil
 		}
 		in.ExclusiveStartKey = out.LastEvaluatedKey
@@ -255,6 +269,9 @@ func (s *Store) Snapshot(ctx context.Context, aggregateID string) (es.Snapshot, 
 	if err != nil {
 		return es.Snapshot{}, false, fmt.Errorf("get snapshot of %s: %w", aggregateID, err)
 	}
+	if err := s.openSnapshot(ctx, &snap); err != nil {
+		return es.Snapshot{}, false, fmt.Errorf("get snapshot of %s: %w", aggregateID, err)
+	}
 	return snap, true, nil
 }
 
@@ -263,6 +280,12 @@ const condNewerSnapshot = "attribute_not_exists(pk) OR #v < :v"
 // PutSnapshot implements es.SnapshotStore. A snapshot at the same or a later
 // version already stored wins; that is not an error.
 func (s *Store) PutSnapshot(ctx context.Context, snap es.Snapshot) error {
+	if s.cipher != nil {
+		var err error
+		if snap, err = s.cipher.SealSnapshot(ctx, snap); err != nil {
+			return fmt.Errorf("put snapshot of %s v%d: %w", snap.AggregateID, snap.Version, err)
+		}
+	}
 	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                aws.String(s.tables.Snapshots),
 		Item:                     snapshotItem(snap),

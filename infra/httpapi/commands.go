@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -44,6 +45,7 @@ func NewCommands(svc *es.Service[user.State, user.Command], logger *slog.Logger,
 		route{http.MethodPost, resUserSuspend, commandSide}.key():    h.suspend,
 		route{http.MethodPost, resUserReactivate, commandSide}.key(): h.reactivate,
 		route{http.MethodDelete, resUser, commandSide}.key():         h.delete,
+		route{http.MethodPost, resUserForget, commandSide}.key():     h.forget,
 	}
 	return h
 }
@@ -131,6 +133,30 @@ func (h *Commands) reactivate(ctx context.Context, c *call) (reply, error) {
 // DELETE /users/{id} [{"reason"}]
 func (h *Commands) delete(ctx context.Context, c *call) (reply, error) {
 	return h.adminCommand(ctx, c, "delete", false, func(reason string) user.Command { return user.Delete{Reason: reason} })
+}
+
+// POST /users/{id}/forget {"reason"}: the right to be forgotten. The
+// command appends the deletion (for a live user, freeing its address at
+// once) and user.forgotten.v1; then the user's data key is destroyed, so
+// the personal fields of every copy of its events read as null. The key
+// goes after the append: a command racing the forget either appended
+// before it (its fields sealed with the key about to go) or is refused by
+// the forgotten state. A forget repeated after a failure between the two
+// steps answers 409, as for any forgotten user, and destroys the key all
+// the same, so that a retry always completes the erasure.
+func (h *Commands) forget(ctx context.Context, c *call) (reply, error) {
+	if h.set.keys == nil {
+		return reply{}, errors.New("forget: no data keys configured (KEYS_TABLE, PII_KEY_ID)")
+	}
+	r, err := h.adminCommand(ctx, c, "forget", true, func(reason string) user.Command { return user.Forget{Reason: reason} })
+	if err != nil && !errors.Is(err, user.ErrForgotten) {
+		return r, err
+	}
+	id, _ := c.userID() // adminCommand checked it
+	if kerr := h.set.keys.Forget(ctx, id, h.set.now()); kerr != nil {
+		return reply{}, fmt.Errorf("forget %s: the event is appended, the key is not destroyed yet (a retry destroys it): %w", id, kerr)
+	}
+	return r, err
 }
 
 // ownerCommand runs a command that an admin, or the user linked to the
@@ -266,6 +292,8 @@ func commandName(cmd user.Command) string {
 		return "reactivate"
 	case user.Delete:
 		return "delete"
+	case user.Forget:
+		return "forget"
 	}
 	return "unknown"
 }
@@ -297,6 +325,8 @@ func validate(cmd user.Command, reason *field) (user.Command, string, error) {
 	case user.Reactivate:
 		why = c.Reason
 	case user.Delete:
+		why = c.Reason
+	case user.Forget:
 		why = c.Reason
 	}
 	if reason != nil {

@@ -125,8 +125,8 @@ func (q *Queries) whatIf(ctx context.Context, c *call) (reply, error) {
 		return reply{}, user.ErrNotFound
 	}
 	ans := whatIfAnswer{ID: id, At: when, Command: command.value, Events: []eventAnswer{},
-		Before: stateAnswer{ID: id, Version: res.Before.Version, AsOf: res.Before.UpdatedAt.UTC(), State: res.Before.State},
-		After:  stateAnswer{ID: id, Version: res.After.Version, AsOf: res.After.UpdatedAt.UTC(), State: res.After.State}}
+		Before: stateAnswer{ID: id, Version: res.Before.Version, AsOf: res.Before.UpdatedAt.UTC(), State: stateBodyOf(res.Before.State)},
+		After:  stateAnswer{ID: id, Version: res.After.Version, AsOf: res.After.UpdatedAt.UTC(), State: stateBodyOf(res.After.State)}}
 	for _, rec := range res.Records {
 		ans.Events = append(ans.Events, eventOf(rec, false))
 	}

@@ -25,7 +25,19 @@ type settings struct {
 	newID   func() string
 	now     func() time.Time
 	metrics *metrics.Recorder // nil: none
+	keys    KeyShredder       // nil: POST /users/{id}/forget answers 500
 }
+
+// KeyShredder destroys the data key of a user (pii.Keys): what makes its
+// personal data unreadable everywhere.
+type KeyShredder interface {
+	Forget(ctx context.Context, id string, at time.Time) error
+}
+
+// WithKeys gives the command handler the keys that forgetting a user
+// destroys. Without it, POST /users/{id}/forget fails with 500 before it
+// writes anything.
+func WithKeys(k KeyShredder) Option { return func(s *settings) { s.keys = k } }
 
 // WithIDs sets the source of new ids: request ids (when the client sends no
 // X-Request-Id), command ids and the ids of created users. Default: UUID v7.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/domain/user"
+	"github.com/chronicle-go/chronicle/infra/pii"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 )
 
@@ -100,6 +101,8 @@ func problemFor(err error) problem {
 		return problem{Type: problemTypePrefix + "not-found", Title: "Not found", Status: http.StatusNotFound,
 			Detail: "There is no such user."}
 
+	case errors.Is(err, user.ErrForgotten), errors.Is(err, pii.ErrForgotten):
+		return ruleProblem("The user is forgotten: its personal data is erased and it accepts no further command.")
 	case errors.Is(err, user.ErrDeleted):
 		return ruleProblem("The user is deleted and accepts no further command.")
 	case errors.Is(err, user.ErrAlreadySuspended):

@@ -76,6 +76,10 @@ type QueriesDeps struct {
 	// returns nil within HealthTimeout, else 503.
 	Health func(ctx context.Context) error
 	Logger *slog.Logger
+	// Open opens the personal fields of the activity's records, which the
+	// read model keeps sealed as the events table holds them
+	// (pii.Cipher.Open); nil when nothing is sealed.
+	Open func(ctx context.Context, recs []es.Record) error
 }
 
 // HealthTimeout bounds the health check of GET /healthz.
@@ -168,6 +172,12 @@ type deletedAnswer struct {
 	DeletedAt time.Time   `json:"deletedAt"`
 	DeletedBy string      `json:"deletedBy"`
 	Reason    string      `json:"reason"`
+	// Forgotten, with the forget's time, actor and reason, once the user's
+	// personal data is erased.
+	Forgotten    bool       `json:"forgotten,omitempty"`
+	ForgottenAt  *time.Time `json:"forgottenAt,omitempty"`
+	ForgottenBy  string     `json:"forgottenBy,omitempty"`
+	ForgetReason string     `json:"forgetReason,omitempty"`
 }
 
 // GET /users/{id}[?minVersion=N][&consistent=true], X-Min-Version: N
@@ -245,10 +255,15 @@ func minVersion(req *events.APIGatewayProxyRequest) (int64, error) {
 func viewReply(v user.View, source string) reply {
 	headers := map[string]string{"ETag": etag(v.Version), "X-Source": source}
 	if v.Status == user.StatusDeleted {
-		return reply{status: http.StatusGone, headers: headers, body: deletedAnswer{
+		ans := deletedAnswer{
 			ID: v.ID, Status: v.Status, Version: v.Version,
 			DeletedAt: v.DeletedAt.UTC(), DeletedBy: v.DeletedBy, Reason: v.DeleteReason,
-		}}
+		}
+		if v.Forgotten {
+			at := v.ForgottenAt.UTC()
+			ans.Forgotten, ans.ForgottenAt, ans.ForgottenBy, ans.ForgetReason = true, &at, v.ForgottenBy, v.ForgetReason
+		}
+		return reply{status: http.StatusGone, headers: headers, body: ans}
 	}
 	return reply{status: http.StatusOK, headers: headers, body: liveAnswer(v)}
 }
@@ -504,10 +519,30 @@ func decodeHistoryCursor(cursor, id string) (int64, error) {
 }
 
 type stateAnswer struct {
-	ID      string     `json:"id"`
-	Version int64      `json:"version"`
-	AsOf    time.Time  `json:"asOf"`
-	State   user.State `json:"state"`
+	ID      string    `json:"id"`
+	Version int64     `json:"version"`
+	AsOf    time.Time `json:"asOf"`
+	State   stateBody `json:"state"`
+}
+
+// stateBody is a user state as GET /users/{id}/state shows it: a name or
+// an address that can no longer be read (the user is forgotten) is null,
+// as in the history, not an empty string.
+type stateBody struct {
+	user.State
+	Name  *string `json:"name"`
+	Email *string `json:"email"`
+}
+
+func stateBodyOf(s user.State) stateBody {
+	b := stateBody{State: s}
+	if s.Name != "" {
+		b.Name = &s.Name
+	}
+	if s.Email != "" {
+		b.Email = &s.Email
+	}
+	return b
 }
 
 // GET /users/{id}/state[?version=N | ?at=<RFC 3339>]
@@ -555,7 +590,7 @@ func (q *Queries) state(ctx context.Context, c *call) (reply, error) {
 	if byTime {
 		asOf = at
 	}
-	return reply{status: http.StatusOK, body: stateAnswer{ID: id, Version: agg.Version, AsOf: asOf, State: agg.State},
+	return reply{status: http.StatusOK, body: stateAnswer{ID: id, Version: agg.Version, AsOf: asOf, State: stateBodyOf(agg.State)},
 		headers: map[string]string{"ETag": etag(agg.Version)}}, nil
 }
 
@@ -589,6 +624,11 @@ func (q *Queries) activity(ctx context.Context, c *call) (reply, error) {
 	recs, next, err := q.deps.ReadModel.ActorActivity(ctx, sub, int(limit), cursor)
 	if err != nil {
 		return reply{}, err
+	}
+	if q.deps.Open != nil {
+		if err := q.deps.Open(ctx, recs); err != nil {
+			return reply{}, err
+		}
 	}
 	ans := activityAnswer{Sub: sub, Events: make([]eventAnswer, 0, len(recs)), NextCursor: next}
 	for _, r := range recs {

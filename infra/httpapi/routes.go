@@ -25,6 +25,7 @@ const (
 	resUserEmail       = "/users/{id}/email"
 	resUserSuspend     = "/users/{id}/suspend"
 	resUserReactivate  = "/users/{id}/reactivate"
+	resUserForget      = "/users/{id}/forget"
 	resUserHistory     = "/users/{id}/history"
 	resUserState       = "/users/{id}/state"
 	resUserConsistency = "/users/{id}/consistency"
@@ -62,6 +63,7 @@ var apiRoutes = []route{
 	{http.MethodPost, resUserSuspend, commandSide},
 	{http.MethodPost, resUserReactivate, commandSide},
 	{http.MethodDelete, resUser, commandSide},
+	{http.MethodPost, resUserForget, commandSide},
 
 	{http.MethodGet, resUser, querySide},
 	{http.MethodGet, resUsers, querySide},

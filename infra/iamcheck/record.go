@@ -13,6 +13,7 @@ import (
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/smithy-go/middleware"
@@ -182,8 +183,39 @@ func (a *arns) calls(region, service, op string, params any) []Call {
 		return []Call{{Action: "ses:SendEmail", Resource: identity, Operation: op, Context: map[string]string{"ses:FromAddress": from}}}
 	case *sesv2.CreateEmailIdentityInput:
 		return one("ses:CreateEmailIdentity", a.sesIdentity(region, aws.ToString(in.EmailIdentity)))
+
+	// KMS: authorized on the key's ARN. A call that names the key by an
+	// alias is authorized on the key it points to, which the check cannot
+	// see: the alias's ARN stands for it, and no grant names it.
+	case *kms.GenerateDataKeyInput:
+		return one("kms:GenerateDataKey", a.kmsKey(region, aws.ToString(in.KeyId)))
+	case *kms.DecryptInput:
+		return one("kms:Decrypt", a.kmsKey(region, aws.ToString(in.KeyId)))
+	case *kms.EncryptInput:
+		return one("kms:Encrypt", a.kmsKey(region, aws.ToString(in.KeyId)))
+	case *kms.GenerateMacInput:
+		return one("kms:GenerateMac", a.kmsKey(region, aws.ToString(in.KeyId)))
+	case *kms.DescribeKeyInput:
+		return one("kms:DescribeKey", a.kmsKey(region, aws.ToString(in.KeyId)))
+	case *kms.CreateKeyInput:
+		return one("kms:CreateKey", "*")
+	case *kms.CreateAliasInput:
+		return one("kms:CreateAlias", a.kmsKey(region, aws.ToString(in.AliasName)))
 	}
 	return one(servicePrefix(service)+":"+op, "")
+}
+
+// kmsKey is the ARN of the key id names: a key id, a key ARN, an alias
+// name ("alias/x") or an alias ARN. A Decrypt that names no key (KMS finds
+// it in the ciphertext) has no resource the check can know: "".
+func (a *arns) kmsKey(region, id string) string {
+	switch {
+	case id == "", strings.HasPrefix(id, "arn:"):
+		return id
+	case strings.HasPrefix(id, "alias/"):
+		return fmt.Sprintf("arn:%s:kms:%s:%s:%s", a.partition, region, a.account, id)
+	}
+	return fmt.Sprintf("arn:%s:kms:%s:%s:key/%s", a.partition, region, a.account, id)
 }
 
 func (a *arns) table(region, name string) string {

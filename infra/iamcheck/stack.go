@@ -17,6 +17,7 @@ type Stack struct {
 	tableNames            map[string]string
 	queueNames            map[string]string
 	streamARNs            map[string]string // by table; see Name
+	keyIDs                map[string]string // KMS keys: id by logical id; see SetName
 }
 
 var _ template.Resolver = (*Stack)(nil)
@@ -83,6 +84,8 @@ func (s *Stack) Ref(name string) (string, error) {
 		return s.tableNames[name], nil
 	case template.TypeQueue:
 		return fmt.Sprintf("https://sqs.%s.amazonaws.com/%s/%s", s.Region, s.Account, s.queueNames[name]), nil
+	case TypeKMSKey:
+		return s.keyID(name), nil
 	}
 	return s.Name + "-" + name, nil
 }
@@ -109,13 +112,34 @@ func (s *Stack) GetAtt(id, attr string) (string, error) {
 		return fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s-%s", s.Region, s.Account, s.Name, id), nil
 	case typ == template.TypeRole && attr == "Arn":
 		return fmt.Sprintf("arn:aws:iam::%s:role/%s-%s", s.Account, s.Name, id), nil
+	case typ == TypeKMSKey && attr == "Arn":
+		return KMSKeyARN(s.Region, s.Account, s.keyID(id)), nil
+	case typ == TypeKMSKey && attr == "KeyId":
+		return s.keyID(id), nil
 	}
 	return "", fmt.Errorf("Fn::GetAtt %s.%s: not something the check knows", id, attr)
 }
 
+// TypeKMSKey is the CloudFormation type of a KMS key.
+const TypeKMSKey = "AWS::KMS::Key"
+
+// keyID is the id of KMS key id: the one SetName gave, else one made up.
+func (s *Stack) keyID(id string) string {
+	if k := s.keyIDs[id]; k != "" {
+		return k
+	}
+	return s.Name + "-" + id
+}
+
+// KMSKeyARN is the ARN of KMS key keyID.
+func KMSKeyARN(region, account, keyID string) string {
+	return fmt.Sprintf("arn:aws:kms:%s:%s:key/%s", region, account, keyID)
+}
+
 // SetName gives the resource id the physical name it has in the stack under
 // test, in place of the one NewStack made up: a table's or a queue's name
-// (the random names of a package test), or, for "Table.StreamArn", the
+// (the random names of a package test), a KMS key's id (the emulator's),
+// or, for "Table.StreamArn", the
 // ARN of the table's stream as the emulator reports it.
 func (s *Stack) SetName(id, name string) error {
 	if table, ok := strings.CutSuffix(id, ".StreamArn"); ok && s.types[table] == template.TypeTable {
@@ -126,6 +150,11 @@ func (s *Stack) SetName(id, name string) error {
 		return nil
 	}
 	switch s.types[id] {
+	case TypeKMSKey:
+		if s.keyIDs == nil {
+			s.keyIDs = map[string]string{}
+		}
+		s.keyIDs[id] = name
 	case template.TypeTable:
 		s.tableNames[id] = name
 	case template.TypeQueue:

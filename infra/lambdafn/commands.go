@@ -22,7 +22,8 @@ type commandSettings struct {
 // Commands builds the handler of the command routes from EVENTS_TABLE,
 // GUARDS_TABLE and SNAPSHOTS_TABLE (required), SNAPSHOT_INTERVAL (events
 // between snapshots, default 100, 0 for none) and STATE_CACHE_SIZE (users
-// kept folded between commands, default 4,096, 0 for none).
+// kept folded between commands, default 4,096, 0 for none), KEYS_TABLE and
+// PII_KEY_ID (the users' data keys: userCipher).
 func Commands(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*httpapi.Commands, error) {
 	cfg = withSDKLogger(cfg, logger)
 	s, err := loadCommandSettings(getenv)
@@ -31,9 +32,20 @@ func Commands(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*httpapi.Comm
 	}
 	// The append window is the writers' half of the feed's invariant: no
 	// event commits later than AppendWindow after its occurred-at.
-	store := dynamo.New(dynamodb.NewFromConfig(cfg), s.tables, dynamo.WithAppendWindow(dynamo.AppendWindow))
+	ddb := dynamodb.NewFromConfig(cfg)
+	c, err := userCipher(cfg, ddb, getenv)
+	if err != nil {
+		return nil, err
+	}
+	opts := []dynamo.Option{dynamo.WithAppendWindow(dynamo.AppendWindow)}
+	hopts := []httpapi.Option{httpapi.WithMetrics(metrics.New(os.Stdout, getenv("METRICS_NAMESPACE"), "commands"))}
+	if c != nil {
+		opts = append(opts, dynamo.WithCipher(c))
+		hopts = append(hopts, httpapi.WithKeys(c.Keys()))
+	}
+	store := dynamo.New(ddb, s.tables, opts...)
 	svc := userService(store, s.snapshotEvery, s.cacheSize)
-	return httpapi.NewCommands(svc, logger, httpapi.WithMetrics(metrics.New(os.Stdout, getenv("METRICS_NAMESPACE"), "commands"))), nil
+	return httpapi.NewCommands(svc, logger, hopts...), nil
 }
 
 func loadCommandSettings(getenv Getenv) (commandSettings, error) {

@@ -70,12 +70,22 @@ func Projector(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*projector.P
 		return nil, err
 	}
 	ddb := dynamodb.NewFromConfig(cfg)
+	c, err := userCipher(cfg, ddb, getenv)
+	if err != nil {
+		return nil, err
+	}
+	// The events are read as stored (sealed): the projector opens a copy
+	// to decode, and keeps the records it writes to the activity sealed.
 	events := dynamo.New(ddb, dynamo.Tables{Events: s.eventsTable})
 	rm := readmodel.New(ddb, s.readModelTable)
-	return projector.New(events, user.NewRegistry(), rm, logger, time.Now,
+	var opts []projector.Option
+	if c != nil {
+		opts = append(opts, projector.WithOpener(c.Open))
+	}
+	return projector.New(events, user.NewRegistry(), rm, logger, time.Now, append(opts,
 		projector.WithMetrics(metrics.New(os.Stdout, getenv("METRICS_NAMESPACE"), "projector")),
 		projector.WithFailureLog(rm), projector.WithMaxReceiveCount(s.maxReceiveCount),
-		projector.WithBackoff(backoff(cfg, s.queueURL, logger))), nil
+		projector.WithBackoff(backoff(cfg, s.queueURL, logger)))...), nil
 }
 
 // backoff is the relay.Backoff of a consumer of the queue at url: nil
@@ -128,12 +138,21 @@ func Notifier(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*notifier.Not
 	if err != nil {
 		return nil, err
 	}
-	ledger := readmodel.New(dynamodb.NewFromConfig(cfg), s.readModelTable)
+	ddb := dynamodb.NewFromConfig(cfg)
+	c, err := userCipher(cfg, ddb, getenv)
+	if err != nil {
+		return nil, err
+	}
+	var opts []notifier.Option
+	if c != nil {
+		opts = append(opts, notifier.WithOpener(c.Open))
+	}
+	ledger := readmodel.New(ddb, s.readModelTable)
 	// SESOptions: the SDK must not retry a send SES may have accepted.
-	return notifier.New(sesv2.NewFromConfig(cfg, notifier.SESOptions), ledger, user.NewRegistry(), s.mail, logger, time.Now,
+	return notifier.New(sesv2.NewFromConfig(cfg, notifier.SESOptions), ledger, user.NewRegistry(), s.mail, logger, time.Now, append(opts,
 		notifier.WithMetrics(metrics.New(os.Stdout, getenv("METRICS_NAMESPACE"), "notifier")),
 		notifier.WithFailureLog(ledger), notifier.WithMaxReceiveCount(s.maxReceiveCount),
-		notifier.WithBackoff(backoff(cfg, s.queueURL, logger)))
+		notifier.WithBackoff(backoff(cfg, s.queueURL, logger)))...)
 }
 
 func loadNotifierSettings(getenv Getenv) (notifierSettings, error) {

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/httpapi"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
@@ -36,9 +37,19 @@ func Queries(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*httpapi.Queri
 		return nil, err
 	}
 	ddb := dynamodb.NewFromConfig(cfg)
-	store := dynamo.New(ddb, s.tables)
+	c, err := userCipher(cfg, ddb, getenv)
+	if err != nil {
+		return nil, err
+	}
+	var opts []dynamo.Option
+	var open func(context.Context, []es.Record) error
+	if c != nil {
+		opts, open = append(opts, dynamo.WithCipher(c)), c.Open
+	}
+	store := dynamo.New(ddb, s.tables, opts...)
 	rm := readmodel.New(ddb, s.readModel)
 	return httpapi.NewQueries(httpapi.QueriesDeps{
+		Open:        open,
 		Users:       userService(store, s.snapshotEvery, 0),
 		Events:      store,
 		Feed:        store,

@@ -29,5 +29,12 @@ func Replay(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*rebuild.Replay
 	ddb := dynamodb.NewFromConfig(cfg)
 	store := dynamo.New(ddb, dynamo.Tables{Events: events})
 	rb := rebuild.New(ddb, events, store, readmodel.New(ddb, readModel), user.NewRegistry(), logger)
+	c, err := userCipher(cfg, ddb, getenv)
+	if err != nil {
+		return nil, err
+	}
+	if c != nil {
+		rb.OpenWith(c.Open) // store reads the events as stored: sealed
+	}
 	return rebuild.NewReplay(rb, sqs.NewFromConfig(cfg), queue, logger, metrics.New(os.Stdout, getenv("METRICS_NAMESPACE"), "replay")), nil
 }

@@ -37,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -101,6 +102,9 @@ type Notifier struct {
 	failures   FailureLog        // nil: none
 	maxReceive int               // the queue's maxReceiveCount; 0: unknown
 	backoff    *relay.Backoff    // nil: failed messages wait the visibility timeout
+	// open opens the personal fields of a message's event (sealed, as the
+	// events table holds them); nil: none are sealed.
+	open func(ctx context.Context, recs []es.Record) error
 }
 
 // FailureLog records why a message failed, under its id, for the
@@ -131,6 +135,13 @@ func WithMaxReceiveCount(max int) Option { return func(n *Notifier) { n.maxRecei
 // reports failed (relay.Backoff), so that they come back within seconds.
 // Default: none.
 func WithBackoff(b *relay.Backoff) Option { return func(n *Notifier) { n.backoff = b } }
+
+// WithOpener makes the notifier open the address of a user.created event
+// with open (pii.Cipher.Open) before it mails it. A user forgotten before
+// its welcome mail went has no address any more: the mail is not sent.
+func WithOpener(open func(ctx context.Context, recs []es.Record) error) Option {
+	return func(n *Notifier) { n.open = open }
+}
 
 // New returns a notifier sending through mailer and keeping its records in
 // ledger. It fails on a config without a sender.
@@ -239,6 +250,13 @@ func (n *Notifier) handleMessage(ctx context.Context, msg events.SQSMessage) (ou
 	if rec.Type != (user.Created{}).EventType() {
 		return ignored, nil
 	}
+	if n.open != nil {
+		one := []es.Record{rec}
+		if err := n.open(ctx, one); err != nil {
+			return 0, err
+		}
+		rec = one[0]
+	}
 	e, err := n.registry.Decode(rec)
 	if err != nil {
 		return 0, err
@@ -246,6 +264,10 @@ func (n *Notifier) handleMessage(ctx context.Context, msg events.SQSMessage) (ou
 	created, ok := e.(user.Created)
 	if !ok {
 		return 0, fmt.Errorf("decode %s of %s: got %T", rec.Type, rec.AggregateID, e)
+	}
+	if created.Email == "" {
+		// Forgotten before its welcome mail went: nobody to write to.
+		return ignored, nil
 	}
 	return n.welcome(ctx, rec, created)
 }
@@ -272,7 +294,7 @@ func (n *Notifier) welcome(ctx context.Context, rec es.Record, c user.Created) (
 	}
 	out, err := n.mailer.SendEmail(ctx, n.mail(c))
 	if err != nil {
-		err = fmt.Errorf("send welcome mail of %s (event %s): %w", rec.AggregateID, rec.ID, err)
+		err = fmt.Errorf("send welcome mail of %s (event %s): %w", rec.AggregateID, rec.ID, scrubbed{err, c.Email})
 		if NotSent(err) {
 			// SES answered no before accepting: the retry may send.
 			if rerr := n.ledger.ReleaseMail(ctx, rec.ID, token); rerr != nil {
@@ -320,3 +342,20 @@ func (n *Notifier) mail(c user.Created) *sesv2.SendEmailInput {
 		}},
 	}
 }
+
+// scrubbed is an error with the recipient's address taken out of its
+// message: an SES error may name it, and the error goes to the logs and
+// to the mail ledger, which hold no personal data.
+type scrubbed struct {
+	err  error
+	addr string
+}
+
+func (e scrubbed) Error() string {
+	if e.addr == "" {
+		return e.err.Error()
+	}
+	return strings.ReplaceAll(e.err.Error(), e.addr, "<recipient>")
+}
+
+func (e scrubbed) Unwrap() error { return e.err }

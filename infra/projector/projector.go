@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -91,6 +92,9 @@ type Projector struct {
 	maxReceive int               // the queue's maxReceiveCount; 0: unknown
 	backoff    *relay.Backoff    // nil: failed messages wait the visibility timeout
 	parallel   int               // message groups of a batch handled at once
+	// open opens the personal fields of the records the messages carry
+	// (sealed, as the events table holds them); nil: none are sealed.
+	open func(ctx context.Context, recs []es.Record) error
 }
 
 // DefaultGroupConcurrency is how many message groups (aggregates) of a
@@ -144,6 +148,13 @@ func WithBackoff(b *relay.Backoff) Option { return func(p *Projector) { p.backof
 // never touch the same items; within a group, messages stay in order.
 // Default DefaultGroupConcurrency.
 func WithGroupConcurrency(n int) Option { return func(p *Projector) { p.parallel = max(n, 1) } }
+
+// WithOpener makes the projector open the personal fields of each message's
+// event with open (pii.Cipher.Open) before it decodes it: the messages
+// carry them sealed. A forgotten user's fields open as null.
+func WithOpener(open func(ctx context.Context, recs []es.Record) error) Option {
+	return func(p *Projector) { p.open = open }
+}
 
 // New returns a projector running the user-view and actor-activity
 // projections into store, healing gaps from events and decoding with
@@ -403,7 +414,7 @@ func (p *Projector) handleGroup(ctx context.Context, msgs []events.SQSMessage, g
 	for _, i := range g {
 		rec, err := relay.DecodeMessage(msgs[i].Body)
 		if err == nil {
-			rec.Event, err = p.registry.Decode(rec)
+			rec.Event, err = p.decode(ctx, rec)
 		}
 		if err == nil && len(recs) > 0 && rec.AggregateID != recs[0].AggregateID {
 			err = fmt.Errorf("an event of %s in the message group of %s", rec.AggregateID, recs[0].AggregateID)
@@ -509,8 +520,40 @@ func (p *Projector) missing(ctx context.Context, rec es.Record, applied int64) (
 		return nil, fmt.Errorf("heal gap v%d..v%d: the event store holds %d of %d events ending with %s",
 			applied+1, rec.Version, len(recs), want, rec.ID)
 	}
-	if err := p.registry.DecodeAll(recs); err != nil {
+	if err := p.decodeAll(ctx, recs); err != nil {
 		return nil, fmt.Errorf("heal gap v%d..v%d: %w", applied+1, rec.Version, err)
 	}
 	return recs, nil
+}
+
+// decode decodes rec's event, its personal fields opened; rec.Data stays
+// as stored (sealed), so that what the projections keep of the record (the
+// activity) holds nothing personal in clear.
+func (p *Projector) decode(ctx context.Context, rec es.Record) (es.Event, error) {
+	if p.open == nil {
+		return p.registry.Decode(rec)
+	}
+	one := []es.Record{rec}
+	if err := p.open(ctx, one); err != nil {
+		return nil, err
+	}
+	return p.registry.Decode(one[0])
+}
+
+// decodeAll is decode on every record of recs.
+func (p *Projector) decodeAll(ctx context.Context, recs []es.Record) error {
+	if p.open == nil {
+		return p.registry.DecodeAll(recs)
+	}
+	opened := slices.Clone(recs)
+	if err := p.open(ctx, opened); err != nil {
+		return err
+	}
+	if err := p.registry.DecodeAll(opened); err != nil {
+		return err
+	}
+	for i := range recs {
+		recs[i].Event = opened[i].Event
+	}
+	return nil
 }

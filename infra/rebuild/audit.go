@@ -165,7 +165,7 @@ func (r *Rebuilder) Audit(ctx context.Context, opts AuditOptions) (Report, error
 			if err != nil {
 				return Report{}, err
 			}
-			if err := r.registry.DecodeAll(recs); err != nil {
+			if err := r.decodeAll(ctx, recs); err != nil {
 				return Report{}, err
 			}
 			d, err := compare(ctx, st, recs)

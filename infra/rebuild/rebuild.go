@@ -62,6 +62,7 @@ type Rebuilder struct {
 	registry *es.Registry
 	log      *slog.Logger
 	now      func() time.Time
+	open     func(ctx context.Context, recs []es.Record) error // OpenWith
 }
 
 // New returns a rebuilder reading the events table through client and
@@ -478,7 +479,7 @@ func (r *Rebuilder) Aggregate(ctx context.Context, projection, id string) (Repai
 	if len(recs) == 0 {
 		return Repair{}, fmt.Errorf("%s: %w", id, ErrNoEvents)
 	}
-	if err := r.registry.DecodeAll(recs); err != nil {
+	if err := r.decodeAll(ctx, recs); err != nil {
 		return Repair{}, err
 	}
 	g, err := r.rm.Generation(ctx, projection)

@@ -66,7 +66,7 @@ func (s *segmentScan) next(ctx context.Context) (page, error) {
 			return page{}, fmt.Errorf("scan segment %d: %w", s.segment, err)
 		}
 		if s.decode {
-			if rec.Event, err = s.r.registry.Decode(rec); err != nil {
+			if rec.Event, err = s.r.decode(ctx, rec); err != nil {
 				return page{}, err
 			}
 		}
@@ -96,7 +96,7 @@ func (s *segmentScan) next(ctx context.Context) (page, error) {
 				return page{}, fmt.Errorf("read the beginning of %s: %d events before v%d", st[0].AggregateID, len(head), first)
 			}
 			if s.decode {
-				if err := s.r.registry.DecodeAll(head); err != nil {
+				if err := s.r.decodeAll(ctx, head); err != nil {
 					return page{}, err
 				}
 			}

@@ -102,6 +102,7 @@ func TestRoutes(t *testing.T) {
 		"POST /users/{id}/suspend":    "CommandsFunction",
 		"POST /users/{id}/reactivate": "CommandsFunction",
 		"DELETE /users/{id}":          "CommandsFunction",
+		"POST /users/{id}/forget":     "CommandsFunction",
 		"GET /users/{id}":             "QueriesFunction",
 		"GET /users":                  "QueriesFunction",
 		"GET /users/{id}/history":     "QueriesFunction",
@@ -348,6 +349,7 @@ func TestTables(t *testing.T) {
 		"GuardsTable":    {hash: "pk:S", ttl: "expiresAt"},
 		"SnapshotsTable": {hash: "pk:S"},
 		"ReadModelTable": {hash: "pk:S", rng: "sk:S", ttl: "expiresAt"},
+		"KeysTable":      {hash: "pk:S"}, // the users' wrapped data keys: no stream, no TTL
 	}
 	for _, on := range []bool{true, false} {
 		flag := fmt.Sprint(on)

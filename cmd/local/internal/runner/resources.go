@@ -18,6 +18,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	cfnddb "github.com/awslabs/goformation/v7/cloudformation/dynamodb"
 
+	"github.com/chronicle-go/chronicle/infra/iamcheck"
 	"github.com/chronicle-go/chronicle/infra/template"
 )
 
@@ -29,6 +30,7 @@ type resources struct {
 	tableNames map[string]string
 	streamARNs map[string]string
 	queues     map[string]queueInfo
+	keys       map[string]string // KMS key id by logical id (keys.go)
 	// tablesFound are the tables that existed before this start (kept by
 	// DynamoDB Local's -dbPath), queuesCreated says whether any queue was
 	// made afresh: together, a kept table whose stream fed queues that are
@@ -45,7 +47,7 @@ var _ template.Resolver = (*resources)(nil)
 
 func newResources(r *Runner) *resources {
 	res := &resources{r: r, types: map[string]string{}, tableNames: map[string]string{},
-		streamARNs: map[string]string{}, queues: map[string]queueInfo{}, tablesFound: map[string]bool{}}
+		streamARNs: map[string]string{}, queues: map[string]queueInfo{}, tablesFound: map[string]bool{}, keys: map[string]string{}}
 	for id, rsc := range r.tpl.Resources {
 		res.types[id] = rsc.AWSCloudFormationType()
 	}
@@ -87,6 +89,11 @@ func (res *resources) Ref(name string) (string, error) {
 		return "", fmt.Errorf("queue %s is not created yet", name)
 	case template.TypeAPI:
 		return apiID(res.r.cfg.StackName), nil
+	case iamcheck.TypeKMSKey:
+		if k, ok := res.keys[name]; ok {
+			return k, nil
+		}
+		return "", fmt.Errorf("KMS key %s is not created yet", name)
 	case "":
 		return "", fmt.Errorf("Ref %s: no such resource or pseudo parameter", name)
 	}
@@ -122,6 +129,15 @@ func (res *resources) GetAtt(id, attr string) (string, error) {
 		return fmt.Sprintf("arn:aws:iam::%s:role/%s", accountID, res.physicalName(id)), nil
 	case typ == "AWS::Logs::LogGroup" && attr == "Arn":
 		return fmt.Sprintf("arn:aws:logs:%s:%s:log-group:%s:*", res.r.region, accountID, res.physicalName(id)), nil
+	case typ == iamcheck.TypeKMSKey && (attr == "Arn" || attr == "KeyId"):
+		k, ok := res.keys[id]
+		if !ok {
+			return "", fmt.Errorf("KMS key %s is not created yet", id)
+		}
+		if attr == "KeyId" {
+			return k, nil
+		}
+		return iamcheck.KMSKeyARN(res.r.region, accountID, k), nil
 	}
 	return "", fmt.Errorf("Fn::GetAtt %s.%s: not something the runner knows", id, attr)
 }

@@ -217,6 +217,9 @@ func (r *Runner) Provision(ctx context.Context) error {
 	if err := r.createQueues(ctx); err != nil {
 		return err
 	}
+	if err := r.createKeys(ctx); err != nil {
+		return err
+	}
 	if err := r.buildFunctions(); err != nil {
 		return err
 	}

@@ -1,0 +1,271 @@
+package pii
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/chronicle-go/chronicle/domain/es"
+)
+
+// sealedPrefix starts a sealed value.
+const sealedPrefix = "pii1:"
+
+// snapshotType is the type the associated data of a snapshot's fields names.
+const snapshotType = "snapshot"
+
+var (
+	sealedMark = []byte(`"` + sealedPrefix)
+	jsonNull   = json.RawMessage("null")
+)
+
+// Cipher seals and opens the personal fields of records and snapshots, and
+// turns unique values into guard keys that do not reveal them. It is what
+// the event store (dynamo.WithCipher) and the consumers of the queues use.
+type Cipher struct {
+	keys *Keys
+	// fields returns the personal fields of an event type.
+	fields func(typ string) []string
+	// snapshot lists the personal fields of the aggregate's state.
+	snapshot []string
+}
+
+// NewCipher returns the cipher of keys for the events fields declares
+// (es.Registry.PersonalFields) and a state whose personal fields are
+// snapshot.
+func NewCipher(keys *Keys, fields func(typ string) []string, snapshot []string) *Cipher {
+	return &Cipher{keys: keys, fields: fields, snapshot: snapshot}
+}
+
+// Keys returns the keys the cipher uses.
+func (c *Cipher) Keys() *Keys { return c.keys }
+
+// Seal returns recs with their personal fields sealed, in new records (recs
+// is left as it is: the caller may keep it). A subject without a key gets
+// one; a forgotten subject's records are refused with ErrForgotten.
+func (c *Cipher) Seal(ctx context.Context, recs []es.Record) ([]es.Record, error) {
+	out := recs
+	for i, r := range recs {
+		fields := c.fields(r.Type)
+		if len(fields) == 0 {
+			continue
+		}
+		data, err := c.seal(ctx, r.AggregateID, r.Type, r.Data, fields)
+		if err != nil {
+			return nil, fmt.Errorf("seal %s v%d of %s: %w", r.Type, r.Version, r.AggregateID, err)
+		}
+		if &out[0] == &recs[0] {
+			out = append([]es.Record(nil), recs...)
+		}
+		out[i].Data = data
+	}
+	return out, nil
+}
+
+// SealSnapshot returns s with the personal fields of its state sealed.
+func (c *Cipher) SealSnapshot(ctx context.Context, s es.Snapshot) (es.Snapshot, error) {
+	if len(c.snapshot) == 0 {
+		return s, nil
+	}
+	state, err := c.seal(ctx, s.AggregateID, snapshotType, s.State, c.snapshot)
+	if err != nil {
+		return es.Snapshot{}, fmt.Errorf("seal the snapshot of %s at v%d: %w", s.AggregateID, s.Version, err)
+	}
+	s.State = state
+	return s, nil
+}
+
+func (c *Cipher) seal(ctx context.Context, id, typ string, data json.RawMessage, fields []string) (json.RawMessage, error) {
+	obj, err := object(data, fields)
+	if err != nil || obj == nil {
+		return data, err
+	}
+	var k entry
+	changed := false
+	for _, f := range fields {
+		v, ok := obj[f]
+		if !ok || len(v) == 0 || v[0] != '"' {
+			continue
+		}
+		var plain string
+		if err := json.Unmarshal(v, &plain); err != nil {
+			return nil, fmt.Errorf("field %s: %w", f, err)
+		}
+		if plain == "" {
+			continue
+		}
+		if k.aead == nil {
+			if k, err = c.keys.key(ctx, id, true); err != nil {
+				return nil, err
+			}
+			if k.state != stateLive {
+				return nil, ErrForgotten
+			}
+		}
+		nonce := make([]byte, k.aead.NonceSize(), k.aead.NonceSize()+len(plain)+k.aead.Overhead())
+		if _, err := rand.Read(nonce); err != nil {
+			return nil, err
+		}
+		sealed := k.aead.Seal(nonce, nonce, []byte(plain), aad(id, typ, f))
+		obj[f], _ = json.Marshal(sealedPrefix + base64.StdEncoding.EncodeToString(sealed))
+		changed = true
+	}
+	if !changed {
+		return data, nil
+	}
+	return json.Marshal(obj)
+}
+
+// Open opens the personal fields of recs in place. A forgotten subject's
+// personal fields become null, sealed or not; a plain value of a subject
+// that has a key (an event written before encryption) is left as it is.
+// A sealed value that does not open (tampered, moved) is an error.
+func (c *Cipher) Open(ctx context.Context, recs []es.Record) error {
+	for i := range recs {
+		r := &recs[i]
+		fields := c.fields(r.Type)
+		if len(fields) == 0 {
+			continue
+		}
+		data, err := c.open(ctx, r.AggregateID, r.Type, r.Data, fields)
+		if err != nil {
+			return fmt.Errorf("open %s v%d of %s: %w", r.Type, r.Version, r.AggregateID, err)
+		}
+		r.Data = data
+	}
+	return nil
+}
+
+// OpenSnapshot opens the personal fields of s's state.
+func (c *Cipher) OpenSnapshot(ctx context.Context, s *es.Snapshot) error {
+	if len(c.snapshot) == 0 {
+		return nil
+	}
+	state, err := c.open(ctx, s.AggregateID, snapshotType, s.State, c.snapshot)
+	if err != nil {
+		return fmt.Errorf("open the snapshot of %s at v%d: %w", s.AggregateID, s.Version, err)
+	}
+	s.State = state
+	return nil
+}
+
+func (c *Cipher) open(ctx context.Context, id, typ string, data json.RawMessage, fields []string) (json.RawMessage, error) {
+	k, err := c.keys.key(ctx, id, false)
+	if err != nil {
+		return nil, err
+	}
+	if k.state == stateLive && !bytes.Contains(data, sealedMark) {
+		return data, nil // nothing sealed: the common case of a plain event
+	}
+	obj, err := object(data, fields)
+	if err != nil || obj == nil {
+		return data, err
+	}
+	changed := false
+	for _, f := range fields {
+		v, ok := obj[f]
+		if !ok || bytes.Equal(v, jsonNull) {
+			continue
+		}
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			return nil, fmt.Errorf("field %s: %w", f, err)
+		}
+		sealed, isSealed := strings.CutPrefix(s, sealedPrefix)
+		switch {
+		case k.state == stateForgotten, k.state == stateNone && isSealed:
+			// No key, or no key any more: the value cannot be read.
+			obj[f] = jsonNull
+		case !isSealed:
+			continue
+		default:
+			b, err := base64.StdEncoding.DecodeString(sealed)
+			n := k.aead.NonceSize()
+			if err != nil || len(b) < n {
+				return nil, fmt.Errorf("field %s: not a sealed value", f)
+			}
+			plain, err := k.aead.Open(nil, b[:n], b[n:], aad(id, typ, f))
+			if err != nil {
+				return nil, fmt.Errorf("field %s: %w", f, err)
+			}
+			obj[f], _ = json.Marshal(string(plain))
+		}
+		changed = true
+	}
+	if !changed {
+		return data, nil
+	}
+	return json.Marshal(obj)
+}
+
+// object decodes data as a JSON object, or returns nil when it holds none
+// of fields (so that most events are not decoded twice).
+func object(data json.RawMessage, fields []string) (map[string]json.RawMessage, error) {
+	any := false
+	for _, f := range fields {
+		if bytes.Contains(data, []byte(`"`+f+`"`)) {
+			any = true
+			break
+		}
+	}
+	if !any {
+		return nil, nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(data, &obj); err != nil {
+		return nil, fmt.Errorf("personal data of an object that is not one: %w", err)
+	}
+	return obj, nil
+}
+
+// aad is the associated data of a sealed field: the value belongs to this
+// subject, this type and this field only.
+func aad(id, typ, field string) []byte {
+	return []byte(id + "\x00" + typ + "\x00" + field)
+}
+
+// GuardKey returns the guards-table key of a unique value ("email#a@b.c"):
+// its prefix, then an HMAC-SHA256 of the whole key under the stack's guard
+// secret. The guards table then shows no address, yet the same value
+// always gives the same key, so uniqueness holds. The secret is a data key
+// of its own in the keys table, unwrapped once per container.
+func (c *Cipher) GuardKey(ctx context.Context, key string) (string, error) {
+	secret, err := c.keys.guardSecret(ctx)
+	if err != nil {
+		return "", err
+	}
+	prefix, _, ok := strings.Cut(key, "#")
+	if !ok {
+		prefix = "key"
+	}
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(key))
+	return prefix + "#h1:" + base64.RawURLEncoding.EncodeToString(m.Sum(nil)), nil
+}
+
+func (k *Keys) guardSecret(ctx context.Context) ([]byte, error) {
+	k.guardMu.Lock()
+	defer k.guardMu.Unlock()
+	if k.guardKey != nil {
+		return k.guardKey, nil
+	}
+	e, err := k.read(ctx, guardSubject)
+	if err == nil && e.state == stateNone {
+		e, err = k.create(ctx, guardSubject)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the guard secret: %w", err)
+	}
+	if e.state != stateLive || len(e.raw) != 32 {
+		return nil, errors.New("the guard secret is not usable")
+	}
+	k.guardKey = e.raw
+	return k.guardKey, nil
+}
