@@ -33,7 +33,7 @@ const (
 // the others group runs every other one.
 var figureBenchmarks = map[string][]string{
 	pkgDynamo:    {"BenchmarkAppendLatency", "BenchmarkAggregateLoad"},
-	pkgLoadtest:  {"BenchmarkCommandThroughput", "BenchmarkCommandLatency", "BenchmarkProjectionLag"},
+	pkgLoadtest:  {"BenchmarkCommandThroughput", "BenchmarkCommandLatency", "BenchmarkProjectionLag", "BenchmarkScaling"},
 	pkgProjector: {"BenchmarkProjectorThroughput"},
 }
 
@@ -111,6 +111,7 @@ func (b *bench) groups(others map[string][]string) []group {
 			needs:  []string{pkgProjector},
 			run:    oneRound(pkgProjector, "^BenchmarkProjectorThroughput$", projectorRounds),
 		},
+		b.scalingGroup(),
 		{
 			name: "others", measures: "every other benchmark of the repository, once",
 			tables: "as each benchmark makes them (infra/dynamo's and infra/rebuild's events tables have no stream)",
