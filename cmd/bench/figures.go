@@ -270,7 +270,7 @@ func computeFigures(specs []spec, samples []Sample, failed map[string]string) []
 				f.Error += ": " + why
 			}
 		default:
-			if f.Floor.Median != 0 {
+			if f.Floor != nil && f.Floor.Median != 0 {
 				f.Ratio = f.Value.Median / f.Floor.Median
 			}
 			if sp.target != nil {
