@@ -224,7 +224,8 @@ func figureSpecs() []spec {
 			bench: "BenchmarkChronicleCommand10", metric: "cpu-ns/op", floorBench: "BenchmarkHallgrenCommand10",
 			floorMetric: "cpu-ns/op", floorName: hallgrenPeer + " and its in-memory store", scale: 1e-3, target: thriceHallgren},
 	)
-	return append(s, feedSpecs()...)
+	s = append(s, feedSpecs()...)
+	return append(s, scalingSpecs()...)
 }
 
 // coldStartSpecs are the figures of each function: init time and size.
@@ -260,7 +261,7 @@ func computeFigures(specs []spec, samples []Sample, failed map[string]string) []
 			f.Source += " vs " + fpkg + " " + fbench
 		}
 		switch {
-		case f.Value == nil || f.Floor == nil:
+		case f.Value == nil || (f.Floor == nil && sp.floorMetric != ""): // no floorMetric: a figure without a floor
 			f.Error = "not measured"
 			why := failed[sp.pkg]
 			if fpkg != sp.pkg && failed[fpkg] != "" {
@@ -270,7 +271,7 @@ func computeFigures(specs []spec, samples []Sample, failed map[string]string) []
 				f.Error += ": " + why
 			}
 		default:
-			if f.Floor.Median != 0 {
+			if f.Floor != nil && f.Floor.Median != 0 {
 				f.Ratio = f.Value.Median / f.Floor.Median
 			}
 			if sp.target != nil {

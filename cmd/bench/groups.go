@@ -33,7 +33,7 @@ const (
 // the others group runs every other one.
 var figureBenchmarks = map[string][]string{
 	pkgDynamo:    {"BenchmarkAppendLatency", "BenchmarkAggregateLoad"},
-	pkgLoadtest:  {"BenchmarkCommandThroughput", "BenchmarkCommandLatency", "BenchmarkProjectionLag"},
+	pkgLoadtest:  {"BenchmarkCommandThroughput", "BenchmarkCommandLatency", "BenchmarkProjectionLag", "BenchmarkScaling"},
 	pkgProjector: {"BenchmarkProjectorThroughput"},
 }
 
@@ -112,6 +112,7 @@ func (b *bench) groups(others map[string][]string) []group {
 			run:    oneRound(pkgProjector, "^BenchmarkProjectorThroughput$", projectorRounds),
 		},
 		b.feedGroup(),
+		b.scalingGroup(),
 		{
 			name: "others", measures: "every other benchmark of the repository, once",
 			tables: "as each benchmark makes them (infra/dynamo's and infra/rebuild's events tables have no stream)",

@@ -16,6 +16,7 @@
 //	           in a region (-latency, package infra/simlatency)
 //	lag        projection lag against a raw stream → SQS → PutItem pipeline
 //	projector  projector throughput against a raw receive + PutItem loop
+//	scaling    the read side against the write side by projector concurrency (scaling.go)
 //	others     every other benchmark of the repository, once
 //
 // Every group that needs AWS runs on a DynamoDB Local and a moto of its own
@@ -57,7 +58,7 @@ type options struct {
 	latency   simlatency.Delays // of the api-latency group
 }
 
-var allGroups = []string{"memory", "store", "api", "api-latency", "lag", "projector", "feed", "others"}
+var allGroups = []string{"memory", "store", "api", "api-latency", "lag", "projector", "feed", "scaling", "others"}
 
 func parseOptions(args []string) (options, error) {
 	var o options
@@ -294,6 +295,8 @@ func groupOf(sp spec) string {
 		return "store"
 	case sp.bench == "BenchmarkProjectionLag":
 		return "lag"
+	case sp.section == secScaling:
+		return "scaling"
 	case sp.section == secAPILatency:
 		return "api-latency"
 	case sp.pkg == pkgLoadtest:

@@ -213,3 +213,33 @@ func TestHallgrenVersion(t *testing.T) {
 		t.Errorf("bench/go.mod does not require github.com/hallgren/eventsourcing %s", hallgrenVersion)
 	}
 }
+
+// TestFigureWithoutFloor: a figure with no floor metric (the scaling
+// group's backlog, drain and lag) is computed from its own samples, with
+// no ratio, and written as such.
+func TestFigureWithoutFloor(t *testing.T) {
+	samples := []Sample{{Package: pkgLoadtest, Benchmark: "BenchmarkScaling/concurrency=5", Metrics: map[string]float64{
+		"keeps-up-cmd/s": 90, "write-max-cmd/s": 100, "read-events/s": 50, "floor-events/s": 60,
+		"backlog-events": 12, "drain-ms": 800, "lag-p50-ms": 100, "lag-p99-ms": 300}}}
+	figs := computeFigures(scalingSpecs(), samples, map[string]string{})
+	var found bool
+	for _, f := range figs {
+		if !strings.Contains(f.Name, "concurrency 5") {
+			continue
+		}
+		found = true
+		if f.Error != "" || f.Value == nil {
+			t.Errorf("%s: %+v", f.Name, f)
+		}
+		if strings.HasPrefix(f.Name, "Highest rate") && (f.Ratio != 0.9 || f.TargetMet == nil || !*f.TargetMet) {
+			t.Errorf("%s: ratio %v, target %v", f.Name, f.Ratio, f.TargetMet)
+		}
+	}
+	if !found {
+		t.Fatal("no figure of concurrency 5")
+	}
+	md := Report{Figures: figs}.Markdown()
+	if !strings.Contains(md, "Backlog when the max load ends, concurrency 5 | 12.0 events | no floor: — | — |") {
+		t.Errorf("the backlog row is not written without a floor:\n%s", md)
+	}
+}

@@ -6,6 +6,10 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
+
 	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/domain/user"
 	"github.com/chronicle-go/chronicle/infra/pii"
@@ -143,19 +147,57 @@ func problemFor(err error) problem {
 		// fix by retrying. An operator reads the log.
 		return internalProblem()
 
+	case throttled(err):
+		// DynamoDB refused the call for its throughput (a hot partition,
+		// or on-demand scaling behind a burst) and the SDK's own retries
+		// ran out: back-pressure, not a failure of the service.
+		return problem{Type: problemTypePrefix + "throttled", Title: "Service unavailable", Status: http.StatusServiceUnavailable,
+			Detail:  "The store is taking more writes for this user (or this table) than it accepts right now. Retry after Retry-After seconds, with the same Idempotency-Key if the request had one.",
+			headers: map[string]string{"Retry-After": retryAfterSeconds}}
+
 	case errors.Is(err, es.ErrBusy):
 		// Still busy when the retry budget ran out. Never a 412: the
 		// version is not known to differ from If-Match.
 		return problem{Type: problemTypePrefix + "conflict", Title: "Conflict", Status: http.StatusConflict,
-			Detail: "Concurrent requests kept holding this user's records; nothing was written. Retry the request."}
+			Detail:  "Concurrent requests kept holding this user's records; nothing was written. Retry the request.",
+			headers: map[string]string{"Retry-After": retryAfterSeconds}}
 
 	case errors.Is(err, es.ErrConflict), errors.Is(err, es.ErrIdempotencyReplay):
 		return problem{Type: problemTypePrefix + "conflict", Title: "Conflict", Status: http.StatusConflict,
-			Detail: "The user kept changing concurrently; retry the request."}
+			Detail:  "The user kept changing concurrently; retry the request.",
+			headers: map[string]string{"Retry-After": retryAfterSeconds}}
 
 	default:
 		return internalProblem()
 	}
+}
+
+// retryAfterSeconds is the Retry-After of back-pressure answers: DynamoDB
+// refills a partition's capacity every second, and a user's writers that
+// kept colliding for the retry budget do better spread over the next one.
+const retryAfterSeconds = "1"
+
+// throttleCodes are the error codes DynamoDB throttles with.
+var throttleCodes = map[string]bool{
+	"ProvisionedThroughputExceededException": true,
+	"ThrottlingException":                    true,
+	"RequestLimitExceeded":                   true,
+}
+
+// throttled reports DynamoDB throttling: an error code of throttleCodes, or
+// a transaction cancelled because one of its items was throttled.
+func throttled(err error) bool {
+	var canceled *types.TransactionCanceledException
+	if errors.As(err, &canceled) {
+		for _, r := range canceled.CancellationReasons {
+			if aws.ToString(r.Code) == "ThrottlingError" {
+				return true
+			}
+		}
+		return false
+	}
+	var api smithy.APIError
+	return errors.As(err, &api) && throttleCodes[api.ErrorCode()]
 }
 
 func internalProblem() problem {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/awslabs/goformation/v7/cloudformation/dynamodb"
@@ -48,6 +49,9 @@ type Function struct {
 	LogGroup string
 	// Tracing is "Active" or "PassThrough" (Lambda's default).
 	Tracing string
+	// ReservedConcurrency is ReservedConcurrentExecutions, 0 when unset
+	// (the function draws on the account's unreserved pool).
+	ReservedConcurrency int
 
 	APIEvents    []APIEvent
 	QueueEvents  []QueueEvent
@@ -75,6 +79,9 @@ type QueueEvent struct {
 	BatchSize                      int    // SAM's default 10 when unset
 	MaximumBatchingWindowInSeconds int
 	FunctionResponseTypes          []string
+	// MaximumConcurrency is ScalingConfig.MaximumConcurrency: the batches
+	// Lambda runs at once for this mapping; 0 when unset.
+	MaximumConcurrency int
 }
 
 // StreamEvent is a DynamoDB stream event source mapping (SAM event type DynamoDB).
@@ -88,6 +95,9 @@ type StreamEvent struct {
 	BisectBatchOnFunctionError     bool
 	FunctionResponseTypes          []string
 	OnFailure                      string // logical id of the on-failure destination, if any
+	// ParallelizationFactor is the number of batches of one shard in
+	// flight at once (1..10; 1 when unset).
+	ParallelizationFactor int
 }
 
 // ReportsBatchItemFailures says whether the function answers with the
@@ -104,8 +114,9 @@ func (e StreamEvent) ReportsBatchItemFailures() bool {
 // rawFunction is what Functions reads from a function's raw properties and
 // from the function globals.
 type rawFunction struct {
-	Tracing       string `json:"Tracing"`
-	LoggingConfig struct {
+	Tracing                      string  `json:"Tracing"`
+	ReservedConcurrentExecutions *number `json:"ReservedConcurrentExecutions"`
+	LoggingConfig                struct {
 		LogGroup string `json:"LogGroup"`
 	} `json:"LoggingConfig"`
 	Events map[string]struct {
@@ -125,17 +136,21 @@ type rawAPIEvent struct {
 
 type rawQueueEvent struct {
 	Queue                          string   `json:"Queue"`
-	BatchSize                      *int     `json:"BatchSize"`
-	MaximumBatchingWindowInSeconds int      `json:"MaximumBatchingWindowInSeconds"`
+	BatchSize                      *number  `json:"BatchSize"`
+	MaximumBatchingWindowInSeconds *number  `json:"MaximumBatchingWindowInSeconds"`
 	FunctionResponseTypes          []string `json:"FunctionResponseTypes"`
+	ScalingConfig                  struct {
+		MaximumConcurrency *number `json:"MaximumConcurrency"`
+	} `json:"ScalingConfig"`
 }
 
 type rawStreamEvent struct {
 	Stream                         string   `json:"Stream"`
 	StartingPosition               string   `json:"StartingPosition"`
-	BatchSize                      *int     `json:"BatchSize"`
-	MaximumBatchingWindowInSeconds int      `json:"MaximumBatchingWindowInSeconds"`
-	MaximumRetryAttempts           *int     `json:"MaximumRetryAttempts"`
+	BatchSize                      *number  `json:"BatchSize"`
+	MaximumBatchingWindowInSeconds *number  `json:"MaximumBatchingWindowInSeconds"`
+	MaximumRetryAttempts           *number  `json:"MaximumRetryAttempts"`
+	ParallelizationFactor          *number  `json:"ParallelizationFactor"`
 	BisectBatchOnFunctionError     bool     `json:"BisectBatchOnFunctionError"`
 	FunctionResponseTypes          []string `json:"FunctionResponseTypes"`
 	DestinationConfig              struct {
@@ -216,6 +231,7 @@ func (t *Template) function(id string, fn *serverless.Function) (Function, error
 	if events.Tracing != "" {
 		f.Tracing = events.Tracing
 	}
+	f.ReservedConcurrency = events.ReservedConcurrentExecutions.or(0)
 	if events.LoggingConfig.LogGroup != "" {
 		f.LogGroup = events.LoggingConfig.LogGroup
 	}
@@ -235,9 +251,10 @@ func (t *Template) function(id string, fn *serverless.Function) (Function, error
 			var e rawQueueEvent
 			if err = json.Unmarshal(ev.Properties, &e); err == nil {
 				f.QueueEvents = append(f.QueueEvents, QueueEvent{
-					Name: name, Queue: Target(e.Queue), BatchSize: intOr(e.BatchSize, 10),
-					MaximumBatchingWindowInSeconds: e.MaximumBatchingWindowInSeconds,
+					Name: name, Queue: Target(e.Queue), BatchSize: e.BatchSize.or(10),
+					MaximumBatchingWindowInSeconds: e.MaximumBatchingWindowInSeconds.or(0),
 					FunctionResponseTypes:          e.FunctionResponseTypes,
+					MaximumConcurrency:             e.ScalingConfig.MaximumConcurrency.or(0),
 				})
 			}
 		case "DynamoDB":
@@ -245,9 +262,10 @@ func (t *Template) function(id string, fn *serverless.Function) (Function, error
 			if err = json.Unmarshal(ev.Properties, &e); err == nil {
 				f.StreamEvents = append(f.StreamEvents, StreamEvent{
 					Name: name, Table: Target(e.Stream), StartingPosition: e.StartingPosition,
-					BatchSize:                      intOr(e.BatchSize, 100),
-					MaximumBatchingWindowInSeconds: e.MaximumBatchingWindowInSeconds,
-					MaximumRetryAttempts:           intOr(e.MaximumRetryAttempts, -1),
+					BatchSize:                      e.BatchSize.or(100),
+					MaximumBatchingWindowInSeconds: e.MaximumBatchingWindowInSeconds.or(0),
+					MaximumRetryAttempts:           e.MaximumRetryAttempts.or(-1),
+					ParallelizationFactor:          e.ParallelizationFactor.or(1),
 					BisectBatchOnFunctionError:     e.BisectBatchOnFunctionError,
 					FunctionResponseTypes:          e.FunctionResponseTypes,
 					OnFailure:                      Target(e.DestinationConfig.OnFailure.Destination),
@@ -303,6 +321,16 @@ type API struct {
 	StageName         string
 	DefaultAuthorizer string
 	Authorizers       map[string]Authorizer
+	// Throttle is the stage throttle of every method (MethodSettings
+	// "/*" "*"); zero when the template sets none.
+	Throttle Throttle
+}
+
+// Throttle is API Gateway's token bucket per method: RateLimit requests/s
+// refill a bucket of BurstLimit.
+type Throttle struct {
+	RateLimit  float64
+	BurstLimit int
 }
 
 // Authorizer is a Lambda authorizer of an API.
@@ -323,6 +351,30 @@ func (t *Template) APIs() ([]API, error) {
 	for _, id := range t.ids(TypeAPI) {
 		a := apis[id]
 		api := API{Name: id, StageName: a.StageName, Authorizers: map[string]Authorizer{}}
+		var settings struct {
+			MethodSettings []struct {
+				ResourcePath         string  `json:"ResourcePath"`
+				HTTPMethod           string  `json:"HttpMethod"`
+				ThrottlingRateLimit  any     `json:"ThrottlingRateLimit"`
+				ThrottlingBurstLimit *number `json:"ThrottlingBurstLimit"`
+			} `json:"MethodSettings"`
+		}
+		if err := remarshal(t.raw[id].Properties, &settings); err != nil {
+			return nil, fmt.Errorf("api %s: MethodSettings: %w", id, err)
+		}
+		for _, m := range settings.MethodSettings {
+			if m.ResourcePath != "/*" || m.HTTPMethod != "*" {
+				continue
+			}
+			if m.ThrottlingRateLimit != nil {
+				rate, err := strconv.ParseFloat(scalar(m.ThrottlingRateLimit), 64)
+				if err != nil {
+					return nil, fmt.Errorf("api %s: ThrottlingRateLimit %v: %w", id, m.ThrottlingRateLimit, err)
+				}
+				api.Throttle.RateLimit = rate
+			}
+			api.Throttle.BurstLimit = m.ThrottlingBurstLimit.or(0)
+		}
 		if a.Auth != nil {
 			setString(&api.DefaultAuthorizer, a.Auth.DefaultAuthorizer)
 			var auths map[string]struct {
@@ -573,6 +625,31 @@ func setString(dst *string, src *string) {
 	if src != nil {
 		*dst = *src
 	}
+}
+
+// number is a whole number written as a YAML number, or as the string a
+// Ref to a Number parameter resolves to ("10").
+type number int
+
+func (n *number) UnmarshalJSON(b []byte) error {
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	i, err := strconv.Atoi(scalar(v))
+	if err != nil {
+		return fmt.Errorf("%s is not a whole number", b)
+	}
+	*n = number(i)
+	return nil
+}
+
+// or is n's value, def when it is unset.
+func (n *number) or(def int) int {
+	if n == nil {
+		return def
+	}
+	return int(*n)
 }
 
 func intOr(v *int, def int) int {

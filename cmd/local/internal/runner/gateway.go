@@ -32,6 +32,7 @@ type gateway struct {
 	replies map[string]gatewayReply
 	stage   string
 	apiID   string
+	limit   *throttle
 
 	mu    sync.Mutex
 	cache map[string]authorization // by authorizer function and token
@@ -39,7 +40,7 @@ type gateway struct {
 
 func newGateway(r *Runner) (*gateway, error) {
 	g := &gateway{r: r, routes: r.plan.routes, replies: r.plan.gatewayReplies, stage: r.plan.stage,
-		apiID: apiID(r.cfg.StackName), cache: map[string]authorization{}}
+		apiID: apiID(r.cfg.StackName), cache: map[string]authorization{}, limit: newThrottle(r.plan.throttle, time.Now)}
 	for _, rt := range g.routes {
 		if _, ok := r.functions[rt.function]; !ok {
 			return nil, fmt.Errorf("route %s: function %s is not built", rt.key(), rt.function)
@@ -133,6 +134,11 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	rt, params, ok := g.match(req.Method, segs)
 	if !ok {
 		g.respond(w, req, requestID, replyMissingToken, "Missing Authentication Token")
+		return
+	}
+	// API Gateway throttles before it authorizes or reads the body.
+	if !g.limit.allow(rt.key()) {
+		g.respond(w, req, requestID, replyThrottled, "Too Many Requests")
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(req.Body, maxPayload+1))

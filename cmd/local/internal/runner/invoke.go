@@ -33,6 +33,9 @@ type function struct {
 	arn     string
 	timeout time.Duration
 	env     map[string]string
+	// reserved is the function's reserved concurrency, 0 for none: it
+	// bounds the batches its queue mappings run at once.
+	reserved int
 	// handler is the function's Handle method. Each invocation wraps it
 	// in its own lambda.NewHandler: the wrapper's Invoke returns bytes of
 	// a pooled buffer that it has already put back, which one Lambda
@@ -70,7 +73,7 @@ func (r *Runner) buildFunctions() error {
 		fn := &function{
 			id: f.Name, name: name, arn: functionARN(r.region, name),
 			timeout: time.Duration(f.Timeout) * time.Second, env: env,
-			handler: h,
+			handler: h, reserved: f.ReservedConcurrency,
 		}
 		if err := r.launch(fn, f); err != nil {
 			return fmt.Errorf("function %s: %w", f.Name, err)

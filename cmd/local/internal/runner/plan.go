@@ -21,6 +21,7 @@ type plan struct {
 	routes         []route
 	stage          string
 	apiID          string // logical id of the API
+	throttle       template.Throttle
 	gatewayReplies map[string]gatewayReply
 	queueMappings  []queueMapping
 	streamMappings []streamMapping
@@ -94,7 +95,7 @@ func readPlan(tpl *template.Template, path string) (*plan, error) {
 	var api *template.API
 	if len(apis) == 1 {
 		api = &apis[0]
-		p.stage, p.apiID = api.StageName, api.Name
+		p.stage, p.apiID, p.throttle = api.StageName, api.Name, api.Throttle
 		if p.gatewayReplies, err = readGatewayReplies(path, api.Name); err != nil {
 			return nil, err
 		}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -16,10 +17,10 @@ import (
 )
 
 const (
-	// queueConcurrency is how many batches of one queue may be in flight at
-	// once: Lambda starts an SQS mapping with five concurrent batches. A
-	// FIFO queue still hands out one message group to one batch at a time.
-	queueConcurrency = 5
+	// defaultQueueConcurrency is how many batches of one queue may be in
+	// flight at once when the mapping sets no ScalingConfig: Lambda starts
+	// an SQS mapping with five concurrent batches.
+	defaultQueueConcurrency = 5
 	// maxReceive is ReceiveMessage's limit per call.
 	maxReceive = 10
 	// idleWait is the long poll of an idle queue, in seconds.
@@ -36,59 +37,101 @@ const (
 // the queue's redrive policy moves them to its DLQ after maxReceiveCount
 // receives. The others are deleted.
 //
-// One loop receives and hands each batch to a goroutine, at most
-// queueConcurrency at once. It long-polls only while no batch is in flight
-// and no failed message may be waiting out its visibility timeout, and
-// short-polls otherwise: moto answers a long poll by spinning for its whole
-// wait while the only visible messages belong to FIFO groups in flight,
-// which starves the emulator. (Lambda long-polls with several pollers.)
+// As Lambda does, it runs concurrency(m) pollers, each receiving a batch
+// and invoking the function with it, so that receiving overlaps the
+// batches in flight. While no batch is in flight and no failed message may
+// be waiting out its visibility timeout, one poller long-polls for all and
+// the others wait; otherwise they short-poll: moto answers a long poll by
+// spinning for its whole wait while the only visible messages belong to
+// FIFO groups in flight, which starves the emulator.
 func (r *Runner) pollQueue(ctx context.Context, m queueMapping) {
-	q := r.res.queues[m.event.Queue]
-	fn := r.functions[m.function]
-	visibility := time.Duration(r.plan.queue(m.event.Queue).VisibilityTimeout) * time.Second
-	slots := make(chan struct{}, queueConcurrency)
-	var (
-		batches     sync.WaitGroup
-		mu          sync.Mutex
-		lastFailure time.Time
-	)
-	defer batches.Wait()
+	p := &queuePoller{r: r, m: m, q: r.res.queues[m.event.Queue], fn: r.functions[m.function],
+		visibility: time.Duration(r.plan.queue(m.event.Queue).VisibilityTimeout) * time.Second}
+	var pollers sync.WaitGroup
+	for range r.concurrency(m) {
+		pollers.Go(func() { p.poll(ctx) })
+	}
+	pollers.Wait()
+}
+
+// queuePoller is the state the pollers of one queue mapping share.
+type queuePoller struct {
+	r          *Runner
+	m          queueMapping
+	q          queueInfo
+	fn         *function
+	visibility time.Duration
+
+	active      atomic.Int32 // batches in flight
+	longPolling atomic.Bool  // a poller is in a long poll
+	mu          sync.Mutex
+	lastFailure time.Time
+}
+
+func (p *queuePoller) poll(ctx context.Context) {
 	pause := busyMin
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case slots <- struct{}{}:
-		}
-		mu.Lock()
-		quiet := len(slots) == 1 && time.Since(lastFailure) > visibility
-		mu.Unlock()
+	for ctx.Err() == nil {
+		p.mu.Lock()
+		quiet := p.active.Load() == 0 && time.Since(p.lastFailure) > p.visibility
+		p.mu.Unlock()
 		wait := 0
 		if quiet {
+			if !p.longPolling.CompareAndSwap(false, true) {
+				sleep(ctx, busyMax) // another poller waits on the queue for all
+				continue
+			}
+			if p.active.Load() > 0 { // a batch started meanwhile: no long poll
+				p.longPolling.Store(false)
+				continue
+			}
 			wait = idleWait
 		}
-		msgs := r.receive(ctx, q, m.event, wait)
+		msgs := p.r.receive(ctx, p.q, p.m.event, wait)
+		if len(msgs) > 0 {
+			// Counted before the long poll ends, so that no other
+			// poller long-polls while this batch holds its groups.
+			p.active.Add(1)
+			p.r.inflight.Add(1)
+		}
+		if wait > 0 {
+			p.longPolling.Store(false)
+		}
 		if len(msgs) == 0 {
-			<-slots
-			if !quiet {
+			if wait == 0 {
 				sleep(ctx, pause)
 				pause = min(pause*2, busyMax)
 			}
 			continue
 		}
 		pause = busyMin
-		r.inflight.Add(1)
-		batches.Go(func() {
-			defer func() { <-slots; r.inflight.Done() }()
-			// A received batch is finished even when the runner stops:
-			// otherwise it would wait out the visibility timeout.
-			if failed := r.handleMessages(context.WithoutCancel(ctx), m, q, fn, msgs); failed {
-				mu.Lock()
-				lastFailure = time.Now()
-				mu.Unlock()
-			}
-		})
+		// A received batch is finished even when the runner stops:
+		// otherwise it would wait out the visibility timeout.
+		failed := p.r.handleMessages(context.WithoutCancel(ctx), p.m, p.q, p.fn, msgs)
+		p.active.Add(-1)
+		p.r.inflight.Done()
+		if failed {
+			p.mu.Lock()
+			p.lastFailure = time.Now()
+			p.mu.Unlock()
+		}
 	}
+}
+
+// concurrency is how many batches of m may be in flight at once, as Lambda
+// bounds them: the mapping's ScalingConfig.MaximumConcurrency (five without
+// one), and never more than the function's reserved concurrency. A FIFO
+// queue still hands each message group to one batch at a time (the queue
+// does, not the runner: a group's messages stay invisible while a batch
+// holds some), so a FIFO mapping runs at most one batch per active group.
+func (r *Runner) concurrency(m queueMapping) int {
+	n := defaultQueueConcurrency
+	if m.event.MaximumConcurrency > 0 {
+		n = m.event.MaximumConcurrency
+	}
+	if fn, ok := r.functions[m.function]; ok && fn.reserved > 0 {
+		n = min(n, fn.reserved)
+	}
+	return n
 }
 
 // receive gathers up to the mapping's batch size: what the queue has (or

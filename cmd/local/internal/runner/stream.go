@@ -39,6 +39,9 @@ type streamPoller struct {
 	m   streamMapping
 	fn  *function
 	arn string
+	// hashKey is the partition key attribute of the table, by which
+	// parallel batches of a shard are split.
+	hashKey string
 
 	mu     sync.Mutex
 	shards map[string]*shardState
@@ -56,6 +59,11 @@ type shardState struct {
 func (r *Runner) pollStream(ctx context.Context, m streamMapping) {
 	p := &streamPoller{r: r, m: m, fn: r.functions[m.function], arn: r.res.streamARNs[m.event.Table],
 		shards: map[string]*shardState{}}
+	for _, t := range r.plan.tables {
+		if t.Name == m.event.Table {
+			p.hashKey = t.HashKey.Name
+		}
+	}
 	if p.arn == "" {
 		r.log.Error("event source mapping has no stream", "function", m.function, "table", m.event.Table)
 		return
@@ -171,6 +179,9 @@ func (p *streamPoller) readShard(ctx context.Context, st *shardState, pos stream
 	}
 	ev := p.m.event
 	window := time.Duration(ev.MaximumBatchingWindowInSeconds) * time.Second
+	// What is read together and handed on at once: a batch for each of the
+	// ParallelizationFactor lanes (parallel.go).
+	capacity := ev.BatchSize * p.parallelization()
 	var (
 		batch      []streamtypes.Record
 		batchStart time.Time
@@ -178,7 +189,7 @@ func (p *streamPoller) readShard(ctx context.Context, st *shardState, pos stream
 	)
 	flush := func() {
 		if len(batch) > 0 {
-			done := p.process(ctx, st.id, batch)
+			done := p.processLanes(ctx, st.id, batch)
 			last = aws.ToString(batch[len(batch)-1].Dynamodb.SequenceNumber)
 			batch = nil
 			if done {
@@ -193,7 +204,7 @@ func (p *streamPoller) readShard(ctx context.Context, st *shardState, pos stream
 			return
 		}
 		out, err := p.r.streams.GetRecords(ctx, &dynamodbstreams.GetRecordsInput{ShardIterator: it,
-			Limit: aws.Int32(int32(min(ev.BatchSize, maxGetRecords)))})
+			Limit: aws.Int32(int32(min(capacity, maxGetRecords)))})
 		var (
 			expired *streamtypes.ExpiredIteratorException
 			trimmed *streamtypes.TrimmedDataAccessException
@@ -231,9 +242,9 @@ func (p *streamPoller) readShard(ctx context.Context, st *shardState, pos stream
 			batchStart = time.Now()
 		}
 		batch = append(batch, out.Records...)
-		for len(batch) >= ev.BatchSize {
-			full := batch[:ev.BatchSize]
-			rest := slices.Clone(batch[ev.BatchSize:])
+		for len(batch) >= capacity {
+			full := batch[:capacity]
+			rest := slices.Clone(batch[capacity:])
 			batch = full
 			flush()
 			batch = rest
