@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -174,7 +175,7 @@ func TestQueueDeletesOnlySuccesses(t *testing.T) {
 	m := queueMapping{function: "Fn", event: ev}
 	var msgs []sqstypes.Message
 	for len(msgs) < 3 {
-		got := r.receive(ctx, q, ev, 1)
+		got := r.receive(ctx, new(sync.Mutex), q, ev, 1)
 		if len(got) == 0 {
 			t.Fatal("nothing received")
 		}
@@ -186,7 +187,7 @@ func TestQueueDeletesOnlySuccesses(t *testing.T) {
 	var again []string
 	deadline := time.Now().Add(10 * time.Second)
 	for len(again) == 0 && time.Now().Before(deadline) {
-		for _, msg := range r.receive(ctx, q, ev, 1) {
+		for _, msg := range r.receive(ctx, new(sync.Mutex), q, ev, 1) {
 			again = append(again, aws.ToString(msg.Body))
 		}
 	}

@@ -64,6 +64,13 @@ type queuePoller struct {
 
 	active      atomic.Int32 // batches in flight
 	longPolling atomic.Bool  // a poller is in a long poll
+	// receiving makes the pollers' ReceiveMessage calls one at a time:
+	// moto's holds no lock, so two receives of a FIFO queue at the same
+	// moment both see a message group as idle and hand its messages to
+	// two batches at once, a later event of an aggregate overtaking an
+	// earlier one. SQS hands a group to one batch at a time; so does this.
+	// The batches themselves still run side by side.
+	receiving sync.Mutex
 	mu          sync.Mutex
 	lastFailure time.Time
 }
@@ -86,7 +93,7 @@ func (p *queuePoller) poll(ctx context.Context) {
 			}
 			wait = idleWait
 		}
-		msgs := p.r.receive(ctx, p.q, p.m.event, wait)
+		msgs := p.r.receive(ctx, &p.receiving, p.q, p.m.event, wait)
 		if len(msgs) > 0 {
 			// Counted before the long poll ends, so that no other
 			// poller long-polls while this batch holds its groups.
@@ -136,12 +143,14 @@ func (r *Runner) concurrency(m queueMapping) int {
 
 // receive gathers up to the mapping's batch size: what the queue has (or
 // receives within wait seconds), and, with a batching window, more until
-// the batch is full or the window has passed.
-func (r *Runner) receive(ctx context.Context, q queueInfo, ev template.QueueEvent, wait int) []sqstypes.Message {
+// the batch is full or the window has passed. Each ReceiveMessage call
+// holds receiving.
+func (r *Runner) receive(ctx context.Context, receiving *sync.Mutex, q queueInfo, ev template.QueueEvent, wait int) []sqstypes.Message {
 	window := time.Duration(ev.MaximumBatchingWindowInSeconds) * time.Second
 	start := time.Now()
 	var msgs []sqstypes.Message
 	for len(msgs) < ev.BatchSize {
+		receiving.Lock()
 		out, err := r.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 			QueueUrl:                    aws.String(q.url),
 			MaxNumberOfMessages:         int32(min(ev.BatchSize-len(msgs), maxReceive)),
@@ -149,6 +158,7 @@ func (r *Runner) receive(ctx context.Context, q queueInfo, ev template.QueueEven
 			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll},
 			MessageAttributeNames:       []string{"All"},
 		})
+		receiving.Unlock()
 		if err != nil {
 			if ctx.Err() == nil {
 				r.log.Warn("receive", "queue", q.name, "error", err)
