@@ -35,6 +35,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/metrics"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/relay"
+	"github.com/chronicle-go/chronicle/infra/tracing"
 )
 
 // EventLoader reads a stream from the event store: the records with
@@ -191,7 +192,9 @@ func (p *Projector) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 		if left, ok := timeLeft(ctx); ok && left < StartBudget {
 			err = fmt.Errorf("not attempted: %s left to the invocation", left.Round(time.Millisecond))
 		} else {
-			from, err = p.handleGroup(work, ev.Records, g, applied, lags)
+			gctx, span := tracing.StartMessages(work, "project", ev.Records, g)
+			from, err = p.handleGroup(gctx, ev.Records, g, applied, lags)
+			tracing.End(span, err)
 		}
 		if err == nil {
 			continue

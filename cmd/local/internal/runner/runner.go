@@ -85,6 +85,11 @@ type Config struct {
 	// HTTP. The IAM check then covers only what Lambda does for a function,
 	// not its code's calls, which leave this process.
 	RIE *rie.Launcher
+	// Tracing, when set, makes the runner collect the spans of its
+	// functions and serve them at GET /_local/traces/{id} (traces.go). It
+	// installs the process's OpenTelemetry provider: one tracing runner
+	// per process.
+	Tracing bool
 }
 
 // Invocation is what Observe is told about one invocation.
@@ -140,6 +145,8 @@ type Runner struct {
 	gw        *gateway
 
 	inflight sync.WaitGroup // invocations of event source mappings
+
+	traces *traceStore // nil: tracing off
 }
 
 // parsing serializes template parsing: goformation's intrinsics.ProcessYAML
@@ -195,6 +202,9 @@ func New(cfg Config) (*Runner, error) {
 		ses:     sesv2.NewFromConfig(cfg.AWS),
 	}
 	r.res = newResources(r)
+	if cfg.Tracing {
+		r.traces = installTracing()
+	}
 	return r, nil
 }
 
