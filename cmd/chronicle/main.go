@@ -16,6 +16,7 @@
 //	feed     [--after C | --from T] [--follow]  every event of every aggregate, in order
 //	relay    redrive [--dry-run]           send again the events of the relay's failed batches, from the feed
 //	mail     list|resolve <event-id>       welcome mails held in doubt, settled with --sent or --resend
+//	trace    <request-id>                  one request's spans, API to read model and mail (local runner or X-Ray)
 //	token    --sub S [--roles R,...]       mint a local JWT
 //
 // Global flags (also accepted after the command): --stack (CHRONICLE_STACK)
@@ -77,6 +78,7 @@ var commands = []command{
 	{"feed", "[--after CURSOR | --from TIME] [--follow] [--poll 1s] [--limit N]", "every event of every aggregate in commit order, from the durable feed", feedCmd},
 	{"relay", "redrive [--dry-run] [--dlq-url URL] [--routes ROUTES]", "send again the events of the batches the relay gave up on (its OnFailure queue), found in the feed", relayCmd},
 	{"mail", "list | resolve <event-id> --sent [--note TEXT] | --resend", "welcome mails held in doubt after a crash, and settling them", mailCmd},
+	{"trace", "<request-id> [--url URL] [--since 6h]", "the spans of one API request, from the API to the read model and the mail, in one tree", traceCmd},
 	{"token", "--sub SUB [--roles R1,R2] [--ttl 1h]", "mint a local HS256 JWT (LOCAL_JWT_SECRET)", tokenCmd},
 }
 
