@@ -111,6 +111,7 @@ func (b *bench) groups(others map[string][]string) []group {
 			needs:  []string{pkgProjector},
 			run:    oneRound(pkgProjector, "^BenchmarkProjectorThroughput$", projectorRounds),
 		},
+		b.tracingGroup(),
 		{
 			name: "others", measures: "every other benchmark of the repository, once",
 			tables: "as each benchmark makes them (infra/dynamo's and infra/rebuild's events tables have no stream)",

@@ -16,6 +16,8 @@
 //	           in a region (-latency, package infra/simlatency)
 //	lag        projection lag against a raw stream → SQS → PutItem pipeline
 //	projector  projector throughput against a raw receive + PutItem loop
+//	tracing    the commands function with OpenTelemetry tracing on and off:
+//	           create p50 (interleaved), size, init (cmd/bench/tracing.go)
 //	others     every other benchmark of the repository, once
 //
 // Every group that needs AWS runs on a DynamoDB Local and a moto of its own
@@ -57,7 +59,7 @@ type options struct {
 	latency   simlatency.Delays // of the api-latency group
 }
 
-var allGroups = []string{"memory", "store", "api", "api-latency", "lag", "projector", "others"}
+var allGroups = []string{"memory", "store", "api", "api-latency", "lag", "projector", "tracing", "others"}
 
 func parseOptions(args []string) (options, error) {
 	var o options
@@ -262,7 +264,7 @@ func (b *bench) runAll(ctx context.Context, names []string) bool {
 		b.report.Groups = append(b.report.Groups, rec)
 	}
 
-	specs := figureSpecs()
+	specs := append(figureSpecs(), tracingSpecs()...)
 	if len(b.fns) > 0 {
 		var names []string
 		for _, f := range b.fns {
@@ -298,6 +300,8 @@ func groupOf(sp spec) string {
 		return "api"
 	case sp.pkg == pkgProjector:
 		return "projector"
+	case sp.section == secTracing:
+		return "tracing"
 	}
 	return ""
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"go.opentelemetry.io/contrib/instrumentation/github.com/aws/aws-sdk-go-v2/otelaws"
 	"go.opentelemetry.io/contrib/propagators/aws/xray"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -51,3 +53,6 @@ func Setup(ctx context.Context, getenv func(string) string, service string) (flu
 	Install(tp)
 	return func(ctx context.Context) { _ = tp.ForceFlush(ctx) }, nil
 }
+
+// instrumentAWS adds otelaws's middleware to cfg.
+func instrumentAWS(cfg *aws.Config) { otelaws.AppendMiddlewares(&cfg.APIOptions) }

@@ -6,7 +6,6 @@ import (
 	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"go.opentelemetry.io/contrib/instrumentation/github.com/aws/aws-sdk-go-v2/otelaws"
 	"go.opentelemetry.io/contrib/propagators/aws/xray"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -61,7 +60,7 @@ func InstrumentAWS(cfg *aws.Config) {
 	}
 	// A copy: cfg may share its options' array with other functions' configs.
 	cfg.APIOptions = slices.Clone(cfg.APIOptions)
-	otelaws.AppendMiddlewares(&cfg.APIOptions)
+	instrumentAWS(cfg)
 }
 
 // TraceParent is the W3C traceparent of ctx's span, "" when there is none
@@ -161,3 +160,8 @@ func WithFunction(ctx context.Context, name string) context.Context {
 	}
 	return context.WithValue(ctx, functionKey{}, name)
 }
+
+// SetEnabled switches the helpers off or back on, the installed provider
+// left as it is: make bench compares a command with tracing on and off
+// in one process, interleaved.
+func SetEnabled(on bool) { enabled.Store(on) }
