@@ -3,6 +3,7 @@ package tracing
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -11,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 )
 
 // Attributes the service sets on its spans. RequestID is the API's
@@ -78,14 +80,27 @@ func TraceParent(ctx context.Context) string {
 	return c["traceparent"]
 }
 
-// Remote is the span context a traceparent names; invalid when tp is
-// empty or malformed.
+// Remote is the span context a W3C traceparent ("00-<trace id>-<span
+// id>-<flags>", as TraceParent writes it) names; invalid when tp is empty
+// or malformed.
 func Remote(tp string) trace.SpanContext {
-	if tp == "" {
+	parts := strings.Split(tp, "-")
+	if len(parts) != 4 || parts[0] != "00" || len(parts[3]) != 2 {
 		return trace.SpanContext{}
 	}
-	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{"traceparent": tp})
-	return trace.SpanContextFromContext(ctx)
+	tid, err := trace.TraceIDFromHex(parts[1])
+	if err != nil {
+		return trace.SpanContext{}
+	}
+	sid, err := trace.SpanIDFromHex(parts[2])
+	if err != nil {
+		return trace.SpanContext{}
+	}
+	var flags trace.TraceFlags
+	if parts[3] == "01" {
+		flags = trace.FlagsSampled
+	}
+	return trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: flags, Remote: true})
 }
 
 // Annotate sets the request id on span, searchable in X-Ray.
@@ -139,7 +154,7 @@ const EnvVar = "CHRONICLE_TRACING"
 const InvocationID = attribute.Key("faas.invocation_id")
 
 // noop is the span of every helper while tracing is off.
-var noop = trace.SpanFromContext(context.Background())
+var noop trace.Span = tracenoop.Span{}
 
 // Start starts a span of the service's tracer, a child of ctx's span; off,
 // it returns ctx and a no-op span without touching the global provider.

@@ -1,7 +1,6 @@
 package tracing_test
 
 import (
-	"context"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -32,7 +31,12 @@ func TestOffDoesNothing(t *testing.T) {
 func TestConsumersJoinTheirTraces(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	tracing.Install(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
-	ctx := context.Background()
+	ctx := t.Context()
+	for _, bad := range []string{"", "garbage", "00-zz-yy-01", "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"} {
+		if tracing.Remote(bad).IsValid() {
+			t.Errorf("Remote(%q) is valid", bad)
+		}
+	}
 
 	cmdCtx, cmd := tracing.Start(ctx, "command")
 	tp := tracing.TraceParent(cmdCtx)
