@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -43,6 +44,17 @@ func BenchmarkTracingCommandLatency(b *testing.B) {
 	b.Cleanup(func() { _ = dynamo.DeleteTables(context.WithoutCancel(ctx), ddb, tables) })
 	getenv := env(map[string]string{"EVENTS_TABLE": tables.Events, "GUARDS_TABLE": tables.Guards, "SNAPSHOTS_TABLE": tables.Snapshots})
 	logger := slog.New(slog.DiscardHandler)
+
+	// The handlers write their EMF metric lines to the stdout they are
+	// built with, where go test writes the benchmark's result: away with
+	// them.
+	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout := os.Stdout
+	os.Stdout = devnull
+	defer func() { os.Stdout = stdout; devnull.Close() }()
 
 	off, err := Commands(cfg, getenv, logger) // before any provider: no otelaws
 	if err != nil {
