@@ -17,6 +17,8 @@
 //	lag        projection lag against a raw stream → SQS → PutItem pipeline
 //	projector  projector throughput against a raw receive + PutItem loop
 //	scaling    the read side against the write side by projector concurrency (scaling.go)
+//	tracing    the commands function with OpenTelemetry tracing on and off:
+//	           create p50 (interleaved), size, init (cmd/bench/tracing.go)
 //	others     every other benchmark of the repository, once
 //
 // Every group that needs AWS runs on a DynamoDB Local and a moto of its own
@@ -58,7 +60,7 @@ type options struct {
 	latency   simlatency.Delays // of the api-latency group
 }
 
-var allGroups = []string{"memory", "store", "api", "api-latency", "lag", "projector", "feed", "scaling", "others"}
+var allGroups = []string{"memory", "store", "api", "api-latency", "lag", "projector", "feed", "scaling", "tracing", "others"}
 
 func parseOptions(args []string) (options, error) {
 	var o options
@@ -263,7 +265,7 @@ func (b *bench) runAll(ctx context.Context, names []string) bool {
 		b.report.Groups = append(b.report.Groups, rec)
 	}
 
-	specs := figureSpecs()
+	specs := append(figureSpecs(), tracingSpecs()...)
 	if len(b.fns) > 0 {
 		var names []string
 		for _, f := range b.fns {
@@ -303,6 +305,8 @@ func groupOf(sp spec) string {
 		return "api"
 	case sp.pkg == pkgProjector:
 		return "projector"
+	case sp.section == secTracing:
+		return "tracing"
 	}
 	return ""
 }

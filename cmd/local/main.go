@@ -157,6 +157,7 @@ type serveOptions struct {
 	printToken            bool
 	writeEnv, checkPort   bool
 	rie                   bool
+	traces                bool
 	riePool               int
 	envFile               string
 	logLevel              slog.Level
@@ -183,6 +184,7 @@ func parseServe(args []string, getenv func(string) string, out io.Writer) (serve
 	fs.BoolVar(&o.printToken, "print-token", false, "print an admin token for curl at start-up")
 	fs.BoolVar(&o.writeEnv, "write-env", false, "while serving, write the emulators' endpoints to "+o.envFile+" for: eval \"$(go run ./cmd/local env)\"")
 	fs.BoolVar(&o.rie, "rie", false, "run every function as its own bootstrap process under the Lambda Runtime Interface Emulator, as Lambda runs the shipped binary, instead of in process (built into ~/.cache/chronicle)")
+	fs.BoolVar(&o.traces, "traces", true, "collect the functions' OpenTelemetry spans and serve each trace at GET /_local/traces/{request id} (chronicle trace prints it); with --rie, only the runner's own spans")
 	fs.IntVar(&o.riePool, "rie-pool", 2, "with --rie: execution environments per function (each serves one invocation at a time)")
 	fs.BoolVar(&o.checkPort, "check-port", false, "only check that the port is free (make run does, before it starts the emulators)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
@@ -240,6 +242,7 @@ func serve(ctx context.Context, stop func(), o serveOptions, getenv func(string)
 		IAM:      iam,
 		StateDir: o.stateDir,
 		RIE:      launcher,
+		Tracing:  o.traces,
 	})
 	if err != nil {
 		return startFailed("template", err)
@@ -281,6 +284,9 @@ func serve(ctx context.Context, stop func(), o serveOptions, getenv func(string)
 	}
 	fmt.Fprintf(stdout, "Mint an admin token:  export TOKEN=$(go run ./cmd/local token --sub alice --roles admin --ttl 1h)\n")
 	fmt.Fprintf(stdout, "Then:                 curl -s %s/users/... -H \"Authorization: Bearer $TOKEN\"\n", url)
+	if o.traces {
+		fmt.Fprintf(stdout, "A request's trace:    curl -s %s%s<X-Request-Id>   (or: chronicle trace <X-Request-Id>)\n", url, "/_local/traces/")
+	}
 	if o.printToken {
 		tok, err := minter(getenv).Mint("alice", []string{"admin"}, time.Hour)
 		if err != nil {

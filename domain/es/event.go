@@ -19,6 +19,9 @@ type Metadata struct {
 	CausationID   string `json:"causationId,omitempty"`
 	CommandID     string `json:"commandId,omitempty"`
 	RequestID     string `json:"requestId,omitempty"`
+	// TraceParent is the W3C traceparent of the command that caused the
+	// event, when it was traced: the consumers' spans join its trace.
+	TraceParent string `json:"traceparent,omitempty"`
 }
 
 // Record is an event as it is stored: immutable once appended.

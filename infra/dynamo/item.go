@@ -35,6 +35,7 @@ const (
 	metaCausationID   = "causationId"
 	metaCommandID     = "commandId"
 	metaRequestID     = "requestId"
+	metaTraceParent   = "traceparent"
 
 	// guards: unique-value claims
 	attrOwner     = "owner"
@@ -93,7 +94,7 @@ func metaItem(m es.Metadata) map[string]types.AttributeValue {
 	if m == (es.Metadata{}) {
 		return nil
 	}
-	out := make(map[string]types.AttributeValue, 6)
+	out := make(map[string]types.AttributeValue, 7)
 	for _, f := range [...]struct{ name, value string }{
 		{metaActor, m.Actor},
 		{metaReason, m.Reason},
@@ -101,6 +102,7 @@ func metaItem(m es.Metadata) map[string]types.AttributeValue {
 		{metaCausationID, m.CausationID},
 		{metaCommandID, m.CommandID},
 		{metaRequestID, m.RequestID},
+		{metaTraceParent, m.TraceParent},
 	} {
 		if f.value != "" {
 			out[f.name] = &types.AttributeValueMemberS{Value: f.value}
@@ -169,6 +171,8 @@ func metadataFromItem(item map[string]types.AttributeValue) (es.Metadata, error)
 			m.CommandID = s.Value
 		case metaRequestID:
 			m.RequestID = s.Value
+		case metaTraceParent:
+			m.TraceParent = s.Value
 		}
 		// Unknown keys are ignored: a newer writer may add some.
 	}

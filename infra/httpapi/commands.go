@@ -15,10 +15,13 @@ import (
 	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/domain/user"
 	"github.com/chronicle-go/chronicle/infra/auth"
+	"github.com/chronicle-go/chronicle/infra/tracing"
 )
 
 // Commands serves the write side of the API: POST /users, PUT
@@ -233,6 +236,12 @@ func (h *Commands) adminCommand(ctx context.Context, c *call, verb string, bodyR
 // the first one did.
 func (h *Commands) exec(ctx context.Context, c *call, p auth.Principal, id string, cmd user.Command, reason string,
 	pre preconditions, body []byte, status int, authorize func(state any) error) (reply, error) {
+	// The command's span: its DynamoDB calls are its children, and its
+	// events carry its context to the relay and the consumers.
+	ctx, span := tracing.Start(ctx, "command "+commandName(cmd),
+		trace.WithAttributes(tracing.AggregateID.String(id)))
+	defer span.End()
+	tracing.Annotate(span, c.requestID)
 	causation := c.req.RequestContext.RequestID
 	if causation == "" {
 		causation = c.requestID
@@ -250,6 +259,7 @@ func (h *Commands) exec(ctx context.Context, c *call, p auth.Principal, id strin
 			CausationID:   causation,
 			CommandID:     h.set.newID(),
 			RequestID:     c.req.RequestContext.RequestID,
+			TraceParent:   tracing.TraceParent(ctx),
 		},
 	}
 	if pre.idempotencyKey != "" {
@@ -264,8 +274,10 @@ func (h *Commands) exec(ctx context.Context, c *call, p auth.Principal, id strin
 		h.set.metrics.Command(ctx, commandName(cmd), time.Since(start), res.Attempts, err != nil && problemFor(err).Status >= 500)
 	}
 	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
 		return reply{}, err
 	}
+	span.SetAttributes(tracing.Version.Int64(res.Version))
 	if res.SnapshotErr != nil { // never fails the command; the next load replays more events
 		h.logger.WarnContext(ctx, "snapshot failed", append(h.logAttrs(ctx, c, status),
 			slog.String("aggregate_id", res.ID), slog.Int64("version", res.Version), slog.Any("error", res.SnapshotErr))...)

@@ -9,6 +9,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/smithy-go/logging"
+
+	"github.com/chronicle-go/chronicle/infra/tracing"
 )
 
 // Getenv reads one environment variable: os.Getenv in Lambda, the
@@ -105,9 +107,11 @@ func envOr(getenv Getenv, key, def string) string {
 // stderr. One such warning is spurious with DynamoDB Local (and perhaps
 // DynamoDB): "failed to close HTTP response body ... did not match
 // expected checksum" after an error answer without an X-Amz-Crc32 header
-// (aws/aws-sdk-go-v2#3545).
+// (aws/aws-sdk-go-v2#3545). With tracing on, every client made from the
+// result also writes a span per call (otelaws).
 func withSDKLogger(cfg aws.Config, logger *slog.Logger) aws.Config {
 	cfg.Logger = sdkLogger{logger}
+	tracing.InstrumentAWS(&cfg)
 	return cfg
 }
 

@@ -9,6 +9,8 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+
+	"github.com/chronicle-go/chronicle/infra/tracing"
 )
 
 // Builder builds a function's handler and returns its Handle method.
@@ -50,9 +52,19 @@ func start(ctx context.Context, load func(context.Context) (aws.Config, error), 
 			return err
 		}
 	}
+	// Tracing first: the handler's AWS clients are instrumented only when
+	// it is on (see infra/tracing).
+	name := os.Getenv("AWS_LAMBDA_FUNCTION_NAME")
+	flush, err := tracing.Setup(ctx, os.Getenv, name)
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
 	h, err := build(cfg, os.Getenv, slog.New(slog.NewJSONHandler(os.Stdout, nil)))
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
+	}
+	if tracing.Enabled() {
+		h = tracedHandler{name: name, inner: lambda.NewHandler(h), flush: flush}
 	}
 	lambda.StartWithOptions(h, lambda.WithContext(ctx))
 	return nil

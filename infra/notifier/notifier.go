@@ -50,6 +50,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/metrics"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/relay"
+	"github.com/chronicle-go/chronicle/infra/tracing"
 )
 
 // Mailer is the part of *sesv2.Client the notifier uses.
@@ -176,7 +177,7 @@ func (n *Notifier) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEv
 		counts = map[outcome]int{}
 		errs   []string
 	)
-	for _, msg := range ev.Records {
+	for i, msg := range ev.Records {
 		group := msg.Attributes["MessageGroupId"]
 		if group == "" { // a standard queue: no order to keep
 			group = "message:" + msg.MessageId
@@ -188,7 +189,9 @@ func (n *Notifier) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEv
 			}
 			continue
 		}
-		out, err := n.handleMessage(ctx, msg)
+		mctx, span := tracing.StartMessages(ctx, "notify", ev.Records, []int{i})
+		out, err := n.handleMessage(mctx, msg)
+		tracing.End(span, err)
 		if err != nil {
 			failed[group] = msg.MessageId
 			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: msg.MessageId})

@@ -37,6 +37,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/metrics"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/relay"
+	"github.com/chronicle-go/chronicle/infra/tracing"
 )
 
 // EventLoader reads a stream from the event store: the records with
@@ -305,7 +306,9 @@ func (p *Projector) handleGroups(ctx, work context.Context, msgs []events.SQSMes
 			defer func() { <-slots }()
 			gApplied := map[string]*readmodel.Checkpoint{}
 			gLags := map[string][]time.Duration{}
-			outcomes[k].from, outcomes[k].err = p.handleGroup(work, msgs, g, gApplied, gLags)
+			gctx, span := tracing.StartMessages(work, "project", msgs, g)
+			outcomes[k].from, outcomes[k].err = p.handleGroup(gctx, msgs, g, gApplied, gLags)
+			tracing.End(span, outcomes[k].err)
 			mu.Lock()
 			defer mu.Unlock()
 			mergeCounts(applied, lags, gApplied, gLags)

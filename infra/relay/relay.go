@@ -76,6 +76,7 @@ type message struct {
 	index int // position of its record in the batch
 	rec   es.Record
 	body  string
+	span  *recordSpan // nil with tracing off
 }
 
 // Handle sends every INSERT record of ev to its queues. The response lists
@@ -95,6 +96,8 @@ func (r *Relay) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.Dyn
 	}
 
 	queues := map[string][]message{}
+	var spans []*recordSpan // each routed record's, ended with the batch
+	defer func() { endRecordSpans(spans, first) }()
 	var order []string // queue URLs in first-use order, for deterministic sends
 	skipped, unrouted := 0, 0
 	for i, sr := range ev.Records {
@@ -119,11 +122,15 @@ func (r *Relay) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.Dyn
 			fail(i, err, "aggregate_id", rec.AggregateID, "version", rec.Version)
 			break
 		}
+		span := startRecordSpan(ctx, rec, i)
+		if span != nil {
+			spans = append(spans, span)
+		}
 		for _, u := range urls {
 			if _, seen := queues[u]; !seen {
 				order = append(order, u)
 			}
-			queues[u] = append(queues[u], message{index: i, rec: rec, body: body})
+			queues[u] = append(queues[u], message{index: i, rec: rec, body: body, span: span})
 		}
 	}
 
@@ -191,9 +198,10 @@ func (r *Relay) send(ctx context.Context, url string, msgs []message, before int
 				MessageBody:            aws.String(m.body),
 				MessageGroupId:         aws.String(m.rec.AggregateID),
 				MessageDeduplicationId: aws.String(m.rec.ID),
+				MessageAttributes:      m.span.attributes(),
 			}
 		}
-		out, err := r.sqs.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(url), Entries: entries})
+		out, err := r.sqs.SendMessageBatch(sendContext(ctx, batch), &sqs.SendMessageBatchInput{QueueUrl: aws.String(url), Entries: entries})
 		if err != nil {
 			return sent, &sendError{batch[0], fmt.Errorf("send %d messages: %w", len(batch), err)}
 		}

@@ -243,6 +243,9 @@ type runnerOptions struct {
 	// beforeServe runs after provisioning and before the event source
 	// mappings start.
 	beforeServe func(*runner.Runner) error
+	// tracing runs the functions in process (never under the RIE) with
+	// the runner collecting their spans.
+	tracing bool
 }
 
 // localRunner is a runner serving in process.
@@ -272,12 +275,16 @@ func startRunner(ctx context.Context, cfg aws.Config, logDir string, o runnerOpt
 	if o.iam != nil {
 		iam = append(iam, o.iam.Sink)
 	}
+	launcher := rieLauncher
+	if o.tracing {
+		launcher = nil
+	}
 	r, err := runner.New(runner.Config{Template: o.template, Parameters: params, StackName: stack, AWS: cfg,
-		Logger: logger, Observe: o.observe, IAM: iam, RIE: rieLauncher})
+		Logger: logger, Observe: o.observe, IAM: iam, RIE: launcher, Tracing: o.tracing})
 	if err != nil {
 		return nil, err
 	}
-	if rieLauncher != nil {
+	if launcher != nil {
 		rieRunners.Lock()
 		rieRunners.all = append(rieRunners.all, r)
 		rieRunners.Unlock()

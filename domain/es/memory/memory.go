@@ -197,5 +197,6 @@ func (s *Store) PutSnapshot(ctx context.Context, snap es.Snapshot) error {
 func itemSize(r es.Record) int {
 	m := r.Metadata
 	return 128 + len(r.AggregateID) + len(r.ID) + len(r.AggregateType) + len(r.Type) + len(r.Data) +
-		len(m.Actor) + len(m.Reason) + len(m.CorrelationID) + len(m.CausationID) + len(m.CommandID) + len(m.RequestID)
+		len(m.Actor) + len(m.Reason) + len(m.CorrelationID) + len(m.CausationID) + len(m.CommandID) + len(m.RequestID) +
+		len(m.TraceParent)
 }

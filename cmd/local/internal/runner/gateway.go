@@ -19,6 +19,9 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/chronicle-go/chronicle/infra/tracing"
 )
 
 // maxPayload is API Gateway's limit on a request body.
@@ -129,6 +132,10 @@ func matchSegments(tmpl, segs []string) (map[string]string, int, bool) {
 func (g *gateway) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	start := time.Now()
 	requestID := uuid.NewString()
+	if strings.HasPrefix(req.URL.Path, tracesPath) {
+		g.serveTrace(w, req, requestID)
+		return
+	}
 	rawPath := req.URL.EscapedPath()
 	segs := splitPath(rawPath)
 	rt, params, ok := g.match(req.Method, segs)
@@ -157,6 +164,12 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	// A client that hangs up does not stop an invocation in Lambda: only
 	// the function's timeout does.
 	ctx := context.WithoutCancel(req.Context())
+	ctx, span := tracing.Start(ctx, "API Gateway "+rt.key(), trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(tracing.Function.String("api-gateway"), apiRequestID.String(requestID)))
+	defer func() {
+		tracing.Annotate(span, w.Header().Get("X-Request-Id"))
+		span.End()
+	}()
 	var authContext map[string]any
 	if rt.authorizer != nil {
 		a, typ, msg := g.authorize(ctx, req, rt, requestID)

@@ -19,11 +19,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 	sestypes "github.com/aws/aws-sdk-go-v2/service/sesv2/types"
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/chronicle-go/chronicle/cmd/local/internal/rie"
 	"github.com/chronicle-go/chronicle/infra/iamcheck"
 	"github.com/chronicle-go/chronicle/infra/lambdafn"
 	"github.com/chronicle-go/chronicle/infra/template"
+	"github.com/chronicle-go/chronicle/infra/tracing"
 )
 
 // function is a function of the template, built and ready to invoke.
@@ -186,6 +188,14 @@ func (e *invocationError) Unwrap() error { return e.err }
 // decoded into out. The returned error is an *invocationError.
 func (r *Runner) invoke(ctx context.Context, fn *function, event, out any) (requestID string, err error) {
 	requestID = uuid.NewString()
+	// The invocation's span, as Lambda's segment in X-Ray: a child of the
+	// gateway's for the API, a root for an event source mapping's batch.
+	ctx, span := tracing.Start(ctx, fn.id, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(tracing.Function.String(fn.id), tracing.InvocationID.String(requestID)))
+	defer func() {
+		tracing.End(span, err)
+	}()
+	ctx = tracing.WithFunction(ctx, fn.id)
 	payload, err := json.Marshal(event)
 	if err != nil {
 		return requestID, &invocationError{OutcomeError, fmt.Errorf("encode event: %w", err)}

@@ -70,7 +70,7 @@ type queuePoller struct {
 	// two batches at once, a later event of an aggregate overtaking an
 	// earlier one. SQS hands a group to one batch at a time; so does this.
 	// The batches themselves still run side by side.
-	receiving sync.Mutex
+	receiving   sync.Mutex
 	mu          sync.Mutex
 	lastFailure time.Time
 }

@@ -93,6 +93,12 @@ type Config struct {
 	// an outage of a stream consumer set it: waiting out real retries (10,
 	// bisected, with backoff) would cost minutes and prove nothing more.
 	StreamOutage func(function string, records int) bool
+
+	// Tracing, when set, makes the runner collect the spans of its
+	// functions and serve them at GET /_local/traces/{id} (traces.go). It
+	// installs the process's OpenTelemetry provider: one tracing runner
+	// per process.
+	Tracing bool
 }
 
 // Invocation is what Observe is told about one invocation.
@@ -148,6 +154,8 @@ type Runner struct {
 	gw        *gateway
 
 	inflight sync.WaitGroup // invocations of event source mappings
+
+	traces *traceStore // nil: tracing off
 }
 
 // parsing serializes template parsing: goformation's intrinsics.ProcessYAML
@@ -203,6 +211,9 @@ func New(cfg Config) (*Runner, error) {
 		ses:     sesv2.NewFromConfig(cfg.AWS),
 	}
 	r.res = newResources(r)
+	if cfg.Tracing {
+		r.traces = installTracing()
+	}
 	return r, nil
 }
 
