@@ -41,15 +41,17 @@ type MigrateClient interface {
 
 // MigratePage is what one Scan page of a migration did.
 type MigratePage struct {
-	Scanned int // items the page read
-	Done    int // guards moved, or items sealed
+	Scanned int `json:"scanned"` // items the page read
+	Done    int `json:"done"`    // guards moved, or items sealed
 	// Skipped: items changed (or moved) by someone else between the read
 	// and the write; the next run looks at them again.
-	Skipped int
+	Skipped int `json:"skipped"`
 	// Conflicts: plain guards whose hashed key another owner holds (it
 	// claimed the value after the upgrade, while the plain claim was not
 	// seen). Both items are left as they are; an operator decides.
-	Conflicts int
+	Conflicts int `json:"conflicts"`
+	// Conflicting are the owners of the plain claims in conflict.
+	Conflicting []string `json:"conflicting,omitempty"`
 }
 
 // Add adds p to m.
@@ -58,6 +60,7 @@ func (m *MigratePage) Add(p MigratePage) {
 	m.Done += p.Done
 	m.Skipped += p.Skipped
 	m.Conflicts += p.Conflicts
+	m.Conflicting = append(m.Conflicting, p.Conflicting...)
 }
 
 // scanSegment calls each for every item of one Scan segment of in.
@@ -156,6 +159,7 @@ func moveGuard(ctx context.Context, client MigrateClient, table string, m Migrat
 	case errors.As(err, &tc):
 		if len(tc.CancellationReasons) == 2 && aws.ToString(tc.CancellationReasons[0].Code) == "ConditionalCheckFailed" {
 			p.Conflicts++
+			p.Conflicting = append(p.Conflicting, owner)
 		} else {
 			p.Skipped++ // released, moved or changed meanwhile
 		}
@@ -276,7 +280,9 @@ func sealItem(ctx context.Context, client MigrateClient, table string, key map[s
 
 // MigrateReport is what a whole migration did, table by table.
 type MigrateReport struct {
-	Guards, Events, Snapshots MigratePage
+	Guards    MigratePage `json:"guards"`
+	Events    MigratePage `json:"events"`
+	Snapshots MigratePage `json:"snapshots"`
 }
 
 // Left reports whether the run wrote or skipped anything: a run that
