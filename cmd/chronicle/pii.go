@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/chronicle-go/chronicle/domain/es"
+	"github.com/chronicle-go/chronicle/domain/user"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/rebuild"
 )
@@ -47,7 +49,18 @@ func piiCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
 			return errors.New("this stack has no keys table: deploy the version that encrypts personal data first")
 		}
 		tables := dynamo.Tables{Events: events, Guards: guards, Snapshots: a.snapshots()}
-		r, err := dynamo.Migrate(ctx, ddb, tables, c, *segments, nil)
+		// Whether a user still holds a plain claim: its current state,
+		// read through the sealing store (plain or sealed, both open).
+		users := es.NewService(user.Decider(), user.NewRegistry(),
+			dynamo.New(ddb, dynamo.Tables{Events: events, Guards: guards}, dynamo.WithCipher(c)), es.Options{})
+		holds := func(ctx context.Context, owner, key string) (bool, error) {
+			agg, err := users.Load(ctx, owner)
+			if err != nil {
+				return false, err
+			}
+			return slices.Contains(user.Unique(agg.State), key), nil
+		}
+		r, err := dynamo.Migrate(ctx, ddb, tables, c, holds, *segments, nil)
 		if err != nil {
 			return err
 		}
@@ -60,8 +73,8 @@ func piiCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
 				return err
 			}
 		} else {
-			fmt.Fprintf(a.stdout, "guards:    %d moved to hashed keys, %d changed meanwhile, %d in conflict (of %d plain or hashed claims)\n",
-				r.Guards.Done, r.Guards.Skipped, r.Guards.Conflicts, r.Guards.Scanned)
+			fmt.Fprintf(a.stdout, "guards:    %d moved to hashed keys, %d stale deleted, %d changed meanwhile, %d in conflict (of %d plain or hashed claims)\n",
+				r.Guards.Done, r.Guards.Stale, r.Guards.Skipped, r.Guards.Conflicts, r.Guards.Scanned)
 			fmt.Fprintf(a.stdout, "events:    %d sealed, %d changed meanwhile (of %d scanned)\n", r.Events.Done, r.Events.Skipped, r.Events.Scanned)
 			fmt.Fprintf(a.stdout, "snapshots: %d sealed, %d changed meanwhile (of %d scanned)\n", r.Snapshots.Done, r.Snapshots.Skipped, r.Snapshots.Scanned)
 			if r.Left() {

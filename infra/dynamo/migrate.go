@@ -37,6 +37,7 @@ type MigrateClient interface {
 	Scan(ctx context.Context, in *dynamodb.ScanInput, optFns ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
 	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 	TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, optFns ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
+	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
 }
 
 // MigratePage is what one Scan page of a migration did.
@@ -50,6 +51,11 @@ type MigratePage struct {
 	// claimed the value after the upgrade, while the plain claim was not
 	// seen). Both items are left as they are; an operator decides.
 	Conflicts int `json:"conflicts"`
+	// Stale: plain claims of values their owner no longer holds (it
+	// changed its email, or was deleted, after the upgrade: its release
+	// looked for the hashed key). Deleted, not moved, so that the value is
+	// free.
+	Stale int `json:"stale"`
 	// Conflicting are the owners of the plain claims in conflict.
 	Conflicting []string `json:"conflicting,omitempty"`
 }
@@ -60,6 +66,7 @@ func (m *MigratePage) Add(p MigratePage) {
 	m.Done += p.Done
 	m.Skipped += p.Skipped
 	m.Conflicts += p.Conflicts
+	m.Stale += p.Stale
 	m.Conflicting = append(m.Conflicting, p.Conflicting...)
 }
 
@@ -90,13 +97,25 @@ func scanSegment(ctx context.Context, client MigrateClient, in *dynamodb.ScanInp
 	}
 }
 
+// Holder reports whether owner still holds the unique value of guard key
+// key (for a user: user.Unique of its current state lists it), reading
+// the owner's stream consistently.
+type Holder func(ctx context.Context, owner, key string) (bool, error)
+
 // MigrateGuards moves the unique-value claims of one Scan segment of the
 // guards table whose key is the plain value ("email#ada@example.com") to
 // the key m hashes it to, with the same owner: one transaction puts the
 // hashed item (if absent or already this owner's: a retry after a lost
 // reply) and deletes the plain one (if still this owner's). Idempotency
 // records and hashed keys are left alone.
-func MigrateGuards(ctx context.Context, client MigrateClient, table string, m Migrator, segment, segments int, onPage func(MigratePage) error) error {
+//
+// A plain claim whose owner no longer holds the value (holds says so) is
+// deleted instead: moving it would keep the value taken for ever. The
+// check is made again after a move, so that an owner that let the value go
+// between the two (its release found no hashed key) does not keep it
+// either; an owner that still holds it after the move releases the hashed
+// key when it lets go. holds nil: every claim is taken as held.
+func MigrateGuards(ctx context.Context, client MigrateClient, table string, m Migrator, holds Holder, segment, segments int, onPage func(MigratePage) error) error {
 	in := &dynamodb.ScanInput{
 		TableName:                aws.String(table),
 		FilterExpression:         aws.String("attribute_exists(#owner) AND NOT begins_with(#pk, :idem)"),
@@ -114,7 +133,7 @@ func MigrateGuards(ctx context.Context, client MigrateClient, table string, m Mi
 		if m.IsGuardHash(key) {
 			return nil
 		}
-		return moveGuard(ctx, client, table, m, key, owner, item, p)
+		return moveGuard(ctx, client, table, m, holds, key, owner, item, p)
 	}, onPage)
 	if err != nil {
 		return fmt.Errorf("migrate guards: %w", err)
@@ -122,8 +141,24 @@ func MigrateGuards(ctx context.Context, client MigrateClient, table string, m Mi
 	return nil
 }
 
-func moveGuard(ctx context.Context, client MigrateClient, table string, m Migrator, key, owner string,
+func moveGuard(ctx context.Context, client MigrateClient, table string, m Migrator, holds Holder, key, owner string,
 	item map[string]types.AttributeValue, p *MigratePage) error {
+	held := func() (bool, error) {
+		if holds == nil {
+			return true, nil
+		}
+		ok, err := holds(ctx, owner, key)
+		if err != nil {
+			return false, fmt.Errorf("does %s still hold its claim: %w", owner, err)
+		}
+		return ok, nil
+	}
+	if ok, err := held(); err != nil || !ok {
+		if err != nil {
+			return err
+		}
+		return dropGuard(ctx, client, table, key, owner, p)
+	}
 	hashed, err := m.GuardKey(ctx, key)
 	if err != nil {
 		return err
@@ -155,6 +190,12 @@ func moveGuard(ctx context.Context, client MigrateClient, table string, m Migrat
 	var tc *types.TransactionCanceledException
 	switch {
 	case err == nil:
+		if ok, err := held(); err != nil || !ok {
+			if err != nil {
+				return err
+			}
+			return dropGuard(ctx, client, table, hashed, owner, p)
+		}
 		p.Done++
 	case errors.As(err, &tc):
 		if len(tc.CancellationReasons) == 2 && aws.ToString(tc.CancellationReasons[0].Code) == "ConditionalCheckFailed" {
@@ -165,6 +206,30 @@ func moveGuard(ctx context.Context, client MigrateClient, table string, m Migrat
 		}
 	default:
 		return fmt.Errorf("move the guard of %s: %w", owner, err)
+	}
+	return nil
+}
+
+// dropGuard deletes the claim key of owner, if still owner's (a retry
+// after a lost reply finds it gone: skipped).
+func dropGuard(ctx context.Context, client MigrateClient, table, key, owner string, p *MigratePage) error {
+	_, err := client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName:                aws.String(table),
+		Key:                      map[string]types.AttributeValue{attrPK: &types.AttributeValueMemberS{Value: key}},
+		ConditionExpression:      aws.String("#owner = :owner"),
+		ExpressionAttributeNames: map[string]string{"#owner": attrOwner},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":owner": &types.AttributeValueMemberS{Value: owner},
+		},
+	})
+	var ccf *types.ConditionalCheckFailedException
+	switch {
+	case err == nil:
+		p.Stale++
+	case errors.As(err, &ccf):
+		p.Skipped++
+	default:
+		return fmt.Errorf("delete the stale guard of %s: %w", owner, err)
 	}
 	return nil
 }
@@ -289,21 +354,24 @@ type MigrateReport struct {
 // reports false found nothing left to migrate (conflicts aside, which only
 // an operator settles).
 func (r MigrateReport) Left() bool {
-	return r.Guards.Done+r.Guards.Skipped+r.Events.Done+r.Events.Skipped+r.Snapshots.Done+r.Snapshots.Skipped > 0
+	return r.Guards.Done+r.Guards.Skipped+r.Guards.Stale+r.Events.Done+r.Events.Skipped+r.Snapshots.Done+r.Snapshots.Skipped > 0
 }
 
 // Migrate runs the migration of the tables of t (the snapshots table only
-// when named and present) in segments parallel Scan segments each: the
+// when named and present), holds telling which plain claims are still
+// held (MigrateGuards), in segments parallel Scan segments each: the
 // guards first, then the events, then the snapshots. onPage, if not nil,
 // is told of every page (from several goroutines at once).
-func Migrate(ctx context.Context, client MigrateClient, t Tables, m Migrator, segments int, onPage func(table string, p MigratePage)) (MigrateReport, error) {
+func Migrate(ctx context.Context, client MigrateClient, t Tables, m Migrator, holds Holder, segments int, onPage func(table string, p MigratePage)) (MigrateReport, error) {
 	var r MigrateReport
 	steps := []struct {
 		table string
 		into  *MigratePage
 		run   func(context.Context, MigrateClient, string, Migrator, int, int, func(MigratePage) error) error
 	}{
-		{t.Guards, &r.Guards, MigrateGuards},
+		{t.Guards, &r.Guards, func(ctx context.Context, c MigrateClient, table string, m Migrator, seg, segs int, on func(MigratePage) error) error {
+			return MigrateGuards(ctx, c, table, m, holds, seg, segs, on)
+		}},
 		{t.Events, &r.Events, MigrateEvents},
 		{t.Snapshots, &r.Snapshots, MigrateSnapshots},
 	}

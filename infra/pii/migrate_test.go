@@ -1,8 +1,10 @@
 package pii_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -32,7 +34,7 @@ func TestMigrateStackWrittenBeforeEncryption(t *testing.T) {
 		_, err := plain.Execute(ctx, id, cmd, es.ExecOptions{Metadata: es.Metadata{Actor: "admin"}})
 		must(t, err)
 	}
-	ada, bob, cy, eve := uuid.NewString(), uuid.NewString(), uuid.NewString(), uuid.NewString()
+	ada, bob, cy, eve, gus := uuid.NewString(), uuid.NewString(), uuid.NewString(), uuid.NewString(), uuid.NewString()
 	run(ada, user.Create{Name: "Ada Lovelace", Email: "ada@migrate.example"})
 	run(ada, user.Rename{Name: "Ada King"})
 	run(ada, user.ChangeEmail{Email: "ada.king@migrate.example"})
@@ -40,6 +42,7 @@ func TestMigrateStackWrittenBeforeEncryption(t *testing.T) {
 	run(cy, user.Create{Name: "Cy Forgotten", Email: "cy@migrate.example"})
 	run(cy, user.Rename{Name: "Cy Gone"})
 	run(eve, user.Create{Name: "Eve Early", Email: "eve@migrate.example"})
+	run(gus, user.Create{Name: "Gus Gone", Email: "gus@migrate.example"})
 	// Cy was forgotten before the migration (its key destroyed, its
 	// plaintext still stored).
 	run(cy, user.Forget{Reason: "art. 17"})
@@ -49,20 +52,27 @@ func TestMigrateStackWrittenBeforeEncryption(t *testing.T) {
 	// report that conflict, not overwrite either claim.
 	late := uuid.NewString()
 	must(t, f.exec(t, late, user.Create{Name: "Late Comer", Email: "eve@migrate.example"}))
+	// And Gus moves to a new address: his release looks for the hashed key
+	// of the old one, so the plain claim stays behind, stale.
+	must(t, f.exec(t, gus, user.ChangeEmail{Email: "gus2@migrate.example"}))
+	holds := func(ctx context.Context, owner, key string) (bool, error) {
+		agg, err := f.svc.Load(ctx, owner)
+		return slices.Contains(user.Unique(agg.State), key), err
+	}
 
 	secrets := []string{"Ada Lovelace", "Ada King", "ada@migrate.example", "ada.king@migrate.example",
-		"Bob Babbage", "bob@migrate.example", "Cy Forgotten", "Cy Gone", "cy@migrate.example", "Eve Early"}
+		"Bob Babbage", "bob@migrate.example", "gus@migrate.example", "Gus Gone", "Cy Forgotten", "Cy Gone", "cy@migrate.example", "Eve Early"}
 	if found := leaks(rawTable(t, f, f.tables.Events), secrets...); len(found) == 0 {
 		t.Fatal("the plain store wrote no plaintext: the test proves nothing")
 	}
 
-	first, err := dynamo.Migrate(ctx, f.ddb, f.tables, f.cipher, 2, nil)
+	first, err := dynamo.Migrate(ctx, f.ddb, f.tables, f.cipher, holds, 2, nil)
 	must(t, err)
 	t.Logf("first run: %+v", first)
 	// Guards: ada.king, bob, eve are plain claims (Ada released her first
 	// address, Cy's forget released his); eve's hashed key is Late's.
-	if first.Guards.Done != 2 || first.Guards.Conflicts != 1 {
-		t.Errorf("guards: %+v, want 2 moved and 1 conflict", first.Guards)
+	if first.Guards.Done != 2 || first.Guards.Conflicts != 1 || first.Guards.Stale != 1 {
+		t.Errorf("guards: %+v, want 2 moved, 1 conflict, 1 stale", first.Guards)
 	}
 	if first.Events.Done == 0 || first.Events.Skipped != 0 {
 		t.Errorf("events: %+v", first.Events)
@@ -121,11 +131,12 @@ func TestMigrateStackWrittenBeforeEncryption(t *testing.T) {
 		}
 	}
 	must(t, f.exec(t, ada, user.ChangeEmail{Email: "ada3@migrate.example"}))
+	must(t, f.exec(t, uuid.NewString(), user.Create{Name: "New Gus", Email: "gus@migrate.example"})) // the stale claim is gone
 	must(t, f.exec(t, other, user.Create{Name: "Other", Email: "ada.king@migrate.example"}))
 
 	// A rerun finds nothing left (the conflict stays for the operator).
 	before := rawTable(t, f, f.tables.Events) + rawTable(t, f, f.tables.Guards)
-	second, err := dynamo.Migrate(ctx, f.ddb, f.tables, f.cipher, 3, nil)
+	second, err := dynamo.Migrate(ctx, f.ddb, f.tables, f.cipher, holds, 3, nil)
 	must(t, err)
 	if second.Left() || second.Guards.Conflicts != 1 {
 		t.Fatalf("second run: %+v, want nothing done and the conflict", second)
