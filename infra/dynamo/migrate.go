@@ -330,13 +330,18 @@ func sealItem(ctx context.Context, client MigrateClient, table string, key map[s
 		ConditionExpression:       aws.String(strings.Join(conds, " AND ")),
 		ExpressionAttributeNames:  names,
 		ExpressionAttributeValues: values,
+		// A condition that fails shows what is there: this very write,
+		// applied by an attempt whose reply was lost, is a success.
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	var ccf *types.ConditionalCheckFailedException
 	switch {
 	case err == nil:
 		p.Done++
+	case errors.As(err, &ccf) && holdsAll(ccf.Item, set):
+		p.Done++
 	case errors.As(err, &ccf):
-		p.Skipped++ // changed meanwhile (or this write sent again after a lost reply)
+		p.Skipped++ // changed meanwhile
 	default:
 		return fmt.Errorf("seal %v in %s: %w", key, table, err)
 	}
@@ -406,4 +411,15 @@ func Migrate(ctx context.Context, client MigrateClient, t Tables, m Migrator, ho
 		}
 	}
 	return r, nil
+}
+
+// holdsAll reports whether item holds the new value of every attribute of set.
+func holdsAll(item map[string]types.AttributeValue, set map[string]sealedAttr) bool {
+	for name, v := range set {
+		s, ok := item[name].(*types.AttributeValueMemberS)
+		if !ok || s.Value != v.new {
+			return false
+		}
+	}
+	return true
 }

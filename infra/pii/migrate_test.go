@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -15,7 +16,9 @@ import (
 
 	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/domain/user"
+	"github.com/chronicle-go/chronicle/infra/awstest"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
+	"github.com/chronicle-go/chronicle/infra/faults"
 )
 
 // TestMigrateStackWrittenBeforeEncryption: users written by a store
@@ -182,4 +185,46 @@ func rawTable(t *testing.T, f *fixture, table string) string {
 		}
 	}
 	return b.String()
+}
+
+// TestMigrateLostReplies: every write of the migration is applied and its
+// reply lost until the SDK's last attempt, so each write the SDK sends
+// again finds its own effect; the run still ends with everything sealed
+// and moved, the users readable, and a second run finds nothing left.
+func TestMigrateLostReplies(t *testing.T) {
+	f := newFixture(t, 2)
+	ctx := t.Context()
+	plain := es.NewService(user.Decider(), user.NewRegistry(), dynamo.New(f.ddb, f.tables), es.Options{SnapshotEvery: 2})
+	ids := []string{uuid.NewString(), uuid.NewString()}
+	for i, id := range ids {
+		_, err := plain.Execute(ctx, id, user.Create{Name: fmt.Sprintf("Lost Reply %d", i), Email: fmt.Sprintf("lost%d@migrate.example", i)}, es.ExecOptions{})
+		must(t, err)
+		_, err = plain.Execute(ctx, id, user.Rename{Name: fmt.Sprintf("Lost Renamed %d", i)}, es.ExecOptions{})
+		must(t, err)
+	}
+	lossy := dynamodb.NewFromConfig(faults.WithLostReplies(awstest.Config(t), faults.New(1), 1))
+	first, err := dynamo.Migrate(ctx, lossy, f.tables, f.cipher, nil, 2, nil)
+	must(t, err)
+	t.Logf("first run, every reply lost: %+v", first)
+	if first.Guards.Done != 2 || first.Events.Done != 4 || first.Events.Skipped != 0 {
+		t.Errorf("first run counted %+v, want every write done once", first)
+	}
+	if found := leaks(rawTable(t, f, f.tables.Events)+rawTable(t, f, f.tables.Guards), "Lost Reply", "Lost Renamed", "@migrate.example"); len(found) > 0 {
+		t.Fatalf("after a run with lost replies the tables hold %q", found)
+	}
+	for i, id := range ids {
+		agg, err := f.svc.Load(ctx, id)
+		must(t, err)
+		if agg.State.Email != fmt.Sprintf("lost%d@migrate.example", i) || agg.State.Name != fmt.Sprintf("Lost Renamed %d", i) {
+			t.Fatalf("user %d after the migration: %+v", i, agg.State)
+		}
+		if err := f.exec(t, uuid.NewString(), user.Create{Name: "Other", Email: agg.State.Email}); !errors.Is(err, es.ErrDuplicate) {
+			t.Fatalf("claim a migrated address: %v, want a duplicate", err)
+		}
+	}
+	second, err := dynamo.Migrate(ctx, f.ddb, f.tables, f.cipher, nil, 2, nil)
+	must(t, err)
+	if second.Left() || second.Guards.Conflicts != 0 {
+		t.Fatalf("second run: %+v, want nothing left", second)
+	}
 }
