@@ -17,6 +17,7 @@
 //	relay    redrive [--dry-run]           send again the events of the relay's failed batches, from the feed
 //	mail     list|resolve <event-id>       welcome mails held in doubt, settled with --sent or --resend
 //	forget   <id> --reason R               erase a user's personal data (destroys its data key)
+//	pii      migrate                       seal the personal data written before encryption (run until nothing is left)
 //	trace    <request-id>                  one request's spans, API to read model and mail (local runner or X-Ray)
 //	token    --sub S [--roles R,...]       mint a local JWT
 //
@@ -80,6 +81,7 @@ var commands = []command{
 	{"relay", "redrive [--dry-run] [--dlq-url URL] [--routes ROUTES]", "send again the events of the batches the relay gave up on (its OnFailure queue), found in the feed", relayCmd},
 	{"mail", "list | resolve <event-id> --sent [--note TEXT] | --resend", "welcome mails held in doubt after a crash, and settling them", mailCmd},
 	{"forget", "<id> --reason TEXT [--actor SUB]", "the right to be forgotten: delete the user if live, destroy its data key (its personal data reads as null everywhere)", forgetCmd},
+	{"pii", "migrate [--segments N]", "upgrade a stack written before encryption: hash plain guard keys, seal plain personal fields in place (resumable)", piiCmd},
 	{"trace", "<request-id> [--url URL] [--since 6h]", "the spans of one API request, from the API to the read model and the mail, in one tree", traceCmd},
 	{"token", "--sub SUB [--roles R1,R2] [--ttl 1h]", "mint a local HS256 JWT (LOCAL_JWT_SECRET)", tokenCmd},
 }

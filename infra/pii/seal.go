@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -109,12 +108,9 @@ func (c *Cipher) seal(ctx context.Context, id, typ string, data json.RawMessage,
 				return nil, ErrForgotten
 			}
 		}
-		nonce := make([]byte, k.aead.NonceSize(), k.aead.NonceSize()+len(plain)+k.aead.Overhead())
-		if _, err := rand.Read(nonce); err != nil {
+		if obj[f], err = sealValue(k, id, typ, f, plain); err != nil {
 			return nil, err
 		}
-		sealed := k.aead.Seal(nonce, nonce, []byte(plain), aad(id, typ, f))
-		obj[f], _ = json.Marshal(sealedPrefix + base64.StdEncoding.EncodeToString(sealed))
 		changed = true
 	}
 	if !changed {
@@ -247,7 +243,7 @@ func (c *Cipher) GuardKey(ctx context.Context, key string) (string, error) {
 	}
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte(key))
-	return prefix + "#h1:" + base64.RawURLEncoding.EncodeToString(m.Sum(nil)), nil
+	return prefix + "#" + guardHashMark + base64.RawURLEncoding.EncodeToString(m.Sum(nil)), nil
 }
 
 func (k *Keys) guardSecret(ctx context.Context) ([]byte, error) {
