@@ -146,13 +146,15 @@ func TestCatchUpThenFollow(t *testing.T) {
 			t.Errorf("%s at v%d, want v%d", id, proj.applied[id], versions[i])
 		}
 	}
-	// A checkpoint never moves back.
+	// A checkpoint never moves back. (It may still move forward: a save the
+	// cancelled follower gave up on can reach the table after the follower
+	// returned, as a request whose reply is lost does.)
 	cps := feed.NewCheckpoints(client, rmTable)
 	before, _, _ := cps.Load(ctx, sub().Name)
 	if err := cps.Save(ctx, sub().Name, dynamo.FeedCursor{}); err != nil {
 		t.Fatal(err)
 	}
-	if after, _, _ := cps.Load(ctx, sub().Name); after != before {
+	if after, _, _ := cps.Load(ctx, sub().Name); after.Before(before) {
 		t.Fatalf("checkpoint moved back from %v to %v", before, after)
 	}
 }

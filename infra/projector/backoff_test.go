@@ -135,7 +135,11 @@ func TestStopsBeforeTheDeadline(t *testing.T) {
 	e := newEnv(t)
 	ctx := t.Context()
 	const delay = 400 * time.Millisecond
-	p := projector.New(e.events, user.NewRegistry(), slowViews{e.views, delay}, testLogger(t), time.Now)
+	// One group at a time, so that the batch outlasts the invocation: at
+	// the default concurrency its eight users run at once and finish well
+	// within it. The budget is checked as each group starts either way.
+	p := projector.New(e.events, user.NewRegistry(), slowViews{e.views, delay}, testLogger(t), time.Now,
+		projector.WithGroupConcurrency(1))
 
 	var msgs []events.SQSMessage
 	ids := map[string]string{} // message id: user id

@@ -307,5 +307,8 @@ func (r *Runner) TableName(id string) string { return r.res.tableNames[id] }
 // QueueURL is the URL of the queue with logical id id, once provisioned.
 func (r *Runner) QueueURL(id string) string { return r.res.queues[id].url }
 
+// KeyID is the KMS key id of the key with logical id id, once provisioned.
+func (r *Runner) KeyID(id string) string { return r.res.keys[id] }
+
 // Stage is the stage name of the API.
 func (r *Runner) Stage() string { return r.plan.stage }
