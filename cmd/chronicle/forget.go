@@ -60,6 +60,40 @@ func (a *app) cipher(ctx context.Context, ddb *dynamodb.Client) (*pii.Cipher, er
 	return pii.NewCipher(keys, reg.PersonalFields, user.State{}.PersonalFields()), nil
 }
 
+// sealedTables is what the commands that write sealed personal data need:
+// the events and guards tables, the DynamoDB client and the stack's cipher.
+type sealedTables struct {
+	ddb            *dynamodb.Client
+	cipher         *pii.Cipher
+	events, guards string
+}
+
+// sealedTables finds them, or fails with why when the stack has no keys
+// table (its personal data is not encrypted): "this stack has no keys
+// table: " + why.
+func (a *app) sealedTables(ctx context.Context, why string) (sealedTables, error) {
+	events, err := a.events()
+	if err != nil {
+		return sealedTables{}, err
+	}
+	guards, err := a.table(a.env("GUARDS_TABLE"), "guards", "stack")
+	if err != nil {
+		return sealedTables{}, err
+	}
+	ddb, err := a.dynamo(ctx)
+	if err != nil {
+		return sealedTables{}, err
+	}
+	c, err := a.cipher(ctx, ddb)
+	if err != nil {
+		return sealedTables{}, err
+	}
+	if c == nil {
+		return sealedTables{}, errors.New("this stack has no keys table: " + why)
+	}
+	return sealedTables{ddb: ddb, cipher: c, events: events, guards: guards}, nil
+}
+
 // forgetCmd: chronicle forget <id> --reason R [--actor SUB]. The same
 // command as POST /users/{id}/forget: the deletion (for a live user) and
 // user.forgotten.v1 appended, then the user's data key destroyed. A user
@@ -76,25 +110,11 @@ func forgetCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
 		if *reason == "" {
 			return usagef("--reason is required")
 		}
-		events, err := a.events()
+		st, err := a.sealedTables(ctx, "its personal data is not encrypted, so it cannot be forgotten by destroying a key")
 		if err != nil {
 			return err
 		}
-		guards, err := a.table(a.env("GUARDS_TABLE"), "guards", "stack")
-		if err != nil {
-			return err
-		}
-		ddb, err := a.dynamo(ctx)
-		if err != nil {
-			return err
-		}
-		c, err := a.cipher(ctx, ddb)
-		if err != nil {
-			return err
-		}
-		if c == nil {
-			return errors.New("this stack has no keys table: its personal data is not encrypted, so it cannot be forgotten by destroying a key")
-		}
+		ddb, c, events, guards := st.ddb, st.cipher, st.events, st.guards
 		store := dynamo.New(ddb, dynamo.Tables{Events: events, Guards: guards}, dynamo.WithCipher(c), dynamo.WithAppendWindow(dynamo.AppendWindow))
 		svc := es.NewService(user.Decider(), user.NewRegistry(), store, es.Options{SnapshotEvery: 100})
 		res, err := svc.Execute(ctx, id, user.Forget{Reason: *reason}, es.ExecOptions{Metadata: es.Metadata{Actor: *actor, Reason: *reason}})

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"slices"
@@ -29,25 +28,11 @@ func piiCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
 		if *segments < 1 || *segments > rebuild.MaxSegments {
 			return usagef("--segments must be 1..%d", rebuild.MaxSegments)
 		}
-		events, err := a.events()
+		st, err := a.sealedTables(ctx, "deploy the version that encrypts personal data first")
 		if err != nil {
 			return err
 		}
-		guards, err := a.table(a.env("GUARDS_TABLE"), "guards", "stack")
-		if err != nil {
-			return err
-		}
-		ddb, err := a.dynamo(ctx)
-		if err != nil {
-			return err
-		}
-		c, err := a.cipher(ctx, ddb)
-		if err != nil {
-			return err
-		}
-		if c == nil {
-			return errors.New("this stack has no keys table: deploy the version that encrypts personal data first")
-		}
+		ddb, c, events, guards := st.ddb, st.cipher, st.events, st.guards
 		tables := dynamo.Tables{Events: events, Guards: guards, Snapshots: a.snapshots()}
 		// Whether a user still holds a plain claim: its current state,
 		// read through the sealing store (plain or sealed, both open).
