@@ -106,7 +106,7 @@ func startScaling(b *testing.B, stack, stateDir string, c int) *scalingService {
 		Parameters: map[string]string{"JwtIssuer": auth.LocalIssuer, "EmailSender": "no-reply@example.com",
 			"ProjectorMaxConcurrency": strconv.Itoa(c)},
 		StackName: stack, AWS: cfg, StateDir: stateDir,
-		Logger: slog.New(slog.DiscardHandler),
+		Logger: slog.New(slog.DiscardHandler), FunctionLogger: functionLogger(),
 		Observe: func(inv runner.Invocation) {
 			if inv.Trigger == "sqs" || inv.Trigger == "dynamodb" {
 				s.lastAsync.Store(time.Now().UnixNano())

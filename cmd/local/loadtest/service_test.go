@@ -58,11 +58,12 @@ func startService(b *testing.B, template string) *service {
 	s := &service{sqs: sqs.NewFromConfig(cfg)}
 	s.lastAsync.Store(time.Now().UnixNano())
 	r, err := runner.New(runner.Config{
-		Template:   template,
-		Parameters: map[string]string{"JwtIssuer": auth.LocalIssuer, "EmailSender": "no-reply@example.com"},
-		StackName:  "bench-" + uuid.NewString()[:8],
-		AWS:        cfg,
-		Logger:     slog.New(slog.DiscardHandler),
+		Template:       template,
+		Parameters:     map[string]string{"JwtIssuer": auth.LocalIssuer, "EmailSender": "no-reply@example.com"},
+		StackName:      "bench-" + uuid.NewString()[:8],
+		AWS:            cfg,
+		Logger:         slog.New(slog.DiscardHandler),
+		FunctionLogger: functionLogger(),
 		Observe: func(inv runner.Invocation) {
 			if inv.Trigger == "sqs" || inv.Trigger == "dynamodb" {
 				s.lastAsync.Store(time.Now().UnixNano())
@@ -101,6 +102,14 @@ func startService(b *testing.B, template string) *service {
 	s.r, s.base, s.token = r, "http://"+ln.Addr().String(), token
 	s.views = readmodel.New(dynamodb.NewFromConfig(cfg), r.TableName("ReadModelTable"))
 	return s
+}
+
+// functionLogger keeps what the functions log at WARN and above, on
+// stderr: the group's log in make bench, where a failed request (a 500, a
+// batch that keeps failing) must be explained; the per-invocation INFO
+// lines would drown it and cost the measurement.
+func functionLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 // writeOnly writes a copy of template.yaml without the relay's event
