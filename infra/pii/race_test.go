@@ -133,7 +133,7 @@ func TestForgetRacesCommands(t *testing.T) {
 	f := newFixture(t, 0)
 	cs := []*container{f.container(t, "a"), f.container(t, "b")}
 	const (
-		rounds       = 5
+		rounds       = 4
 		perContainer = 2  // goroutines sending commands to each container
 		perWorker    = 8  // commands each sends, at most
 	)
