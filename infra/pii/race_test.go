@@ -134,8 +134,8 @@ func TestForgetRacesCommands(t *testing.T) {
 	cs := []*container{f.container(t, "a"), f.container(t, "b")}
 	const (
 		rounds       = 4
-		perContainer = 2  // goroutines sending commands to each container
-		perWorker    = 8  // commands each sends, at most
+		perContainer = 2 // goroutines sending commands to each container
+		perWorker    = 8 // commands each sends, at most
 	)
 	for round := range rounds {
 		t.Logf("round %d", round)
