@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"time"
 )
@@ -47,10 +46,7 @@ func piiSpecs() []spec {
 	}
 	return []spec{
 		{section: secPII, name: "Warm command (rename) on DynamoDB Local, p50, personal fields sealed", unit: "ms", pkg: pkgPII, bench: bench,
-			metric: "sealed-p50-ms", floorMetric: "plain-p50-ms", floorName: "the same store without the cipher",
-			target: func(f Figure, _ []Figure) (string, *bool) {
-				return fmt.Sprintf("≤ 1.1× in clear: %.2f×", f.Ratio), met(f.Ratio <= 1.1)
-			}},
+			metric: "sealed-p50-ms", floorMetric: "plain-p50-ms", floorName: "the same store without the cipher"},
 		{section: secPII, name: "Replay 10,000 events from DynamoDB Local (load, open, decode, fold), sealed", unit: "ms", pkg: pkgPII, bench: bench,
 			metric: "sealed-replay-ms", floorMetric: "plain-replay-ms", floorName: "the same stream in clear, store without the cipher"},
 		{section: secPII, name: "Create in a cold container, p50: the user's key and the guard secret fetched at once", unit: "ms", pkg: pkgPII, bench: bench,
