@@ -225,6 +225,7 @@ func figureSpecs() []spec {
 			floorMetric: "cpu-ns/op", floorName: hallgrenPeer + " and its in-memory store", scale: 1e-3, target: thriceHallgren},
 	)
 	s = append(s, feedSpecs()...)
+	s = append(s, piiSpecs()...)
 	return append(s, scalingSpecs()...)
 }
 

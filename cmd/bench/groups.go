@@ -114,6 +114,7 @@ func (b *bench) groups(others map[string][]string) []group {
 		b.feedGroup(),
 		b.scalingGroup(),
 		b.tracingGroup(),
+		b.piiGroup(),
 		{
 			name: "others", measures: "every other benchmark of the repository, once",
 			tables: "as each benchmark makes them (infra/dynamo's and infra/rebuild's events tables have no stream)",

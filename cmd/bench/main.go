@@ -19,6 +19,8 @@
 //	scaling    the read side against the write side by projector concurrency (scaling.go)
 //	tracing    the commands function with OpenTelemetry tracing on and off:
 //	           create p50 (interleaved), size, init (cmd/bench/tracing.go)
+//	pii        personal data sealed vs in clear: warm command p50, a 10,000-event
+//	           replay, cold create, KMS calls per command (cmd/bench/pii.go)
 //	others     every other benchmark of the repository, once
 //
 // Every group that needs AWS runs on a DynamoDB Local and a moto of its own
@@ -60,7 +62,7 @@ type options struct {
 	latency   simlatency.Delays // of the api-latency group
 }
 
-var allGroups = []string{"memory", "store", "api", "api-latency", "lag", "projector", "feed", "scaling", "tracing", "others"}
+var allGroups = []string{"memory", "store", "api", "api-latency", "lag", "projector", "feed", "scaling", "tracing", "pii", "others"}
 
 func parseOptions(args []string) (options, error) {
 	var o options
@@ -307,6 +309,8 @@ func groupOf(sp spec) string {
 		return "projector"
 	case sp.section == secTracing:
 		return "tracing"
+	case sp.section == secPII:
+		return "pii"
 	}
 	return ""
 }

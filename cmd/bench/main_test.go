@@ -243,3 +243,25 @@ func TestFigureWithoutFloor(t *testing.T) {
 		t.Errorf("the backlog row is not written without a floor:\n%s", md)
 	}
 }
+
+// TestPIIFiguresOnlyInTheirGroup: the pii group's benchmark exists in
+// infra/pii, and the others group does not run it a second time.
+func TestPIIFiguresOnlyInTheirGroup(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("..", "..", "infra", "pii", "bench_test.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(src), "func BenchmarkPIIFigures(b *testing.B)") {
+		t.Fatal("infra/pii has no BenchmarkPIIFigures")
+	}
+	others, err := discoverOthers(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(others[pkgPII], "BenchmarkPIIFigures") {
+		t.Errorf("the others group runs %v of %s", others[pkgPII], pkgPII)
+	}
+	if g := groupOf(piiSpecs()[0]); g != "pii" {
+		t.Errorf("the pii figures are kept with group %q", g)
+	}
+}

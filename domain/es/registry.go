@@ -17,6 +17,8 @@ type Registry struct {
 	upcasters map[typeSchema]Upcaster
 	// personal lists, per type name, the personal fields its events declare.
 	personal map[string][]string
+	// erasing holds the type names whose events are Erasures.
+	erasing map[string]bool
 }
 
 // PersonalData is an event (or a state, the shape of a snapshot) that
@@ -27,6 +29,14 @@ type Registry struct {
 // in a log that is never rewritten.
 type PersonalData interface {
 	PersonalFields() []string
+}
+
+// Erasure is an event after which its subject's personal data must not be
+// read any more (a forget). An adapter that reads one stops opening the
+// subject's personal fields at once, without waiting for the destroyed key
+// to leave its caches.
+type Erasure interface {
+	ErasesPersonalData()
 }
 
 type codec struct {
@@ -70,7 +80,7 @@ const maxUpcasts = 32
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{codecs: map[string]codec{}, upcasters: map[typeSchema]Upcaster{}, personal: map[string][]string{}}
+	return &Registry{codecs: map[string]codec{}, upcasters: map[typeSchema]Upcaster{}, personal: map[string][]string{}, erasing: map[string]bool{}}
 }
 
 // Register adds the event type T, whose current schema version is schema, under
@@ -96,11 +106,17 @@ func Register[T Event](r *Registry, schema int) {
 	if p, ok := any(zero).(PersonalData); ok {
 		r.personal[name] = p.PersonalFields()
 	}
+	if _, ok := any(zero).(Erasure); ok {
+		r.erasing[name] = true
+	}
 }
 
 // PersonalFields returns the personal fields of the events of type typ,
 // as the type declares them (PersonalData); none for an unknown type.
 func (r *Registry) PersonalFields(typ string) []string { return r.personal[typ] }
+
+// Erases reports whether the events of type typ are Erasures.
+func (r *Registry) Erases(typ string) bool { return r.erasing[typ] }
 
 // AddUpcaster registers u. It panics when one is already registered for the same
 // type and schema version.

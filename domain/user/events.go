@@ -51,6 +51,10 @@ func (Reactivated) EventType() string  { return "user.reactivated.v1" }
 func (Deleted) EventType() string      { return "user.deleted.v1" }
 func (Forgotten) EventType() string    { return "user.forgotten.v1" }
 
+// ErasesPersonalData: after a forget, nothing personal of the user is read
+// (es.Erasure).
+func (Forgotten) ErasesPersonalData() {}
+
 // The personal fields of each event (es.PersonalData): the stores keep them
 // encrypted with the user's own data key, which forgetting destroys. The
 // name and the addresses are personal; sub, the identity provider's

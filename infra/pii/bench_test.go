@@ -6,29 +6,59 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/google/uuid"
 
 	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/domain/user"
+	"github.com/chronicle-go/chronicle/infra/awstest"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
+	"github.com/chronicle-go/chronicle/infra/pii"
 )
 
-// BenchmarkCommandSealed: the p50 of a warm rename on DynamoDB Local with
-// the personal fields sealed and without, interleaved command by command
-// (the machine is noisy); and the replay of a 2,000-event stream (10,000 took too long on the shared machine), sealed
-// and in clear (load + open + decode + fold), interleaved.
+// BenchmarkPIIFigures: what sealing personal data costs, on DynamoDB
+// Local and moto's KMS (make bench's pii group, cmd/bench/pii.go). Each
+// run reports:
 //
-//	go run ./cmd/emulators -- go test -run '^$' -bench CommandSealed -benchtime 1x ./infra/pii/
-func BenchmarkCommandSealed(b *testing.B) {
+//   - the p50 of a warm rename with the personal fields sealed and without,
+//     interleaved command by command (the machine is noisy);
+//
+//   - the replay of a 10,000-event stream (load + open + decode + fold),
+//     sealed and in clear, interleaved;
+//
+//   - the p50 of a create in a cold container (no key cached): the user's
+//     data key and the guard secret fetched at once, as the store does,
+//     against the two fetched one after the other (the guard secret first,
+//     as the store did before), interleaved;
+//
+//   - the KMS calls of a create (cold and warm container), a rename and an
+//     email change in a cold container, and a warm command.
+//
+//     go run ./cmd/emulators -- go test -run '^$' -bench PIIFigures -benchtime 1x ./infra/pii/
+func BenchmarkPIIFigures(b *testing.B) {
+	for range b.N {
+		piiFigures(b)
+	}
+}
+
+func piiFigures(b *testing.B) {
 	f := newFixture(b, 0)
 	ctx := b.Context()
+	p50 := func(d []time.Duration) float64 {
+		slices.Sort(d)
+		return float64(d[len(d)/2]) / float64(time.Millisecond)
+	}
+
+	// Warm commands.
 	plain := es.NewService(user.Decider(), user.NewRegistry(), dynamo.New(f.ddb, f.tables), es.Options{CacheSize: 16})
 	sealed := es.NewService(user.Decider(), user.NewRegistry(), f.store, es.Options{CacheSize: 16})
 	idP, idS := uuid.NewString(), uuid.NewString()
-	for _, x := range []struct {
+	type run struct {
 		svc *es.Service[user.State, user.Command]
 		id  string
-	}{{plain, idP}, {sealed, idS}} {
+		out *[]time.Duration
+	}
+	for _, x := range []run{{plain, idP, nil}, {sealed, idS, nil}} {
 		if _, err := x.svc.Execute(ctx, x.id, user.Create{Name: "Bench Mark", Email: x.id[:8] + "@bench.example"}, es.ExecOptions{}); err != nil {
 			b.Fatal(err)
 		}
@@ -36,11 +66,11 @@ func BenchmarkCommandSealed(b *testing.B) {
 	const commands = 100
 	var dp, ds []time.Duration
 	for i := range commands {
-		for _, x := range []struct {
-			svc *es.Service[user.State, user.Command]
-			id  string
-			out *[]time.Duration
-		}{{plain, idP, &dp}, {sealed, idS, &ds}} {
+		runs := []run{{plain, idP, &dp}, {sealed, idS, &ds}}
+		if i%2 == 1 {
+			runs[0], runs[1] = runs[1], runs[0]
+		}
+		for _, x := range runs {
 			start := time.Now()
 			if _, err := x.svc.Execute(ctx, x.id, user.Rename{Name: fmt.Sprintf("Bench Mark %d", i)}, es.ExecOptions{}); err != nil {
 				b.Fatal(err)
@@ -48,23 +78,23 @@ func BenchmarkCommandSealed(b *testing.B) {
 			*x.out = append(*x.out, time.Since(start))
 		}
 	}
-	p50 := func(d []time.Duration) time.Duration { slices.Sort(d); return d[len(d)/2] }
-	pp, ps := p50(dp), p50(ds)
-	b.ReportMetric(float64(pp.Microseconds()), "plain-p50-µs")
-	b.ReportMetric(float64(ps.Microseconds()), "sealed-p50-µs")
-	b.ReportMetric(float64(ps)/float64(pp), "command-ratio")
+	b.ReportMetric(p50(dp), "plain-p50-ms")
+	b.ReportMetric(p50(ds), "sealed-p50-ms")
 
-	// A 10,000-event stream of renames, written directly, each way.
-	const events = 2_000
+	// A 10,000-event stream of renames each way, written directly (sealed
+	// by the cipher first for the sealed one), in transactions of 50.
+	const events = 10_000
 	rp, rs := uuid.NewString(), uuid.NewString()
+	raw := dynamo.New(f.ddb, f.tables)
 	for _, x := range []struct {
 		id   string
 		seal bool
 	}{{rp, false}, {rs, true}} {
 		recs := make([]es.Record, events)
+		at := time.Now().UTC()
 		for i := range recs {
 			recs[i] = es.Record{ID: uuid.NewString(), AggregateID: x.id, AggregateType: "user", Version: int64(i + 1),
-				Type: "user.renamed.v1", SchemaVersion: 1, OccurredAt: time.Now().UTC(), Data: []byte(fmt.Sprintf(`{"name":"Name %d"}`, i))}
+				Type: "user.renamed.v1", SchemaVersion: 1, OccurredAt: at, Data: fmt.Appendf(nil, `{"name":"Name %d"}`, i)}
 		}
 		recs[0].Type, recs[0].Data = "user.created.v1", []byte(`{"name":"First","email":"first@bench.example"}`)
 		if x.seal {
@@ -74,18 +104,18 @@ func BenchmarkCommandSealed(b *testing.B) {
 			}
 		}
 		for lo := 0; lo < events; lo += 50 {
-			if err := (dynamo.New(f.ddb, f.tables)).Append(ctx, es.AppendRequest{AggregateID: x.id, ExpectedVersion: int64(lo), Records: recs[lo : lo+50]}); err != nil {
+			if err := raw.Append(ctx, es.AppendRequest{AggregateID: x.id, ExpectedVersion: int64(lo), Records: recs[lo : lo+50]}); err != nil {
 				b.Fatal(err)
 			}
 		}
 	}
 	var lp, ls []time.Duration
-	for range 3 {
-		for _, x := range []struct {
-			svc *es.Service[user.State, user.Command]
-			id  string
-			out *[]time.Duration
-		}{{plain, rp, &lp}, {sealed, rs, &ls}} {
+	for i := range 3 {
+		runs := []run{{plain, rp, &lp}, {sealed, rs, &ls}}
+		if i%2 == 1 {
+			runs[0], runs[1] = runs[1], runs[0]
+		}
+		for _, x := range runs {
 			start := time.Now()
 			agg, err := x.svc.Load(ctx, x.id)
 			if err != nil || agg.Version != events {
@@ -94,7 +124,71 @@ func BenchmarkCommandSealed(b *testing.B) {
 			*x.out = append(*x.out, time.Since(start))
 		}
 	}
-	b.ReportMetric(float64(p50(lp).Milliseconds()), "plain-replay-ms")
-	b.ReportMetric(float64(p50(ls).Milliseconds()), "sealed-replay-ms")
-	b.ReportMetric(float64(p50(ls))/float64(p50(lp)), "replay-ratio")
+	b.ReportMetric(p50(lp), "plain-replay-ms")
+	b.ReportMetric(p50(ls), "sealed-replay-ms")
+
+	// Creates in cold containers: a new Keys (no key, no guard secret
+	// cached) per create. "seq" fetches the guard secret first, then
+	// creates: what a cold create cost before the store hashed the guard
+	// keys while it sealed.
+	const colds = 7
+	var cp, cs []time.Duration
+	for i := range colds {
+		for _, seq := range []bool{i%2 == 0, i%2 == 1} {
+			c := coldContainer(b, f)
+			id := uuid.NewString()
+			start := time.Now()
+			if seq {
+				if _, err := c.cipher.GuardKey(ctx, user.EmailKey("warm@bench.example")); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if _, err := c.svc.Execute(ctx, id, user.Create{Name: "Cold Start", Email: id[:8] + "@cold.example"}, es.ExecOptions{}); err != nil {
+				b.Fatal(err)
+			}
+			if seq {
+				cs = append(cs, time.Since(start))
+			} else {
+				cp = append(cp, time.Since(start))
+			}
+		}
+	}
+	b.ReportMetric(p50(cp), "cold-create-p50-ms")
+	b.ReportMetric(p50(cs), "cold-create-seq-p50-ms")
+
+	// KMS calls per command.
+	calls := func(c *coldC) float64 { g, d := c.keys.Calls.Snapshot(); return float64(g + d) }
+	c := coldContainer(b, f)
+	id := uuid.NewString()
+	exec := func(c *coldC, cmd user.Command) float64 {
+		before := calls(c)
+		if _, err := c.svc.Execute(ctx, id, cmd, es.ExecOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		return calls(c) - before
+	}
+	b.ReportMetric(exec(c, user.Create{Name: "Kay Emess", Email: id[:8] + "@kms.example"}), "kms-create-cold")
+	id = uuid.NewString()
+	b.ReportMetric(exec(c, user.Create{Name: "Kay Emess", Email: id[:8] + "@kms.example"}), "kms-create-warm")
+	b.ReportMetric(exec(c, user.Rename{Name: "Kay"}), "kms-warm")
+	b.ReportMetric(exec(coldContainer(b, f), user.Rename{Name: "Kay E"}), "kms-rename-cold")
+	b.ReportMetric(exec(coldContainer(b, f), user.ChangeEmail{Email: id[:8] + "@kms2.example"}), "kms-email-cold")
+}
+
+// coldC is a container that has cached nothing yet.
+type coldC struct {
+	keys   *pii.Keys
+	cipher *pii.Cipher
+	svc    *es.Service[user.State, user.Command]
+}
+
+func coldContainer(b *testing.B, f *fixture) *coldC {
+	keys, err := pii.NewKeys(kms.NewFromConfig(awstest.Config(b)), f.ddb, f.keys.Config())
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg := user.NewRegistry()
+	c := pii.NewCipher(keys, reg.PersonalFields, user.State{}.PersonalFields())
+	svc := es.NewService(user.Decider(), reg, dynamo.New(f.ddb, f.tables, dynamo.WithCipher(c)), es.Options{CacheSize: 16})
+	return &coldC{keys: keys, cipher: c, svc: svc}
 }

@@ -272,6 +272,15 @@ func (k *Keys) Forget(ctx context.Context, id string, at time.Time) error {
 	return nil
 }
 
+// forgetHere makes this container treat the key of id as destroyed from
+// now on, without touching the keys table: it has read id's forget.
+func (k *Keys) forgetHere(id string) {
+	if e, ok := k.cached(id); ok && e.state == stateForgotten {
+		return
+	}
+	k.remember(entry{id: id, state: stateForgotten})
+}
+
 // Forgotten reports whether the key of id was destroyed.
 func (k *Keys) Forgotten(ctx context.Context, id string) (bool, error) {
 	e, err := k.key(ctx, id, false)

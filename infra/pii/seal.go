@@ -34,13 +34,34 @@ type Cipher struct {
 	fields func(typ string) []string
 	// snapshot lists the personal fields of the aggregate's state.
 	snapshot []string
+	// erases reports the event types after which a subject is forgotten
+	// (es.Erasure); nil: none.
+	erases func(typ string) bool
 }
 
 // NewCipher returns the cipher of keys for the events fields declares
 // (es.Registry.PersonalFields) and a state whose personal fields are
 // snapshot.
-func NewCipher(keys *Keys, fields func(typ string) []string, snapshot []string) *Cipher {
-	return &Cipher{keys: keys, fields: fields, snapshot: snapshot}
+func NewCipher(keys *Keys, fields func(typ string) []string, snapshot []string, opts ...CipherOption) *Cipher {
+	c := &Cipher{keys: keys, fields: fields, snapshot: snapshot}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// CipherOption configures a Cipher.
+type CipherOption func(*Cipher)
+
+// ForgetOn makes the cipher forget a subject the moment it opens one of
+// its events of a type erases reports (es.Registry.Erases: the forget
+// event). Without it, a container that cached the subject's key before
+// another container destroyed it kept reading the subject's personal data
+// until its cache entry expired (Config.CacheTTL), even after it had read
+// the forget itself. A subject forgotten that way stays forgotten in the
+// container: the forget is final, and its key is destroyed right after.
+func ForgetOn(erases func(typ string) bool) CipherOption {
+	return func(c *Cipher) { c.erases = erases }
 }
 
 // Keys returns the keys the cipher uses.
@@ -124,6 +145,13 @@ func (c *Cipher) seal(ctx context.Context, id, typ string, data json.RawMessage,
 // that has a key (an event written before encryption) is left as it is.
 // A sealed value that does not open (tampered, moved) is an error.
 func (c *Cipher) Open(ctx context.Context, recs []es.Record) error {
+	if c.erases != nil {
+		for _, r := range recs {
+			if c.erases(r.Type) {
+				c.keys.forgetHere(r.AggregateID)
+			}
+		}
+	}
 	for i := range recs {
 		r := &recs[i]
 		fields := c.fields(r.Type)
