@@ -161,7 +161,25 @@ func (k *Keys) Config() Config { return k.cfg }
 // key returns what the keys table says of subject id, through the cache.
 // With create, a subject without a key gets one.
 func (k *Keys) key(ctx context.Context, id string, create bool) (entry, error) {
-	if e, ok := k.cached(id); ok && (e.state != stateNone || !create) {
+	return k.keyOf(ctx, id, create, false)
+}
+
+// keyOf is key; fresh says the subject is most likely new (its stream's
+// first event is being sealed), so a key not cached is created without
+// reading first: create's conditional put finds the stored key, if there
+// is one after all (a retried create), and reads it then. A create then
+// costs one DynamoDB call for its key, not two.
+func (k *Keys) keyOf(ctx context.Context, id string, create, fresh bool) (entry, error) {
+	e, ok := k.cached(id)
+	if ok && (e.state != stateNone || !create) {
+		return e, nil
+	}
+	if create && fresh && !ok {
+		e, err := k.create(ctx, id)
+		if err != nil {
+			return entry{}, err
+		}
+		k.remember(e)
 		return e, nil
 	}
 	e, err := k.read(ctx, id)

@@ -77,7 +77,7 @@ func (c *Cipher) Seal(ctx context.Context, recs []es.Record) ([]es.Record, error
 		if len(fields) == 0 {
 			continue
 		}
-		data, err := c.seal(ctx, r.AggregateID, r.Type, r.Data, fields)
+		data, err := c.seal(ctx, r.AggregateID, r.Version == 1, r.Type, r.Data, fields)
 		if err != nil {
 			return nil, fmt.Errorf("seal %s v%d of %s: %w", r.Type, r.Version, r.AggregateID, err)
 		}
@@ -94,7 +94,7 @@ func (c *Cipher) SealSnapshot(ctx context.Context, s es.Snapshot) (es.Snapshot, 
 	if len(c.snapshot) == 0 {
 		return s, nil
 	}
-	state, err := c.seal(ctx, s.AggregateID, snapshotType, s.State, c.snapshot)
+	state, err := c.seal(ctx, s.AggregateID, false, snapshotType, s.State, c.snapshot)
 	if err != nil {
 		return es.Snapshot{}, fmt.Errorf("seal the snapshot of %s at v%d: %w", s.AggregateID, s.Version, err)
 	}
@@ -102,7 +102,9 @@ func (c *Cipher) SealSnapshot(ctx context.Context, s es.Snapshot) (es.Snapshot, 
 	return s, nil
 }
 
-func (c *Cipher) seal(ctx context.Context, id, typ string, data json.RawMessage, fields []string) (json.RawMessage, error) {
+// seal seals the personal fields of data, under the key of id; fresh: id's
+// stream starts with data (Keys.keyOf).
+func (c *Cipher) seal(ctx context.Context, id string, fresh bool, typ string, data json.RawMessage, fields []string) (json.RawMessage, error) {
 	obj, err := object(data, fields)
 	if err != nil || obj == nil {
 		return data, err
@@ -122,7 +124,7 @@ func (c *Cipher) seal(ctx context.Context, id, typ string, data json.RawMessage,
 			continue
 		}
 		if k.aead == nil {
-			if k, err = c.keys.key(ctx, id, true); err != nil {
+			if k, err = c.keys.keyOf(ctx, id, true, fresh); err != nil {
 				return nil, err
 			}
 			if k.state != stateLive {

@@ -47,6 +47,43 @@ type function struct {
 	// remote, when set, runs the function as its bootstrap under the
 	// emulator instead (Config.RIE).
 	remote *rie.Pool
+	// idle hands an invocation to a sandbox waiting for one (see run).
+	idle chan func() bool
+}
+
+// sandboxIdle is how long an in-process sandbox waits for its next
+// invocation before it ends, as Lambda retires an idle environment.
+const sandboxIdle = time.Minute
+
+// run runs invoke in one of fn's sandboxes: a goroutine that runs one
+// invocation at a time and waits for the next, as a Lambda execution
+// environment does, or a new one when none is idle. A goroutine per
+// invocation cost each command its stack's growth again, to the SDK's
+// depth, which Lambda's runtime loop, on one long-lived goroutine, does
+// not pay. invoke reports false when the function panicked: the sandbox
+// ends then, as Lambda discards an environment whose runtime crashed.
+func (fn *function) run(invoke func() bool) {
+	select {
+	case fn.idle <- invoke: // a sandbox was waiting: it has it
+	default:
+		go fn.sandbox(invoke)
+	}
+}
+
+func (fn *function) sandbox(invoke func() bool) {
+	t := time.NewTimer(sandboxIdle)
+	defer t.Stop()
+	for {
+		if !invoke() {
+			return
+		}
+		t.Reset(sandboxIdle)
+		select {
+		case invoke = <-fn.idle:
+		case <-t.C:
+			return
+		}
+	}
 }
 
 // buildFunctions resolves each function's environment and builds its
@@ -75,7 +112,7 @@ func (r *Runner) buildFunctions() error {
 		fn := &function{
 			id: f.Name, name: name, arn: functionARN(r.region, name),
 			timeout: time.Duration(f.Timeout) * time.Second, env: env,
-			handler: h, reserved: f.ReservedConcurrency,
+			handler: h, reserved: f.ReservedConcurrency, idle: make(chan func() bool),
 		}
 		if err := r.launch(fn, f); err != nil {
 			return fmt.Errorf("function %s: %w", f.Name, err)
@@ -212,7 +249,7 @@ func (r *Runner) invoke(ctx context.Context, fn *function, event, out any) (requ
 		err error
 	}
 	done := make(chan result, 1)
-	go func() {
+	fn.run(func() (ok bool) {
 		defer func() {
 			if v := recover(); v != nil {
 				r.fnLog.Error("function panicked", "function", fn.id, "aws_request_id", requestID,
@@ -222,7 +259,8 @@ func (r *Runner) invoke(ctx context.Context, fn *function, event, out any) (requ
 		}()
 		b, err := lambda.NewHandler(fn.handler).Invoke(ctx, payload)
 		done <- result{b, err}
-	}()
+		return true
+	})
 	select {
 	case res := <-done:
 		var ie *invocationError
