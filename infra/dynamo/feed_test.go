@@ -89,6 +89,7 @@ func (s *slowStore) Append(ctx context.Context, req es.AppendRequest) error {
 // aggregate's versions in order, never an event at or behind its cursor; and
 // a second reading from the beginning, afterwards, sees the same sequence.
 func TestFeedInvariant(t *testing.T) {
+	t.Parallel()
 	const (
 		writers    = 8
 		aggregates = 200
@@ -249,6 +250,7 @@ func TestFeedInvariant(t *testing.T) {
 // TestFeedAppendWindow: an append sent later than the window after its
 // events occurred is refused as busy, before anything is written.
 func TestFeedAppendWindow(t *testing.T) {
+	t.Parallel()
 	store := newStore(t, dynamo.WithAppendWindow(time.Second))
 	id := newID()
 	late := records(id, 0, 1, 10)
@@ -271,6 +273,7 @@ func TestFeedAppendWindow(t *testing.T) {
 // the cursor, FeedFrom starts at a time, and items that are not events stay
 // out of the feed.
 func TestFeedPages(t *testing.T) {
+	t.Parallel()
 	client, tables := newTables(t)
 	now := time.Now()
 	store := dynamo.New(client, tables, dynamo.WithClock(func() time.Time { return now }), dynamo.WithFeedWindow(time.Minute))
