@@ -88,8 +88,11 @@ func (s *slowStore) Append(ctx context.Context, req es.AppendRequest) error {
 // feed with random page sizes. The reader sees every event exactly once, each
 // aggregate's versions in order, never an event at or behind its cursor; and
 // a second reading from the beginning, afterwards, sees the same sequence.
+//
+// It is not parallel: Go runs it alone, before the package's parallel tests.
+// Beside them, on a loaded machine, the reader fell behind its deadline
+// (4,908 of 4,993 events seen 17 s after the writers ended).
 func TestFeedInvariant(t *testing.T) {
-	t.Parallel()
 	const (
 		writers    = 8
 		aggregates = 200
