@@ -44,6 +44,7 @@ func (c *conflictingClient) TransactWriteItems(ctx context.Context, in *dynamodb
 // later attempt of the service, rather than answering that the version
 // (which is the If-Match one) is stale.
 func TestBusyIsNoFailedPrecondition(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	client, tables := newTables(t)
 	cc := &conflictingClient{Client: client}

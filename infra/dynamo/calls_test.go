@@ -55,6 +55,7 @@ func (c *callCounter) take() string {
 // Query and the write; an idempotent warm command one transaction and its
 // repeat that transaction, failed, and the record's read.
 func TestCallsPerCommand(t *testing.T) {
+	t.Parallel()
 	_, tables := newTables(t)
 	counter := &callCounter{calls: map[string]int{}}
 	client := dynamodb.NewFromConfig(awstest.Config(t), func(o *dynamodb.Options) {

@@ -88,6 +88,10 @@ func (s *slowStore) Append(ctx context.Context, req es.AppendRequest) error {
 // feed with random page sizes. The reader sees every event exactly once, each
 // aggregate's versions in order, never an event at or behind its cursor; and
 // a second reading from the beginning, afterwards, sees the same sequence.
+//
+// It is not parallel: Go runs it alone, before the package's parallel tests.
+// Beside them, on a loaded machine, the reader fell behind its deadline
+// (4,908 of 4,993 events seen 17 s after the writers ended).
 func TestFeedInvariant(t *testing.T) {
 	const (
 		writers    = 8
@@ -249,6 +253,7 @@ func TestFeedInvariant(t *testing.T) {
 // TestFeedAppendWindow: an append sent later than the window after its
 // events occurred is refused as busy, before anything is written.
 func TestFeedAppendWindow(t *testing.T) {
+	t.Parallel()
 	store := newStore(t, dynamo.WithAppendWindow(time.Second))
 	id := newID()
 	late := records(id, 0, 1, 10)
@@ -271,6 +276,7 @@ func TestFeedAppendWindow(t *testing.T) {
 // the cursor, FeedFrom starts at a time, and items that are not events stay
 // out of the feed.
 func TestFeedPages(t *testing.T) {
+	t.Parallel()
 	client, tables := newTables(t)
 	now := time.Now()
 	store := dynamo.New(client, tables, dynamo.WithClock(func() time.Time { return now }), dynamo.WithFeedWindow(time.Minute))

@@ -18,6 +18,7 @@ import (
 // SDK sends each append again after it applied. An append must still answer
 // what a single successful call answers, and write its events once.
 func TestAppendLostReply(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	in := faults.New(1)
 	_, tables := newTables(t)

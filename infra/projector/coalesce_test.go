@@ -19,10 +19,12 @@ import (
 
 	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/domain/user"
+	"github.com/chronicle-go/chronicle/domain/user/usertest"
 	"github.com/chronicle-go/chronicle/infra/awstest"
 	"github.com/chronicle-go/chronicle/infra/faults"
 	"github.com/chronicle-go/chronicle/infra/projector"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
+	"github.com/chronicle-go/chronicle/infra/readmodel/readmodeltest"
 )
 
 // The coalesced writes: the messages of one aggregate in a batch are folded
@@ -52,10 +54,12 @@ func (c *calls) take() map[string]int {
 }
 
 // countedEnv is newEnv with the read model behind a client whose calls are
-// counted, its config changed by cfg (nil: none).
+// counted, its config changed by cfg (nil: none). It creates its one
+// read-model table itself (newEnv's would go unused).
 func countedEnv(t *testing.T, cfg func(aws.Config) aws.Config) (env, *calls) {
 	t.Helper()
-	e := newEnv(t)
+	store, tables := readmodeltest.EventStore(t)
+	e := env{events: store, tables: tables, svc: usertest.Service(store)}
 	c := &calls{n: map[string]int{}}
 	conf := awstest.Config(t)
 	if cfg != nil {
