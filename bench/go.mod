@@ -3,7 +3,7 @@
 // (make bench) runs it with GOFLAGS=-mod=mod.
 module github.com/chronicle-go/chronicle/bench
 
-go 1.26
+go 1.26.0
 
 require (
 	github.com/aws/aws-lambda-go v1.55.1
