@@ -174,12 +174,13 @@ func (s *service) quiesce(b *testing.B) {
 	}
 }
 
-// depths describes the read side's queues and their DLQs: visible and
+// depths describes the read side's queues, their DLQs and the relay's
+// OnFailure queue (a stream batch that failed past its retries): visible and
 // in-flight messages (a message in flight for longer than the visibility
 // timeout points at the emulator, not at the code).
 func (s *service) depths(b *testing.B) string {
 	var parts []string
-	for _, id := range []string{"ProjectionsQueue", "ProjectionsDLQ", "NotificationsQueue", "NotificationsDLQ"} {
+	for _, id := range []string{"ProjectionsQueue", "ProjectionsDLQ", "NotificationsQueue", "NotificationsDLQ", "RelayDLQ"} {
 		url := s.r.QueueURL(id)
 		if url == "" {
 			continue
