@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/chronicle-go/chronicle/domain/es"
@@ -26,10 +27,15 @@ type redriveBatchJSON struct {
 	FirstArrival time.Time `json:"firstArrival,omitzero"`
 	LastArrival  time.Time `json:"lastArrival,omitzero"`
 	BatchSize    int       `json:"batchSize,omitempty"`
-	Group        int       `json:"group,omitempty"` // the records of one group have overlapping windows, redriven as one
-	Events       int       `json:"events"`          // events of the feed in the group's window
-	Messages     int       `json:"messages"`        // messages sent to subscriber queues for the group
-	Outcome      string    `json:"outcome"`         // redriven, dry-run, too-recent, unreadable
+	// StreamEvents: the batch's events read back from the stream by its
+	// sequence numbers; StreamError says why they could not be (past the
+	// stream's 24 hours: the arrival window alone is redriven).
+	StreamEvents int    `json:"streamEvents"`
+	StreamError  string `json:"streamError,omitempty"`
+	Group        int    `json:"group,omitempty"` // the records of one group have overlapping windows, redriven as one
+	Events       int    `json:"events"`          // events of the feed in the group's window
+	Messages     int    `json:"messages"`        // messages sent to subscriber queues for the group
+	Outcome      string `json:"outcome"`         // redriven, dry-run, too-recent, unreadable
 }
 
 func relayCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
@@ -78,6 +84,11 @@ func relayCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
 		if *dry {
 			sender = countOnly{}
 		}
+		cfg, err := a.awsConfig(ctx)
+		if err != nil {
+			return err
+		}
+		streams := dynamodbstreams.NewFromConfig(cfg)
 		msgs, err := receiveAll(ctx, client, *dlqURL)
 		if err != nil {
 			return err
@@ -101,16 +112,24 @@ func relayCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
 				continue
 			}
 			report[i].ShardID, report[i].FirstArrival, report[i].LastArrival, report[i].BatchSize = b.ShardID, b.FirstArrival, b.LastArrival, b.BatchSize
+			// The batch's own events, from the stream while it holds them:
+			// they place the batch exactly, whenever its writes landed.
+			batch, err := relay.ReadBatch(ctx, streams, b)
+			if err != nil {
+				report[i].StreamError = err.Error()
+			}
+			report[i].StreamEvents = len(batch)
 			from, to := feed.Window(b)
+			from, to = feed.Cover(from, to, batch)
 			if !to.Before(now.Add(-dynamo.FeedWindow)) {
 				// Not merged: it would hold back the older records it overlaps.
 				report[i].Outcome = "too-recent" // visible again after the peek: run again later
 				continue
 			}
-			spans = append(spans, redriveSpan{from: from, to: to, records: []int{i}})
+			spans = append(spans, redriveSpan{from: from, to: to, batch: batch, records: []int{i}})
 		}
 		for g, sp := range mergeSpans(spans) {
-			events, sent, err := feed.RedriveWindow(ctx, reader, sender, sp.from, sp.to, now, dynamo.FeedWindow)
+			events, sent, err := feed.RedriveWindow(ctx, reader, sender, sp.from, sp.to, sp.batch, now, dynamo.FeedWindow)
 			outcome := "redriven"
 			switch {
 			case errors.Is(err, feed.ErrTooRecent):
@@ -162,9 +181,11 @@ type countOnly struct{}
 func (countOnly) Send(context.Context, []es.Record) (int, error) { return 0, nil }
 
 // redriveSpan is an occurred-at window of the feed and the OnFailure
-// records (their indexes) whose events lie in it.
+// records (their indexes) whose events lie in it, with the events read back
+// from the stream (the window covers them).
 type redriveSpan struct {
 	from, to time.Time
+	batch    []es.Record
 	records  []int
 }
 
@@ -179,6 +200,7 @@ func mergeSpans(spans []redriveSpan) []redriveSpan {
 				last.to = sp.to
 			}
 			last.records = append(last.records, sp.records...)
+			last.batch = append(last.batch, sp.batch...)
 			continue
 		}
 		out = append(out, sp)
