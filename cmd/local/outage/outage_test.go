@@ -1,21 +1,19 @@
-//go:build outage
-
 // Package outage tests recovery from an outage of the relay (issue 13):
 // every batch of the events stream fails past its retries while commands
 // run, so that the relay's mapping describes each to its OnFailure queue
 // (as Lambda does: shard, sequence numbers, arrival times, no keys); then
-// chronicle relay redrive, the CLI itself, finds their events in the feed
-// and sends them to the subscribers again. Afterwards every view equals the
-// fold of its events, the feed audit finds nothing missing, and every
-// created user has exactly one welcome mail.
+// chronicle relay redrive, the CLI itself, reads each batch back from the
+// stream by its sequence numbers, finds its events in the feed and sends
+// them to the subscribers again. Afterwards every view equals the fold of
+// its events, the feed audit finds nothing missing, and every created user
+// has exactly one welcome mail.
 //
-// NOT in make test (build tag outage): it does not pass yet. On the shared
-// 2-core machine (load average 30 to 40) the load and the redrive work,
-// but the runner's consumers then stop receiving the failed messages of
-// the redriven batches (failures at receive 1, never received again within
-// 3 minutes) and the views do not converge; see docs/feed.md. Run it with
+// make test runs 100 commands (20 users): measured on this project's
+// shared 2-core machine at load average 25 to 30, 95 s to 2 min in all. The
+// issue's 1,000 commands (CHRONICLE_OUTAGE_USERS=200) take longer than
+// make test should (see docs/feed.md, "The outage test", for the figures):
 //
-//	go run ./cmd/emulators -- go test -tags outage -race -v ./cmd/local/outage/
+//	CHRONICLE_OUTAGE_USERS=200 go run ./cmd/emulators -- go test -race -v -run TestRelayOutageRedrive ./cmd/local/outage/
 package outage
 
 import (
@@ -53,11 +51,10 @@ import (
 const repoRoot = "../../.."
 
 // The load: users each live a create, renames and email changes. The issue
-// asks for 1,000 commands (CHRONICLE_OUTAGE_USERS=200); make test runs 250
-// (50 users), as 1,000 took 4m38s through the runner on this project's
-// shared 2-core machine at load average 30 (docs/feed.md).
+// asks for 1,000 commands (CHRONICLE_OUTAGE_USERS=200); make test runs 100
+// (20 users): see the package comment.
 const (
-	defaultUsers = 50
+	defaultUsers = 20
 	renames      = 2 // per user
 	emails       = 2 // email changes per user
 	perUser      = 1 + renames + emails
@@ -193,13 +190,15 @@ func TestRelayOutageRedrive(t *testing.T) {
 
 	// Redrive: a record is redriven once its window is behind the feed's
 	// horizon (10 s); until then it stays in the queue for the next run.
-	redriven := 0
+	redriven, readBack := 0, 0
 	waitUntil(t, 3*time.Minute, "every OnFailure record redriven", func() (bool, string) {
 		code, out := run(t, cli, stack, "--json", "relay", "redrive")
 		var rep struct {
 			Batches []struct {
-				Outcome string `json:"outcome"`
-				Events  int    `json:"events"`
+				Outcome      string `json:"outcome"`
+				Events       int    `json:"events"`
+				StreamError  string `json:"streamError"`
+				StreamEvents int    `json:"streamEvents"`
 			} `json:"batches"`
 		}
 		if err := json.Unmarshal(out, &rep); err != nil || code != 0 {
@@ -207,9 +206,13 @@ func TestRelayOutageRedrive(t *testing.T) {
 		}
 		left := 0
 		for _, b := range rep.Batches {
+			if b.StreamError != "" { // the stream holds every batch of this test
+				t.Fatalf("relay redrive: a batch not read back from the stream: %s:\n%s", b.StreamError, out)
+			}
 			switch b.Outcome {
 			case "redriven":
 				redriven++
+				readBack += b.StreamEvents
 			case "too-recent":
 				left++
 			default:
@@ -226,7 +229,10 @@ func TestRelayOutageRedrive(t *testing.T) {
 		t.Fatalf("relay redrive after every record was redriven: exit %d, %v:\n%s", code, err, out)
 	}
 	redrove := time.Since(start)
-	t.Logf("%d OnFailure records redriven by %s", redriven, redrove.Round(time.Millisecond))
+	t.Logf("%d OnFailure records redriven (%d events read back from the stream) by %s", redriven, readBack, redrove.Round(time.Millisecond))
+	if readBack < int(events) {
+		t.Errorf("%d events read back from the stream by the redrive, want at least the load's %d", readBack, events)
+	}
 
 	// Afterwards: every view equals the fold of its events, the feed audit
 	// finds every event at every subscriber, one welcome mail per user.
@@ -339,13 +345,15 @@ func (l *load) run(ctx context.Context) {
 
 // command sends one command until it gets a 2xx answer (a 5xx or 429 is
 // retried with the same idempotency key); every command of the load writes
-// one event.
+// one event. It gives up after 3 minutes: at 1,000 commands on the loaded
+// test machine, DynamoDB Local was seen to take more than the append
+// window over every attempt of one command for a minute (each cut, a 500).
 func (l *load) command(ctx context.Context, method, path string, body, out any) bool {
 	key := uuid.NewString()
 	payload, _ := json.Marshal(body)
-	giveUp := time.Now().Add(time.Minute)
+	giveUp := time.Now().Add(3 * time.Minute)
 	for {
-		status, answer, err := l.send(ctx, method, path, key, payload)
+		status, answer, retryAfter, err := l.send(ctx, method, path, key, payload)
 		switch {
 		case err == nil && status/100 == 2:
 			l.events.Add(1)
@@ -356,7 +364,9 @@ func (l *load) command(ctx context.Context, method, path string, body, out any) 
 				}
 			}
 			return true
-		case err == nil && status < 500 && status != http.StatusTooManyRequests:
+		case err == nil && status < 500 && status != http.StatusTooManyRequests && !(status == http.StatusConflict && retryAfter):
+			// A 409 with Retry-After is back-pressure (the store stayed busy,
+			// nothing was written): retried; one without it is a rule.
 			l.fail(fmt.Errorf("%s %s: %d %s", method, path, status, answer))
 			return false
 		case ctx.Err() != nil || time.Now().After(giveUp):
@@ -370,21 +380,21 @@ func (l *load) command(ctx context.Context, method, path string, body, out any) 
 	}
 }
 
-func (l *load) send(ctx context.Context, method, path, key string, payload []byte) (int, []byte, error) {
+func (l *load) send(ctx context.Context, method, path, key string, payload []byte) (status int, body []byte, retryAfter bool, err error) {
 	req, err := http.NewRequestWithContext(ctx, method, l.base+path, bytes.NewReader(payload))
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, false, err
 	}
 	req.Header.Set("Authorization", "Bearer "+l.token)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", key)
 	resp, err := httpClient.Do(req)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, false, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
+	return resp.StatusCode, b, resp.Header.Get("Retry-After") != "", err
 }
 
 func (l *load) fail(err error) {
