@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -102,21 +103,39 @@ func relayCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
 			failed error
 			spans  []redriveSpan
 		)
+		// The batches' own events, from the stream while it holds them:
+		// they place each batch exactly, whenever its writes landed. Read
+		// a few at once: an outage leaves hundreds of records.
+		infos := make([]relay.BatchInfo, len(msgs))
+		batches := make([][]es.Record, len(msgs))
+		streamErrs := make([]error, len(msgs))
+		parseErrs := make([]error, len(msgs))
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 8)
+		for i, m := range msgs {
+			if infos[i], parseErrs[i] = relay.ParseFailureRecord(m.raw); parseErrs[i] != nil {
+				continue
+			}
+			wg.Go(func() {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				batches[i], streamErrs[i] = relay.ReadBatch(ctx, streams, infos[i])
+			})
+		}
+		wg.Wait()
 		now := time.Now()
 		for i, m := range msgs {
 			report[i] = redriveBatchJSON{MessageID: m.MessageID}
-			b, err := relay.ParseFailureRecord(m.raw)
+			b, err := infos[i], parseErrs[i]
 			if err != nil {
 				report[i].Outcome = "unreadable"
 				failed = errors.Join(failed, fmt.Errorf("message %s: %w", m.MessageID, err))
 				continue
 			}
 			report[i].ShardID, report[i].FirstArrival, report[i].LastArrival, report[i].BatchSize = b.ShardID, b.FirstArrival, b.LastArrival, b.BatchSize
-			// The batch's own events, from the stream while it holds them:
-			// they place the batch exactly, whenever its writes landed.
-			batch, err := relay.ReadBatch(ctx, streams, b)
-			if err != nil {
-				report[i].StreamError = err.Error()
+			batch := batches[i]
+			if streamErrs[i] != nil {
+				report[i].StreamError = streamErrs[i].Error()
 			}
 			report[i].StreamEvents = len(batch)
 			from, to := feed.Window(b)

@@ -54,10 +54,14 @@ func ReadBatch(ctx context.Context, sr StreamReader, b BatchInfo) ([]es.Record, 
 	if err != nil {
 		return nil, fmt.Errorf("read batch back from %s %s: %w", b.ShardID, b.StartSequenceNumber, err)
 	}
+	// Pages of the batch's size: a page of GetRecords' default 1,000 would
+	// read far past the batch (an outage of 1,000 commands made 310
+	// records, each read back in 1,000-record pages: minutes of reads).
+	limit := int32(min(max(b.BatchSize, 10), 1000))
 	var recs []es.Record
 	iter, empty := it.ShardIterator, 0
 	for iter != nil {
-		out, err := sr.GetRecords(ctx, &dynamodbstreams.GetRecordsInput{ShardIterator: iter})
+		out, err := sr.GetRecords(ctx, &dynamodbstreams.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(limit)})
 		if err != nil {
 			return nil, fmt.Errorf("read batch back from %s: %w", b.ShardID, err)
 		}
