@@ -286,6 +286,9 @@ func run(t *testing.T, cli, stack string, args ...string) (int, []byte) {
 		if ee.ExitCode() > 1 {
 			t.Fatalf("chronicle %s: exit %d\n%s%s", strings.Join(args, " "), ee.ExitCode(), stdout.Bytes(), stderr.Bytes())
 		}
+		if stderr.Len() > 0 && stdout.Len() == 0 { // an error rather than a report: kept in the test's log
+			t.Logf("chronicle %s: exit %d: %s", strings.Join(args, " "), ee.ExitCode(), strings.TrimSpace(stderr.String()))
+		}
 		return ee.ExitCode(), stdout.Bytes()
 	}
 	if err != nil {
