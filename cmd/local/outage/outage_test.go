@@ -250,9 +250,13 @@ func TestRelayOutageRedrive(t *testing.T) {
 		}
 		return n == len(l.created), fmt.Sprintf("%d of %d users mailed", n, len(l.created))
 	})
-	if code, out := run(t, cli, stack, "audit", "--feed", "--window", "0s"); code != 0 {
-		t.Fatalf("audit --feed after the redrive: exit %d:\n%s", code, out)
-	}
+	// Polled: at 1,000 commands one audit ended in an error (exit 1, nothing
+	// on stdout) on DynamoDB Local under load; a report of missing events
+	// fails the same way every time and so still fails the test.
+	waitUntil(t, time.Minute, "audit --feed: every event at every subscriber", func() (bool, string) {
+		code, out := run(t, cli, stack, "audit", "--feed", "--window", "0s")
+		return code == 0, string(out)
+	})
 	t.Logf("%d commands (%d events) in %s during the outage; %d OnFailure records redriven by %s; views, audit and %d mails right after %s",
 		commands, events, loaded.Round(time.Millisecond), redriven, redrove.Round(time.Second), len(l.created), time.Since(start).Round(time.Second))
 }
