@@ -12,7 +12,8 @@
 // first commands, 16 creates at once, are what found the redrive's bug).
 // Measured on this project's shared 2-core machine at load average 23 to
 // 30: 95 s without -race; 3 min 20 s and 4 min 16 s with -race (the second
-// beside a 1,000-command run), most of it the load through the runner.
+// beside a 1,000-command run), most of it the load through the runner; 40
+// to 48 s with -race when the machine was quiet (load average 3 to 11).
 // The 1,000 commands (CHRONICLE_OUTAGE_USERS=200) take several
 // times that, too long for make test (docs/feed.md, "The outage test"):
 //
