@@ -610,7 +610,9 @@ func TestRelayRedrive(t *testing.T) {
 		return `{"requestContext":{"condition":"RetryAttemptsExhausted"},"version":"1.0","DDBStreamBatchInfo":{"shardId":"shardId-1",` +
 			`"approximateArrivalOfFirstRecord":"` + first.Format(time.RFC3339Nano) + `","approximateArrivalOfLastRecord":"` + last.Format(time.RFC3339Nano) + `","batchSize":3}}`
 	}
-	for _, body := range []string{record(t0.Add(-60*time.Second), t0.Add(-57*time.Second)), record(t0, t0)} {
+	for _, body := range []string{record(t0.Add(-60*time.Second), t0.Add(-57*time.Second)),
+		// too recent: ahead of t0, so that no slow start ages it past the horizon
+		record(t0.Add(time.Minute), t0.Add(time.Minute))} {
 		if _, err := client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(dlq), MessageBody: aws.String(body)}); err != nil {
 			t.Fatal(err)
 		}

@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/google/uuid"
 
+	"github.com/chronicle-go/chronicle/infra/dynamo"
+	"github.com/chronicle-go/chronicle/infra/feed"
 	"github.com/chronicle-go/chronicle/infra/rebuild"
 )
 
@@ -28,6 +30,8 @@ func rebuildCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error 
 	remote := fs.Bool("remote", false, "ask the replay function (its queue: --replay-queue-url, or <stack>-replay.fifo) to run it in AWS")
 	replayURL := fs.String("replay-queue-url", "", "the replay function's queue (REPLAY_QUEUE_URL)")
 	progressMode := fs.String("progress", "auto", "auto (a bar on a terminal, else lines), bar, lines or none")
+	fromFeed := fs.Bool("from-feed", false, "fill a new build from the durable feed in commit order (resumable from its checkpoint) instead of the parallel scan; slower for a full fold (docs/feed.md)")
+	feedWindow := fs.Duration("feed-window", dynamo.FeedWindow, "with --from-feed: how far behind now the feed is read (newer events are the live projector's)")
 	return func(ctx context.Context, args []string) error {
 		if len(args) != 1 {
 			return usagef("want one projection: %v or all", rebuild.Projections)
@@ -52,6 +56,9 @@ func rebuildCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error 
 		}
 		if modes > 1 {
 			return usagef("give at most one of --aggregate, --status, --abort, --prune and --remote")
+		}
+		if *fromFeed && (*remote || *aggregate != "") {
+			return usagef("--from-feed fills a new build here: not with --remote or --aggregate")
 		}
 		if *remote {
 			return a.rebuildRemote(ctx, projections, *segments, *restart, *replayURL)
@@ -103,6 +110,11 @@ func rebuildCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error 
 				Settle: *settle, Restart: *restart}
 			if *settle == 0 {
 				opts.Settle = -1
+			}
+			if *fromFeed {
+				if opts.Feed, err = a.feedSource(ctx, *feedWindow); err != nil {
+					return err
+				}
 			}
 			if mode != "none" {
 				opts.Progress = bar.update
@@ -260,4 +272,23 @@ func (a *app) rebuildRemote(ctx context.Context, projections []string, segments 
 			p, aws.ToString(out.MessageId), p)
 	}
 	return nil
+}
+
+// feedSource is what a rebuild --from-feed reads: the events table's feed,
+// behind window, with its checkpoints in the read-model table.
+func (a *app) feedSource(ctx context.Context, window time.Duration) (*rebuild.FeedSource, error) {
+	events, err := a.events()
+	if err != nil {
+		return nil, err
+	}
+	rmTable, err := a.readModel()
+	if err != nil {
+		return nil, err
+	}
+	ddb, err := a.dynamo(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &rebuild.FeedSource{Feed: dynamo.New(ddb, dynamo.Tables{Events: events}, dynamo.WithFeedWindow(window)),
+		Checkpoints: feed.NewCheckpoints(ddb, rmTable)}, nil
 }

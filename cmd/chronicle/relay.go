@@ -6,9 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/chronicle-go/chronicle/domain/es"
@@ -26,10 +28,15 @@ type redriveBatchJSON struct {
 	FirstArrival time.Time `json:"firstArrival,omitzero"`
 	LastArrival  time.Time `json:"lastArrival,omitzero"`
 	BatchSize    int       `json:"batchSize,omitempty"`
-	Group        int       `json:"group,omitempty"` // the records of one group have overlapping windows, redriven as one
-	Events       int       `json:"events"`          // events of the feed in the group's window
-	Messages     int       `json:"messages"`        // messages sent to subscriber queues for the group
-	Outcome      string    `json:"outcome"`         // redriven, dry-run, too-recent, unreadable
+	// StreamEvents: the batch's events read back from the stream by its
+	// sequence numbers; StreamError says why they could not be (past the
+	// stream's 24 hours: the arrival window alone is redriven).
+	StreamEvents int    `json:"streamEvents"`
+	StreamError  string `json:"streamError,omitempty"`
+	Group        int    `json:"group,omitempty"` // the records of one group have overlapping windows, redriven as one
+	Events       int    `json:"events"`          // events of the feed in the group's window
+	Messages     int    `json:"messages"`        // messages sent to subscriber queues for the group
+	Outcome      string `json:"outcome"`         // redriven, dry-run, too-recent, unreadable
 }
 
 func relayCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
@@ -78,6 +85,11 @@ func relayCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
 		if *dry {
 			sender = countOnly{}
 		}
+		cfg, err := a.awsConfig(ctx)
+		if err != nil {
+			return err
+		}
+		streams := dynamodbstreams.NewFromConfig(cfg)
 		msgs, err := receiveAll(ctx, client, *dlqURL)
 		if err != nil {
 			return err
@@ -91,26 +103,52 @@ func relayCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
 			failed error
 			spans  []redriveSpan
 		)
+		// The batches' own events, from the stream while it holds them:
+		// they place each batch exactly, whenever its writes landed. Read
+		// a few at once: an outage leaves hundreds of records.
+		infos := make([]relay.BatchInfo, len(msgs))
+		batches := make([][]es.Record, len(msgs))
+		streamErrs := make([]error, len(msgs))
+		parseErrs := make([]error, len(msgs))
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 8)
+		for i, m := range msgs {
+			if infos[i], parseErrs[i] = relay.ParseFailureRecord(m.raw); parseErrs[i] != nil {
+				continue
+			}
+			wg.Go(func() {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				batches[i], streamErrs[i] = relay.ReadBatch(ctx, streams, infos[i])
+			})
+		}
+		wg.Wait()
 		now := time.Now()
 		for i, m := range msgs {
 			report[i] = redriveBatchJSON{MessageID: m.MessageID}
-			b, err := relay.ParseFailureRecord(m.raw)
+			b, err := infos[i], parseErrs[i]
 			if err != nil {
 				report[i].Outcome = "unreadable"
 				failed = errors.Join(failed, fmt.Errorf("message %s: %w", m.MessageID, err))
 				continue
 			}
 			report[i].ShardID, report[i].FirstArrival, report[i].LastArrival, report[i].BatchSize = b.ShardID, b.FirstArrival, b.LastArrival, b.BatchSize
+			batch := batches[i]
+			if streamErrs[i] != nil {
+				report[i].StreamError = streamErrs[i].Error()
+			}
+			report[i].StreamEvents = len(batch)
 			from, to := feed.Window(b)
+			from, to = feed.Cover(from, to, batch)
 			if !to.Before(now.Add(-dynamo.FeedWindow)) {
 				// Not merged: it would hold back the older records it overlaps.
 				report[i].Outcome = "too-recent" // visible again after the peek: run again later
 				continue
 			}
-			spans = append(spans, redriveSpan{from: from, to: to, records: []int{i}})
+			spans = append(spans, redriveSpan{from: from, to: to, batch: batch, records: []int{i}})
 		}
 		for g, sp := range mergeSpans(spans) {
-			events, sent, err := feed.RedriveWindow(ctx, reader, sender, sp.from, sp.to, now, dynamo.FeedWindow)
+			events, sent, err := feed.RedriveWindow(ctx, reader, sender, sp.from, sp.to, sp.batch, now, dynamo.FeedWindow)
 			outcome := "redriven"
 			switch {
 			case errors.Is(err, feed.ErrTooRecent):
@@ -162,9 +200,11 @@ type countOnly struct{}
 func (countOnly) Send(context.Context, []es.Record) (int, error) { return 0, nil }
 
 // redriveSpan is an occurred-at window of the feed and the OnFailure
-// records (their indexes) whose events lie in it.
+// records (their indexes) whose events lie in it, with the events read back
+// from the stream (the window covers them).
 type redriveSpan struct {
 	from, to time.Time
+	batch    []es.Record
 	records  []int
 }
 
@@ -179,6 +219,7 @@ func mergeSpans(spans []redriveSpan) []redriveSpan {
 				last.to = sp.to
 			}
 			last.records = append(last.records, sp.records...)
+			last.batch = append(last.batch, sp.batch...)
 			continue
 		}
 		out = append(out, sp)

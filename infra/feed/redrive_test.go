@@ -87,10 +87,10 @@ func TestRedrive(t *testing.T) {
 	b := relay.BatchInfo{FirstArrival: t0.Add(-20*time.Second + 100*time.Millisecond), LastArrival: t0.Add(-15*time.Second + 100*time.Millisecond)}
 	rl := relay.New(sqsc, relay.Routes{"*": {aws.ToString(q.QueueUrl)}}, slog.New(slog.DiscardHandler), time.Now)
 	reader := dynamo.New(client, tables, dynamo.WithFeedWindow(time.Second))
-	if _, _, err := feed.Redrive(ctx, reader, rl, b, t0.Add(-10*time.Second), dynamo.FeedWindow); !errors.Is(err, feed.ErrTooRecent) {
+	if _, _, err := feed.Redrive(ctx, reader, rl, b, nil, t0.Add(-10*time.Second), dynamo.FeedWindow); !errors.Is(err, feed.ErrTooRecent) {
 		t.Fatalf("a batch newer than the horizon: %v, want ErrTooRecent", err)
 	}
-	events, sent, err := feed.Redrive(ctx, reader, rl, b, t0, time.Second)
+	events, sent, err := feed.Redrive(ctx, reader, rl, b, nil, t0, time.Second)
 	if err != nil || events != len(want) || sent != len(want) {
 		t.Fatalf("redrive: %d events, %d sent, %v; want %d", events, sent, err, len(want))
 	}

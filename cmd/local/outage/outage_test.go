@@ -1,21 +1,23 @@
-//go:build outage
-
 // Package outage tests recovery from an outage of the relay (issue 13):
 // every batch of the events stream fails past its retries while commands
 // run, so that the relay's mapping describes each to its OnFailure queue
 // (as Lambda does: shard, sequence numbers, arrival times, no keys); then
-// chronicle relay redrive, the CLI itself, finds their events in the feed
-// and sends them to the subscribers again. Afterwards every view equals the
-// fold of its events, the feed audit finds nothing missing, and every
-// created user has exactly one welcome mail.
+// chronicle relay redrive, the CLI itself, reads each batch back from the
+// stream by its sequence numbers, finds its events in the feed and sends
+// them to the subscribers again. Afterwards every view equals the fold of
+// its events, the feed audit finds nothing missing, and every created user
+// has exactly one welcome mail.
 //
-// NOT in make test (build tag outage): it does not pass yet. On the shared
-// 2-core machine (load average 30 to 40) the load and the redrive work,
-// but the runner's consumers then stop receiving the failed messages of
-// the redriven batches (failures at receive 1, never received again within
-// 3 minutes) and the views do not converge; see docs/feed.md. Run it with
+// make test runs 100 commands (20 users: more than the 16 clients, whose
+// first commands, 16 creates at once, are what found the redrive's bug).
+// Measured on this project's shared 2-core machine at load average 23 to
+// 30: 95 s without -race; 3 min 20 s and 4 min 16 s with -race (the second
+// beside a 1,000-command run), most of it the load through the runner; 40
+// to 48 s with -race when the machine was quiet (load average 3 to 11).
+// The issue's 1,000 commands (CHRONICLE_OUTAGE_USERS=200) take several
+// times that, too long for make test (docs/feed.md, "The outage test"):
 //
-//	go run ./cmd/emulators -- go test -tags outage -race -v ./cmd/local/outage/
+//	CHRONICLE_OUTAGE_USERS=200 go run ./cmd/emulators -- go test -race -v -run TestRelayOutageRedrive ./cmd/local/outage/
 package outage
 
 import (
@@ -53,11 +55,10 @@ import (
 const repoRoot = "../../.."
 
 // The load: users each live a create, renames and email changes. The issue
-// asks for 1,000 commands (CHRONICLE_OUTAGE_USERS=200); make test runs 250
-// (50 users), as 1,000 took 4m38s through the runner on this project's
-// shared 2-core machine at load average 30 (docs/feed.md).
+// asks for 1,000 commands (CHRONICLE_OUTAGE_USERS=200); make test runs 100
+// (20 users): see the package comment.
 const (
-	defaultUsers = 50
+	defaultUsers = 20
 	renames      = 2 // per user
 	emails       = 2 // email changes per user
 	perUser      = 1 + renames + emails
@@ -193,13 +194,15 @@ func TestRelayOutageRedrive(t *testing.T) {
 
 	// Redrive: a record is redriven once its window is behind the feed's
 	// horizon (10 s); until then it stays in the queue for the next run.
-	redriven := 0
+	redriven, readBack := 0, 0
 	waitUntil(t, 3*time.Minute, "every OnFailure record redriven", func() (bool, string) {
 		code, out := run(t, cli, stack, "--json", "relay", "redrive")
 		var rep struct {
 			Batches []struct {
-				Outcome string `json:"outcome"`
-				Events  int    `json:"events"`
+				Outcome      string `json:"outcome"`
+				Events       int    `json:"events"`
+				StreamError  string `json:"streamError"`
+				StreamEvents int    `json:"streamEvents"`
 			} `json:"batches"`
 		}
 		if err := json.Unmarshal(out, &rep); err != nil || code != 0 {
@@ -207,9 +210,13 @@ func TestRelayOutageRedrive(t *testing.T) {
 		}
 		left := 0
 		for _, b := range rep.Batches {
+			if b.StreamError != "" { // the stream holds every batch of this test
+				t.Fatalf("relay redrive: a batch not read back from the stream: %s:\n%s", b.StreamError, out)
+			}
 			switch b.Outcome {
 			case "redriven":
 				redriven++
+				readBack += b.StreamEvents
 			case "too-recent":
 				left++
 			default:
@@ -226,7 +233,10 @@ func TestRelayOutageRedrive(t *testing.T) {
 		t.Fatalf("relay redrive after every record was redriven: exit %d, %v:\n%s", code, err, out)
 	}
 	redrove := time.Since(start)
-	t.Logf("%d OnFailure records redriven by %s", redriven, redrove.Round(time.Millisecond))
+	t.Logf("%d OnFailure records redriven (%d events read back from the stream) by %s", redriven, readBack, redrove.Round(time.Millisecond))
+	if readBack < int(events) {
+		t.Errorf("%d events read back from the stream by the redrive, want at least the load's %d", readBack, events)
+	}
 
 	// Afterwards: every view equals the fold of its events, the feed audit
 	// finds every event at every subscriber, one welcome mail per user.
@@ -236,11 +246,18 @@ func TestRelayOutageRedrive(t *testing.T) {
 	})
 	waitUntil(t, 3*time.Minute, "one welcome mail per created user", func() (bool, string) {
 		n := l.mailed(t)
+		if n < len(l.created) {
+			l.settleDoubts(t, cli, stack)
+		}
 		return n == len(l.created), fmt.Sprintf("%d of %d users mailed", n, len(l.created))
 	})
-	if code, out := run(t, cli, stack, "audit", "--feed", "--window", "0s"); code != 0 {
-		t.Fatalf("audit --feed after the redrive: exit %d:\n%s", code, out)
-	}
+	// Polled: at 1,000 commands one audit ended in an error (exit 1, nothing
+	// on stdout) on DynamoDB Local under load; a report of missing events
+	// fails the same way every time and so still fails the test.
+	waitUntil(t, time.Minute, "audit --feed: every event at every subscriber", func() (bool, string) {
+		code, out := run(t, cli, stack, "audit", "--feed", "--window", "0s")
+		return code == 0, string(out)
+	})
 	t.Logf("%d commands (%d events) in %s during the outage; %d OnFailure records redriven by %s; views, audit and %d mails right after %s",
 		commands, events, loaded.Round(time.Millisecond), redriven, redrove.Round(time.Second), len(l.created), time.Since(start).Round(time.Second))
 }
@@ -274,6 +291,9 @@ func run(t *testing.T, cli, stack string, args ...string) (int, []byte) {
 		if ee.ExitCode() > 1 {
 			t.Fatalf("chronicle %s: exit %d\n%s%s", strings.Join(args, " "), ee.ExitCode(), stdout.Bytes(), stderr.Bytes())
 		}
+		if stderr.Len() > 0 && stdout.Len() == 0 { // an error rather than a report: kept in the test's log
+			t.Logf("chronicle %s: exit %d: %s", strings.Join(args, " "), ee.ExitCode(), strings.TrimSpace(stderr.String()))
+		}
 		return ee.ExitCode(), stdout.Bytes()
 	}
 	if err != nil {
@@ -287,6 +307,8 @@ func run(t *testing.T, cli, stack string, args ...string) (int, []byte) {
 type load struct {
 	base, token string
 	created     []string // the addresses users were created with
+	ids         sync.Map // user id -> the address it was created with
+	settled     sync.Map // event ids of mails in doubt already settled
 	events      atomic.Int64
 	mu          sync.Mutex
 	first       error
@@ -322,6 +344,7 @@ func (l *load) run(ctx context.Context) {
 				if !l.command(ctx, http.MethodPost, "/users", map[string]string{"name": fmt.Sprint("User ", i), "email": l.created[i]}, &id) {
 					return
 				}
+				l.ids.Store(id.ID, l.created[i])
 				for n := range max(renames, emails) {
 					if n < renames && !l.command(ctx, http.MethodPut, "/users/"+id.ID+"/name", map[string]string{"name": fmt.Sprintf("User %d.%d", i, n+1)}, nil) {
 						return
@@ -339,13 +362,15 @@ func (l *load) run(ctx context.Context) {
 
 // command sends one command until it gets a 2xx answer (a 5xx or 429 is
 // retried with the same idempotency key); every command of the load writes
-// one event.
+// one event. It gives up after 3 minutes: at 1,000 commands on the loaded
+// test machine, DynamoDB Local was seen to take more than the append
+// window over every attempt of one command for a minute (each cut, a 500).
 func (l *load) command(ctx context.Context, method, path string, body, out any) bool {
 	key := uuid.NewString()
 	payload, _ := json.Marshal(body)
-	giveUp := time.Now().Add(time.Minute)
+	giveUp := time.Now().Add(3 * time.Minute)
 	for {
-		status, answer, err := l.send(ctx, method, path, key, payload)
+		status, answer, retryAfter, err := l.send(ctx, method, path, key, payload)
 		switch {
 		case err == nil && status/100 == 2:
 			l.events.Add(1)
@@ -356,7 +381,9 @@ func (l *load) command(ctx context.Context, method, path string, body, out any) 
 				}
 			}
 			return true
-		case err == nil && status < 500 && status != http.StatusTooManyRequests:
+		case err == nil && status < 500 && status != http.StatusTooManyRequests && !(status == http.StatusConflict && retryAfter):
+			// A 409 with Retry-After is back-pressure (the store stayed busy,
+			// nothing was written): retried; one without it is a rule.
 			l.fail(fmt.Errorf("%s %s: %d %s", method, path, status, answer))
 			return false
 		case ctx.Err() != nil || time.Now().After(giveUp):
@@ -370,21 +397,21 @@ func (l *load) command(ctx context.Context, method, path string, body, out any) 
 	}
 }
 
-func (l *load) send(ctx context.Context, method, path, key string, payload []byte) (int, []byte, error) {
+func (l *load) send(ctx context.Context, method, path, key string, payload []byte) (status int, body []byte, retryAfter bool, err error) {
 	req, err := http.NewRequestWithContext(ctx, method, l.base+path, bytes.NewReader(payload))
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, false, err
 	}
 	req.Header.Set("Authorization", "Bearer "+l.token)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", key)
 	resp, err := httpClient.Do(req)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, false, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
+	return resp.StatusCode, b, resp.Header.Get("Retry-After") != "", err
 }
 
 func (l *load) fail(err error) {
@@ -421,6 +448,49 @@ func (l *load) mailed(t *testing.T) int {
 		}
 	}
 	return n
+}
+
+// settleDoubts settles the welcome mails the notifier holds in doubt as an
+// operator does (chronicle mail list, then resolve with SES's records as
+// evidence): under this machine's load a claim's write can time out and
+// land anyway, and the notifier then never sends that mail on its own,
+// rather than risk a second one. A user without a mail in moto's SES gets
+// it resent; one with a mail has it marked sent.
+func (l *load) settleDoubts(t *testing.T, cli, stack string) {
+	t.Helper()
+	code, out := run(t, cli, stack, "--json", "mail", "list")
+	var list struct {
+		InDoubt []struct {
+			EventID     string `json:"eventId"`
+			AggregateID string `json:"aggregateId"`
+		} `json:"inDoubt"`
+	}
+	if err := json.Unmarshal(out, &list); err != nil || code != 0 {
+		t.Fatalf("mail list: exit %d, %v:\n%s", code, err, out)
+	}
+	counts := map[string]int{}
+	for _, m := range awstest.SentMails(t) {
+		for _, to := range m.To {
+			counts[strings.ToLower(to)]++
+		}
+	}
+	for _, m := range list.InDoubt {
+		if _, done := l.settled.LoadOrStore(m.EventID, true); done {
+			continue
+		}
+		addr, ok := l.ids.Load(m.AggregateID)
+		if !ok {
+			t.Fatalf("a mail in doubt for user %s, not one of the load's", m.AggregateID)
+		}
+		verdict := []string{"--resend"}
+		if counts[addr.(string)] > 0 {
+			verdict = []string{"--sent", "--note", "in moto's SES"}
+		}
+		if code, out := run(t, cli, stack, append([]string{"mail", "resolve", m.EventID}, verdict...)...); code != 0 {
+			t.Fatalf("mail resolve %s %v: exit %d:\n%s", m.EventID, verdict, code, out)
+		}
+		t.Logf("welcome mail of %s was in doubt: resolved %s", addr, verdict[0])
+	}
 }
 
 // ---------------------------------------------------------------- waiting
