@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// The feed group (issue 13): what the durable feed costs the append, how
+// The feed group: what the durable feed costs the append, how
 // fast it reads, and how fast a projection catches up from it, each
 // against its floor in the same run, interleaved.
 const (

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// The pii group (issue 14, docs/forget.md): what sealing each user's
+// The pii group (docs/forget.md): what sealing each user's
 // personal data with a data key of its own costs, from infra/pii's
 // BenchmarkPIIFigures, each figure against its floor measured in the same
 // run, interleaved: a warm command and a 10,000-event replay sealed vs in

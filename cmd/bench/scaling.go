@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// secScaling is the report's section of the scaling group (issue 17):
+// secScaling is the report's section of the scaling group:
 // does the read side keep up with the write side, by projector concurrency.
 const secScaling = "Scaling: the read side against the write side"
 

@@ -239,7 +239,7 @@ func parameters(t *testing.T, path string) map[string]parameter {
 }
 
 // recoveryBound is how soon the read side must have recovered from a
-// consumer that died with messages in flight (issue 10: views converge
+// consumer that died with messages in flight (views converge
 // within 30 s of a consumer crash). Those messages come back after their
 // queue's visibility timeout, and FIFO holds the rest of their group
 // behind them; pollSlack is how long Lambda's long-polling pollers take to

@@ -6,7 +6,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/template"
 )
 
-// TestScalingSettings: the scaling settings of issue 17 are parameters with
+// TestScalingSettings: the scaling settings are parameters with
 // the defaults docs/scaling.md explains, and each reaches the resource it
 // tunes (the local runner reads them from the same model).
 func TestScalingSettings(t *testing.T) {

@@ -58,7 +58,7 @@ const (
 	users   = 60 // >= 50; fewer keep the load within the bound on 2 loaded cores
 	renames = 1  // per user, after its creation: the load must not outlast the bound on a loaded machine
 	clients = 8
-	// convergeWithin is the promise under test (issue 10, defect 12): the
+	// convergeWithin is the promise under test: the
 	// views equal the folds within this long of the restart of a consumer
 	// that was killed with messages in flight
 	// (template.yaml: visibility 20 s + 1 s polling + timeout 5 s after the
