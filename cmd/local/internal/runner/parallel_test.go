@@ -44,6 +44,12 @@ func TestParallelBatchesKeepKeyOrder(t *testing.T) {
 				seen     = map[string]int{}
 				inFlight atomic.Int32
 				peak     atomic.Int32
+				// full closes when factor batches are in flight at once. The
+				// first batches wait for it (or give up after a while), so the
+				// overlap does not depend on how a loaded machine schedules
+				// the lanes: a runner that serialises them still fails.
+				full     = make(chan struct{})
+				fullOnce sync.Once
 			)
 			p := streamPollerWith(testRunner(), template.StreamEvent{BatchSize: 10, MaximumRetryAttempts: 1, ParallelizationFactor: factor},
 				func(_ context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
@@ -54,6 +60,14 @@ func TestParallelBatchesKeepKeyOrder(t *testing.T) {
 						if n <= p || peak.CompareAndSwap(p, n) {
 							break
 						}
+					}
+					if int(n) >= factor {
+						fullOnce.Do(func() { close(full) })
+					}
+					select {
+					case <-full:
+					case <-time.After(10 * time.Second):
+						fullOnce.Do(func() { close(full) }) // no overlap: the peak check fails
 					}
 					if len(ev.Records) > 10 {
 						t.Errorf("batch of %d records, BatchSize 10", len(ev.Records))
@@ -69,7 +83,6 @@ func TestParallelBatchesKeepKeyOrder(t *testing.T) {
 						seen[r.Change.SequenceNumber]++
 					}
 					mu.Unlock()
-					time.Sleep(2 * time.Millisecond) // lets the lanes overlap
 					return events.DynamoDBEventResponse{}, nil
 				})
 			p.hashKey = "pk"
