@@ -166,7 +166,7 @@ func (a *app) eventStore(ctx context.Context) (*dynamo.Store, *es.Service[user.S
 	if tables.Snapshots != "" {
 		so.SnapshotEvery = 1 // read snapshots; the tool never writes any
 	}
-	return store, es.NewService(user.Decider(), user.NewRegistry(), snapshotGuard{store, tables.Snapshots != ""}, so), nil
+	return store, user.NewService(snapshotGuard{store, tables.Snapshots != ""}, so), nil
 }
 
 // snapshotGuard reads snapshots only when a snapshots table is known, and

@@ -116,7 +116,7 @@ func forgetCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
 		}
 		ddb, c, events, guards := st.ddb, st.cipher, st.events, st.guards
 		store := dynamo.New(ddb, dynamo.Tables{Events: events, Guards: guards}, dynamo.WithCipher(c), dynamo.WithAppendWindow(dynamo.AppendWindow))
-		svc := es.NewService(user.Decider(), user.NewRegistry(), store, es.Options{SnapshotEvery: 100})
+		svc := user.NewService(store, es.Options{SnapshotEvery: 100})
 		res, err := svc.Execute(ctx, id, user.Forget{Reason: *reason}, es.ExecOptions{Metadata: es.Metadata{Actor: *actor, Reason: *reason}})
 		already := errors.Is(err, user.ErrForgotten)
 		if err != nil && !already {

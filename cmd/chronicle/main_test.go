@@ -59,7 +59,7 @@ func newStack(t *testing.T) *stack {
 	})
 	s.events = dynamo.New(s.ddb, tables)
 	s.rm = readmodel.New(s.ddb, s.name+"-readmodel", readmodel.WithGenerationTTL(0))
-	s.svc = es.NewService(user.Decider(), user.NewRegistry(), s.events, es.Options{SnapshotEvery: 2})
+	s.svc = user.NewService(s.events, es.Options{SnapshotEvery: 2})
 	return s
 }
 

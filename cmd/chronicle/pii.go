@@ -36,8 +36,7 @@ func piiCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
 		tables := dynamo.Tables{Events: events, Guards: guards, Snapshots: a.snapshots()}
 		// Whether a user still holds a plain claim: its current state,
 		// read through the sealing store (plain or sealed, both open).
-		users := es.NewService(user.Decider(), user.NewRegistry(),
-			dynamo.New(ddb, dynamo.Tables{Events: events, Guards: guards}, dynamo.WithCipher(c)), es.Options{})
+		users := user.NewService(dynamo.New(ddb, dynamo.Tables{Events: events, Guards: guards}, dynamo.WithCipher(c)), es.Options{})
 		holds := func(ctx context.Context, owner, key string) (bool, error) {
 			agg, err := users.Load(ctx, owner)
 			if err != nil {

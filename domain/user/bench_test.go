@@ -30,7 +30,7 @@ func BenchmarkDecideEvolve(b *testing.B) {
 func BenchmarkReplay10k(b *testing.B) {
 	ctx := context.Background()
 	store := memory.New()
-	svc := es.NewService(user.Decider(), user.NewRegistry(), store, es.Options{})
+	svc := user.NewService(store, es.Options{})
 	id := "00000000-0000-7000-8000-000000000001"
 	appendStream(b, store, id, 10_000)
 	b.ReportAllocs()

@@ -65,7 +65,7 @@ func TestHotAggregateBackpressure(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			store := &refusingStore{Store: memory.New(), err: tc.err}
-			svc := es.NewService(user.Decider(), user.NewRegistry(), store, es.Options{MaxAttempts: 4})
+			svc := user.NewService(store, es.Options{MaxAttempts: 4})
 			cmds := httpapi.NewCommands(svc, slog.New(slog.NewJSONHandler(io.Discard, nil)))
 			sub := newSub("hot")
 			created := do(t, cmds, request(t, "commands/create-user.json", as(sub)))

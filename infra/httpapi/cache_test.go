@@ -18,7 +18,7 @@ import (
 func TestCommandsOnAStaleCache(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	other := httpapi.NewCommands(es.NewService(user.Decider(), user.NewRegistry(), e.store,
+	other := httpapi.NewCommands(user.NewService(e.store,
 		es.Options{SnapshotEvery: snapshotEvery, MaxAttempts: 8, CacheSize: 256}), slog.New(slog.DiscardHandler))
 	sub := newSub("stale")
 	id, _ := e.createUser(t, sub)

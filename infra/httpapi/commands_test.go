@@ -653,7 +653,7 @@ func TestCommandsInternalError(t *testing.T) {
 	client := awstest.DynamoDB(t)
 	missing := dynamo.Tables{Events: awstest.TableName("missing"), Guards: awstest.TableName("missing"), Snapshots: awstest.TableName("missing")}
 	logs := &syncBuffer{}
-	svc := es.NewService(user.Decider(), user.NewRegistry(), dynamo.New(client, missing), es.Options{})
+	svc := user.NewService(dynamo.New(client, missing), es.Options{})
 	h := httpapi.NewCommands(svc, slog.New(slog.NewJSONHandler(logs, nil)))
 	p := wantProblem(t, do(t, h, request(t, "commands/create-user.json", withHeader("X-Request-Id", "boom-1"))), http.StatusInternalServerError)
 	if strings.Contains(p.Detail, "missing") || strings.Contains(p.Detail, "ResourceNotFound") {
@@ -669,7 +669,7 @@ func TestCommandsInternalError(t *testing.T) {
 func TestCommandsRecoverPanic(t *testing.T) {
 	t.Parallel()
 	logs := &syncBuffer{}
-	svc := es.NewService(user.Decider(), user.NewRegistry(), nil, es.Options{}) // nil store: Load panics
+	svc := user.NewService(nil, es.Options{}) // nil store: Load panics
 	h := httpapi.NewCommands(svc, slog.New(slog.NewJSONHandler(logs, nil)))
 	wantProblem(t, do(t, h, request(t, "commands/rename-user.json", asAdmin())), http.StatusInternalServerError)
 	if lines := logs.lines("ERROR"); len(lines) != 1 || lines[0]["panic"] == nil || lines[0]["stack"] == nil {

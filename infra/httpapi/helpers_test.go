@@ -304,7 +304,7 @@ func newEnv(t *testing.T, deps ...func(*httpapi.QueriesDeps)) *env {
 	rm := readmodeltest.Store(t)
 	e := &env{store: store, tables: tables, rm: rm, logs: &syncBuffer{}}
 	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.svc = es.NewService(user.Decider(), user.NewRegistry(), store, es.Options{SnapshotEvery: snapshotEvery, MaxAttempts: 8, CacheSize: 256})
+	e.svc = user.NewService(store, es.Options{SnapshotEvery: snapshotEvery, MaxAttempts: 8, CacheSize: 256})
 	e.proj = projector.New(store, user.NewRegistry(), rm, logger, time.Now)
 	e.cmds = httpapi.NewCommands(e.svc, logger)
 	d := httpapi.QueriesDeps{

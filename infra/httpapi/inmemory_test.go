@@ -34,7 +34,7 @@ type memoryService struct {
 func newMemoryService(tb testing.TB) *memoryService {
 	tb.Helper()
 	rm := newSyncReadModel(memory.New())
-	svc := es.NewService(user.Decider(), user.NewRegistry(), rm, es.Options{SnapshotEvery: 3, MaxAttempts: 8})
+	svc := user.NewService(rm, es.Options{SnapshotEvery: 3, MaxAttempts: 8})
 	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	qs, err := httpapi.NewQueries(httpapi.QueriesDeps{
 		Users: svc, Events: rm, ReadModel: rm, Logger: logger,

@@ -89,7 +89,7 @@ func TestQueriesLoadFromSnapshots(t *testing.T) {
 	})
 
 	// 12 events with a snapshot every 5: the latest snapshot is at v10.
-	writer := es.NewService(user.Decider(), user.NewRegistry(), store, es.Options{SnapshotEvery: 5})
+	writer := user.NewService(store, es.Options{SnapshotEvery: 5})
 	id := uuid.NewString()
 	if _, err := writer.Execute(ctx, id, user.Create{Name: "Snap", Email: "snap-" + id + "@example.com"}, es.ExecOptions{}); err != nil {
 		t.Fatal(err)

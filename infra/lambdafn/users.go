@@ -53,5 +53,5 @@ func stateCacheSize(getenv Getenv) (int, error) {
 // cacheSize is es.Options.CacheSize: the commands function's; the queries
 // function, which never executes a command, passes 0.
 func userService(store es.Store, snapshotEvery, cacheSize int) *es.Service[user.State, user.Command] {
-	return es.NewService(user.Decider(), user.NewRegistry(), store, es.Options{SnapshotEvery: snapshotEvery, CacheSize: cacheSize})
+	return user.NewService(store, es.Options{SnapshotEvery: snapshotEvery, CacheSize: cacheSize})
 }

@@ -22,7 +22,7 @@ import (
 // reference service uses, its state cache on: one Service is one
 // container's.
 func Service(store es.Store) *es.Service[user.State, user.Command] {
-	return es.NewService(user.Decider(), user.NewRegistry(), store, es.Options{SnapshotEvery: 100, MaxAttempts: 8, CacheSize: 1024})
+	return user.NewService(store, es.Options{SnapshotEvery: 100, MaxAttempts: 8, CacheSize: 1024})
 }
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
@@ -48,7 +48,7 @@ func Run(t *testing.T, newStore func(t *testing.T) es.Store) {
 const busyUserFloor = 75 // percent
 func BusyUser(t *testing.T, store es.Store, writers, commands int) {
 	ctx := context.Background()
-	svc := es.NewService(user.Decider(), user.NewRegistry(), store, es.Options{SnapshotEvery: 100})
+	svc := user.NewService(store, es.Options{SnapshotEvery: 100})
 	id := newID()
 	if _, err := svc.Execute(ctx, id, user.Create{Name: "Busy", Email: id + "@example.com"}, es.ExecOptions{}); err != nil {
 		t.Fatal(err)
