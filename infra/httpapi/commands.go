@@ -20,6 +20,7 @@ import (
 
 	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/domain/user"
+	"github.com/chronicle-go/chronicle/infra/apigw"
 	"github.com/chronicle-go/chronicle/infra/auth"
 	"github.com/chronicle-go/chronicle/infra/tracing"
 )
@@ -28,35 +29,63 @@ import (
 // /users/{id}/name, PUT /users/{id}/email, POST /users/{id}/suspend, POST
 // /users/{id}/reactivate and DELETE /users/{id}. It is safe for concurrent use.
 type Commands struct {
-	edge
-	svc *es.Service[user.State, user.Command]
+	edge     *apigw.Edge
+	handlers map[string]apigw.Handler // by pattern
+	logger   *slog.Logger
+	set      settings
+	svc      *user.Service
 }
 
 // NewCommands returns the command handler over svc, the user service (whose
 // store holds events, guards, idempotency records and snapshots). logger
 // receives one line per server error (slog.Default() when nil).
-func NewCommands(svc *es.Service[user.State, user.Command], logger *slog.Logger, opts ...Option) *Commands {
+func NewCommands(svc *user.Service, logger *slog.Logger, opts ...Option) *Commands {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	h := &Commands{svc: svc}
-	h.edge = edge{side: commandSide, logger: logger, set: newSettings(opts)}
-	h.handlers = map[string]handlerFunc{
-		route{http.MethodPost, resUsers, commandSide}.key():          h.create,
-		route{http.MethodPut, resUserName, commandSide}.key():        h.rename,
-		route{http.MethodPut, resUserEmail, commandSide}.key():       h.changeEmail,
-		route{http.MethodPost, resUserSuspend, commandSide}.key():    h.suspend,
-		route{http.MethodPost, resUserReactivate, commandSide}.key(): h.reactivate,
-		route{http.MethodDelete, resUser, commandSide}.key():         h.delete,
-		route{http.MethodPost, resUserForget, commandSide}.key():     h.forget,
+	h := &Commands{svc: svc, logger: logger, set: newSettings(opts)}
+	h.handlers = map[string]apigw.Handler{
+		routeCreate:      h.create,
+		routeRename:      h.rename,
+		routeChangeEmail: h.changeEmail,
+		routeSuspend:     h.suspend,
+		routeReactivate:  h.reactivate,
+		routeDelete:      h.delete,
+		routeForget:      h.forget,
 	}
+	h.edge = newEdge(commandsFunction, h.handlers, logger, h.set)
 	return h
 }
 
 // Handle is the Lambda handler of the command routes.
 func (h *Commands) Handle(ctx context.Context, req events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
-	return h.serve(ctx, req)
+	return h.edge.Serve(ctx, req)
 }
+
+// The bodies of the commands: every member a string (apigw.DecodeBody).
+type (
+	// POST /users
+	createBody struct {
+		Name   apigw.String `json:"name"`
+		Email  apigw.String `json:"email"`
+		Sub    apigw.String `json:"sub"`
+		Reason apigw.String `json:"reason"`
+	}
+	// PUT /users/{id}/name
+	renameBody struct {
+		Name   apigw.String `json:"name"`
+		Reason apigw.String `json:"reason"`
+	}
+	// PUT /users/{id}/email
+	changeEmailBody struct {
+		Email  apigw.String `json:"email"`
+		Reason apigw.String `json:"reason"`
+	}
+	// POST /users/{id}/suspend, /reactivate, /forget, DELETE /users/{id}
+	reasonBody struct {
+		Reason apigw.String `json:"reason"`
+	}
+)
 
 // writeAnswer is the body of every successful command.
 type writeAnswer struct {
@@ -65,34 +94,34 @@ type writeAnswer struct {
 }
 
 // POST /users {"name","email"[,"sub"][,"reason"]}
-func (h *Commands) create(ctx context.Context, c *call) (reply, error) {
-	p, err := c.principal()
+func (h *Commands) create(ctx context.Context, c *apigw.Call) (apigw.Reply, error) {
+	p, err := c.Principal()
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
-	pre, err := writeHeaders(c.req)
+	pre, err := writeHeaders(c.Req)
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
-	var name, email, sub, reason field
-	b, err := bodyFields(c.req, true, map[string]*field{"name": &name, "email": &email, "sub": &sub, "reason": &reason})
+	var body createBody
+	b, err := apigw.DecodeBody(c.Req, true, &body)
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
 	link := p.Sub // a user creates its own user
 	if p.IsAdmin() {
-		link = sub.value // an admin links the user to the identity it names, if any
-	} else if sub.set {
-		return reply{}, forbidden(`Only an admin may set "sub": a user is linked to its creator's identity.`)
+		link = body.Sub.Value // an admin links the user to the identity it names, if any
+	} else if body.Sub.Set {
+		return apigw.Reply{}, apigw.Deny(`Only an admin may set "sub": a user is linked to its creator's identity.`)
 	}
-	cmd, why, err := validate(user.Create{Name: name.value, Email: email.value, Sub: link}, &reason)
+	cmd, why, err := validate(user.Create{Name: body.Name.Value, Email: body.Email.Value, Sub: link}, &body.Reason)
 	if !p.IsAdmin() && !linksExactly(cmd, err, p.Sub) {
 		// Validation would trim "alice " to "alice" and link the new user
 		// to another identity, or drop a blank sub and link it to none.
-		return reply{}, forbidden(`This identity cannot be linked to a user: its sub must be 1..256 printable ASCII characters without spaces or "#".`)
+		return apigw.Reply{}, apigw.Deny(`This identity cannot be linked to a user: its sub must be 1..256 printable ASCII characters without spaces or "#".`)
 	}
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
 	return h.exec(ctx, c, p, h.set.newID(), cmd, why, pre, b, http.StatusCreated, nil)
 }
@@ -110,31 +139,31 @@ func linksExactly(cmd user.Command, err error, sub string) bool {
 }
 
 // PUT /users/{id}/name {"name"[,"reason"]}
-func (h *Commands) rename(ctx context.Context, c *call) (reply, error) {
-	var name, reason field
-	return h.ownerCommand(ctx, c, map[string]*field{"name": &name, "reason": &reason}, &reason,
-		func() user.Command { return user.Rename{Name: name.value} })
+func (h *Commands) rename(ctx context.Context, c *apigw.Call) (apigw.Reply, error) {
+	var body renameBody
+	return h.ownerCommand(ctx, c, &body, &body.Reason,
+		func() user.Command { return user.Rename{Name: body.Name.Value} })
 }
 
 // PUT /users/{id}/email {"email"[,"reason"]}
-func (h *Commands) changeEmail(ctx context.Context, c *call) (reply, error) {
-	var email, reason field
-	return h.ownerCommand(ctx, c, map[string]*field{"email": &email, "reason": &reason}, &reason,
-		func() user.Command { return user.ChangeEmail{Email: email.value} })
+func (h *Commands) changeEmail(ctx context.Context, c *apigw.Call) (apigw.Reply, error) {
+	var body changeEmailBody
+	return h.ownerCommand(ctx, c, &body, &body.Reason,
+		func() user.Command { return user.ChangeEmail{Email: body.Email.Value} })
 }
 
 // POST /users/{id}/suspend {"reason"}
-func (h *Commands) suspend(ctx context.Context, c *call) (reply, error) {
+func (h *Commands) suspend(ctx context.Context, c *apigw.Call) (apigw.Reply, error) {
 	return h.adminCommand(ctx, c, "suspend", true, func(reason string) user.Command { return user.Suspend{Reason: reason} })
 }
 
 // POST /users/{id}/reactivate [{"reason"}]
-func (h *Commands) reactivate(ctx context.Context, c *call) (reply, error) {
+func (h *Commands) reactivate(ctx context.Context, c *apigw.Call) (apigw.Reply, error) {
 	return h.adminCommand(ctx, c, "reactivate", false, func(reason string) user.Command { return user.Reactivate{Reason: reason} })
 }
 
 // DELETE /users/{id} [{"reason"}]
-func (h *Commands) delete(ctx context.Context, c *call) (reply, error) {
+func (h *Commands) delete(ctx context.Context, c *apigw.Call) (apigw.Reply, error) {
 	return h.adminCommand(ctx, c, "delete", false, func(reason string) user.Command { return user.Delete{Reason: reason} })
 }
 
@@ -147,43 +176,43 @@ func (h *Commands) delete(ctx context.Context, c *call) (reply, error) {
 // the forgotten state. A forget repeated after a failure between the two
 // steps answers 409, as for any forgotten user, and destroys the key all
 // the same, so that a retry always completes the erasure.
-func (h *Commands) forget(ctx context.Context, c *call) (reply, error) {
+func (h *Commands) forget(ctx context.Context, c *apigw.Call) (apigw.Reply, error) {
 	if h.set.keys == nil {
-		return reply{}, errors.New("forget: no data keys configured (KEYS_TABLE, PII_KEY_ID)")
+		return apigw.Reply{}, errors.New("forget: no data keys configured (KEYS_TABLE, PII_KEY_ID)")
 	}
 	r, err := h.adminCommand(ctx, c, "forget", true, func(reason string) user.Command { return user.Forget{Reason: reason} })
 	if err != nil && !errors.Is(err, user.ErrForgotten) {
 		return r, err
 	}
-	id, _ := c.userID() // adminCommand checked it
+	id, _ := userID(c) // adminCommand checked it
 	if kerr := h.set.keys.Forget(ctx, id, h.set.now()); kerr != nil {
-		return reply{}, fmt.Errorf("forget %s: the event is appended, the key is not destroyed yet (a retry destroys it): %w", id, kerr)
+		return apigw.Reply{}, fmt.Errorf("forget %s: the event is appended, the key is not destroyed yet (a retry destroys it): %w", id, kerr)
 	}
 	return r, err
 }
 
 // ownerCommand runs a command that an admin, or the user linked to the
 // caller's identity, may run on an existing user.
-func (h *Commands) ownerCommand(ctx context.Context, c *call, fields map[string]*field, reason *field, cmd func() user.Command) (reply, error) {
-	p, err := c.principal()
+func (h *Commands) ownerCommand(ctx context.Context, c *apigw.Call, body any, reason *apigw.String, cmd func() user.Command) (apigw.Reply, error) {
+	p, err := c.Principal()
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
-	id, err := c.userID()
+	id, err := userID(c)
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
-	pre, err := writeHeaders(c.req)
+	pre, err := writeHeaders(c.Req)
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
-	b, err := bodyFields(c.req, true, fields)
+	b, err := apigw.DecodeBody(c.Req, true, body)
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
 	valid, why, err := validate(cmd(), reason)
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
 	var authorize func(any) error
 	if !p.IsAdmin() {
@@ -195,7 +224,7 @@ func (h *Commands) ownerCommand(ctx context.Context, c *call, fields map[string]
 			if s, ok := state.(user.State); ok && owns(p, s) {
 				return nil
 			}
-			return forbidden("You may only change the user linked to your identity.")
+			return apigw.Deny("You may only change the user linked to your identity.")
 		}
 	}
 	return h.exec(ctx, c, p, id, valid, why, pre, b, http.StatusOK, authorize)
@@ -203,30 +232,30 @@ func (h *Commands) ownerCommand(ctx context.Context, c *call, fields map[string]
 
 // adminCommand runs a command only an admin may run, whose reason is part
 // of the command (required or not).
-func (h *Commands) adminCommand(ctx context.Context, c *call, verb string, bodyRequired bool, cmd func(reason string) user.Command) (reply, error) {
-	p, err := c.principal()
+func (h *Commands) adminCommand(ctx context.Context, c *apigw.Call, verb string, bodyRequired bool, cmd func(reason string) user.Command) (apigw.Reply, error) {
+	p, err := c.Principal()
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
 	if !p.IsAdmin() {
-		return reply{}, forbidden("Only an admin may " + verb + " users.")
+		return apigw.Reply{}, apigw.Deny("Only an admin may " + verb + " users.")
 	}
-	id, err := c.userID()
+	id, err := userID(c)
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
-	pre, err := writeHeaders(c.req)
+	pre, err := writeHeaders(c.Req)
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
-	var reason field
-	b, err := bodyFields(c.req, bodyRequired, map[string]*field{"reason": &reason})
+	var body reasonBody
+	b, err := apigw.DecodeBody(c.Req, bodyRequired, &body)
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
-	valid, why, err := validate(cmd(reason.value), nil)
+	valid, why, err := validate(cmd(body.Reason.Value), nil)
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
 	return h.exec(ctx, c, p, id, valid, why, pre, b, http.StatusOK, nil)
 }
@@ -234,17 +263,17 @@ func (h *Commands) adminCommand(ctx context.Context, c *call, verb string, bodyR
 // exec runs a valid command and answers {"id","version"}, with ETag, and
 // Location for a created user. A replay of an idempotent request answers as
 // the first one did.
-func (h *Commands) exec(ctx context.Context, c *call, p auth.Principal, id string, cmd user.Command, reason string,
-	pre preconditions, body []byte, status int, authorize func(state any) error) (reply, error) {
+func (h *Commands) exec(ctx context.Context, c *apigw.Call, p auth.Principal, id string, cmd user.Command, reason string,
+	pre preconditions, body []byte, status int, authorize func(state any) error) (apigw.Reply, error) {
 	// The command's span: its DynamoDB calls are its children, and its
 	// events carry its context to the relay and the consumers.
 	ctx, span := tracing.Start(ctx, "command "+commandName(cmd),
 		trace.WithAttributes(tracing.AggregateID.String(id)))
 	defer span.End()
-	tracing.Annotate(span, c.requestID)
-	causation := c.req.RequestContext.RequestID
+	tracing.Annotate(span, c.RequestID)
+	causation := c.Req.RequestContext.RequestID
 	if causation == "" {
-		causation = c.requestID
+		causation = c.RequestID
 	}
 	x := es.ExecOptions{
 		// A create's id was made up by create (newID) a moment ago: there
@@ -255,38 +284,38 @@ func (h *Commands) exec(ctx context.Context, c *call, p auth.Principal, id strin
 		Metadata: es.Metadata{
 			Actor:         p.Sub,
 			Reason:        reason,
-			CorrelationID: c.requestID,
+			CorrelationID: c.RequestID,
 			CausationID:   causation,
 			CommandID:     h.set.newID(),
-			RequestID:     c.req.RequestContext.RequestID,
+			RequestID:     c.Req.RequestContext.RequestID,
 			TraceParent:   tracing.TraceParent(ctx),
 		},
 	}
 	if pre.idempotencyKey != "" {
 		x.Idempotency = &es.IdempotencyKey{
 			Key:         idempotencyScope(p.Sub, pre.idempotencyKey),
-			RequestHash: requestHash(c.req.HTTPMethod, pathOf(c.route.resource, c.params), body),
+			RequestHash: requestHash(c.Req.HTTPMethod, apigw.PathOf(c.Route.Resource(), c.Params), body),
 		}
 	}
 	start := time.Now()
 	res, err := h.svc.Execute(ctx, id, cmd, x)
 	if h.set.metrics != nil {
-		h.set.metrics.Command(ctx, commandName(cmd), time.Since(start), res.Attempts, err != nil && problemFor(err).Status >= 500)
+		h.set.metrics.Command(ctx, commandName(cmd), time.Since(start), res.Attempts, err != nil && h.edge.Problem(err).Status >= 500)
 	}
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
 	span.SetAttributes(tracing.Version.Int64(res.Version))
 	if res.SnapshotErr != nil { // never fails the command; the next load replays more events
-		h.logger.WarnContext(ctx, "snapshot failed", append(h.logAttrs(ctx, c, status),
+		h.logger.WarnContext(ctx, "snapshot failed", append(apigw.LogAttrs(ctx, c, status),
 			slog.String("aggregate_id", res.ID), slog.Int64("version", res.Version), slog.Any("error", res.SnapshotErr))...)
 	}
-	headers := map[string]string{"ETag": etag(res.Version)}
+	headers := map[string]string{"ETag": apigw.ETag(res.Version)}
 	if status == http.StatusCreated {
 		headers["Location"] = "/users/" + res.ID
 	}
-	return reply{status: status, body: writeAnswer{ID: res.ID, Version: res.Version}, headers: headers}, nil
+	return apigw.Reply{Status: status, Body: writeAnswer{ID: res.ID, Version: res.Version}, Headers: headers}, nil
 }
 
 // commandName names cmd in metrics.
@@ -320,7 +349,7 @@ func owns(p auth.Principal, s user.State) bool {
 // of commands whose reason is only metadata (reason != nil). It returns the
 // command, the reason to record, and a *user.ValidationError listing every
 // invalid field.
-func validate(cmd user.Command, reason *field) (user.Command, string, error) {
+func validate(cmd user.Command, reason *apigw.String) (user.Command, string, error) {
 	var fields []user.FieldError
 	valid, err := user.Validate(cmd)
 	var inval *user.ValidationError
@@ -342,7 +371,7 @@ func validate(cmd user.Command, reason *field) (user.Command, string, error) {
 		why = c.Reason
 	}
 	if reason != nil {
-		why = strings.TrimSpace(reason.value)
+		why = strings.TrimSpace(reason.Value)
 		if utf8.RuneCountInString(why) > user.MaxReasonLength {
 			fields = append(fields, user.FieldError{Field: "reason", Message: "must be at most " + strconv.Itoa(user.MaxReasonLength) + " characters"})
 		}
@@ -361,7 +390,7 @@ type preconditions struct {
 
 func writeHeaders(req *events.APIGatewayProxyRequest) (preconditions, error) {
 	var pre preconditions
-	if v, ok, err := singleHeader(req, headerIfMatch); err != nil {
+	if v, ok, err := apigw.SingleHeader(req, headerIfMatch); err != nil {
 		return pre, err
 	} else if ok {
 		n, err := parseIfMatch(v)
@@ -370,11 +399,11 @@ func writeHeaders(req *events.APIGatewayProxyRequest) (preconditions, error) {
 		}
 		pre.ifMatch = &n
 	}
-	if v, ok, err := singleHeader(req, headerIdempotencyKey); err != nil {
+	if v, ok, err := apigw.SingleHeader(req, headerIdempotencyKey); err != nil {
 		return pre, err
 	} else if ok {
-		if !printable(v, maxTokenLength) {
-			return pre, badField(headerIdempotencyKey, "must be 1..128 printable ASCII characters")
+		if !apigw.Printable(v, apigw.MaxTokenLength) {
+			return pre, apigw.BadField(headerIdempotencyKey, "must be 1..128 printable ASCII characters")
 		}
 		pre.idempotencyKey = v
 	}
@@ -384,7 +413,7 @@ func writeHeaders(req *events.APIGatewayProxyRequest) (preconditions, error) {
 // parseIfMatch reads one strong entity tag holding a version: "3" (the
 // quotes may be left out). Weak tags, lists and * are refused.
 func parseIfMatch(v string) (int64, error) {
-	bad := badField(headerIfMatch, `must be one strong version tag such as "3"`)
+	bad := apigw.BadField(headerIfMatch, `must be one strong version tag such as "3"`)
 	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
 		v = v[1 : len(v)-1]
 	}

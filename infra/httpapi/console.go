@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/chronicle-go/chronicle/infra/apigw"
 	"github.com/chronicle-go/chronicle/infra/console"
 )
 
@@ -15,24 +16,24 @@ import (
 // works under any stage or base path. Where API Gateway routes /console/ to
 // this resource too (the runner does), those names would not resolve: it
 // is redirected to ../console, relatively.
-func (q *Queries) consolePage(_ context.Context, c *call) (reply, error) {
-	if strings.HasSuffix(c.req.Path, "/") {
+func (q *Queries) consolePage(_ context.Context, c *apigw.Call) (apigw.Reply, error) {
+	if strings.HasSuffix(c.Req.Path, "/") {
 		h := console.Headers("text/plain; charset=utf-8")
 		h["Location"] = "../console"
-		return reply{status: http.StatusPermanentRedirect, headers: h, raw: []byte("See ../console\n")}, nil
+		return apigw.Reply{Status: http.StatusPermanentRedirect, Headers: h, Raw: []byte("See ../console\n")}, nil
 	}
 	return assetReply(console.Page)
 }
 
 // GET /console/{asset}: the page's script and style sheet.
-func (q *Queries) consoleAsset(_ context.Context, c *call) (reply, error) {
-	return assetReply(c.params[paramAsset])
+func (q *Queries) consoleAsset(_ context.Context, c *apigw.Call) (apigw.Reply, error) {
+	return assetReply(c.Params[paramAsset])
 }
 
-func assetReply(name string) (reply, error) {
+func assetReply(name string) (apigw.Reply, error) {
 	a, ok := console.Lookup(name)
 	if !ok {
-		return reply{}, &edgeError{kind: errNoRoute, detail: "The console has no such file."}
+		return apigw.Reply{}, &apigw.Error{Kind: apigw.NoRoute, Detail: "The console has no such file."}
 	}
-	return reply{status: http.StatusOK, headers: console.Headers(a.ContentType), raw: a.Body}, nil
+	return apigw.Reply{Status: http.StatusOK, Headers: console.Headers(a.ContentType), Raw: a.Body}, nil
 }

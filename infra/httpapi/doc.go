@@ -1,12 +1,13 @@
-// Package httpapi owns the HTTP edge of the User service: the Lambda handlers
-// behind the API Gateway REST API (v1, proxy integrations) for the command
-// routes (Commands) and the query routes (Queries) of the HTTP contract.
+// Package httpapi is the User API: the Lambda handlers of the User
+// service's command routes (Commands) and query routes (Queries) of the HTTP
+// contract, on the generic API Gateway edge of package apigw.
 //
-// It turns requests into commands and queries, checks who may do what,
-// and turns every error into an RFC 9457 problem. The HTTP status of a
-// problem is decided in one place, problemFor. No web framework: requests
-// are events.APIGatewayProxyRequest and routing is on req.Resource (the
-// template's path pattern) and req.HTTPMethod.
+// It declares the routes once (Routes, http.ServeMux patterns that
+// template.yaml must match), turns requests into user commands and queries,
+// checks who may do what, and maps the User service's errors to the edge's
+// kinds (classify); apigw turns those into RFC 9457 problems. No web
+// framework: requests are events.APIGatewayProxyRequest, routed on
+// req.Resource (the template's path pattern) and req.HTTPMethod.
 //
 // Contract extension: the create, rename and change-email bodies accept an
 // optional "reason" (at most 1000 characters) besides the fields of the contract,

@@ -2,20 +2,45 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
+	"errors"
 	"log/slog"
-	"maps"
-	"runtime/debug"
-	"strconv"
+	"strings"
 	"time"
 
-	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/google/uuid"
 
-	"github.com/chronicle-go/chronicle/infra/auth"
+	"github.com/chronicle-go/chronicle/domain/es"
+	"github.com/chronicle-go/chronicle/domain/user"
+	"github.com/chronicle-go/chronicle/infra/apigw"
 	"github.com/chronicle-go/chronicle/infra/metrics"
+	"github.com/chronicle-go/chronicle/infra/pii"
+	"github.com/chronicle-go/chronicle/infra/readmodel"
+)
+
+// MaxBodyBytes bounds a request body, after base64 decoding: 64 KiB.
+const MaxBodyBytes = apigw.MaxBodyBytes
+
+// Limits of the HTTP contract.
+const (
+	// maxSubLength bounds an actor's sub in a path (user.MaxSubLength).
+	maxSubLength = user.MaxSubLength
+	// Paging.
+	defaultLimit = 100
+	maxLimit     = 1000
+)
+
+// Header names of the User API.
+const (
+	headerIfMatch        = "If-Match"
+	headerIdempotencyKey = "Idempotency-Key"
+	headerMinVersion     = "X-Min-Version"
+)
+
+// Path parameters of the routes.
+const (
+	paramID    = "id"
+	paramSub   = "sub"
+	paramAsset = "asset"
 )
 
 // Option tunes Commands and Queries.
@@ -62,146 +87,96 @@ func newSettings(opts []Option) settings {
 	return s
 }
 
-// handlerFunc serves one route.
-type handlerFunc func(ctx context.Context, c *call) (reply, error)
-
-// edge is what Commands and Queries share: routing, the recovery of panics,
-// problem answers and the logging of server errors.
-type edge struct {
-	side     side
-	logger   *slog.Logger
-	set      settings
-	handlers map[string]handlerFunc // by route.key()
+// newEdge is the edge of function over handlers.
+func newEdge(function string, handlers map[string]apigw.Handler, logger *slog.Logger, set settings) *apigw.Edge {
+	return apigw.New(apigw.Config{Function: function, Routes: Routes, Handlers: handlers,
+		Errors: userErrors, NewID: set.newID, Logger: logger})
 }
 
-// call is one request on its way through a handler.
-type call struct {
-	req       *events.APIGatewayProxyRequest
-	requestID string // X-Request-Id: echoed, or new
-	route     route
-	params    map[string]string
+// userErrors turns the User API's errors into problems: the User service's
+// own errors by classify, the kernel's worded about a user.
+var userErrors = apigw.Errors{Noun: "user", Classify: classify}
+
+// problemFor is the problem answer of err.
+func problemFor(err error) apigw.Problem { return userErrors.Problem(err) }
+
+// classify gives the kind of the User service's errors: the domain's
+// validation and rules, the read model's cursors, the data keys' erasure;
+// nil for any other error.
+func classify(err error) *apigw.Error {
+	var (
+		inval *user.ValidationError
+		dup   *es.DuplicateError
+	)
+	switch {
+	case errors.As(err, &inval):
+		return &apigw.Error{Kind: apigw.Validation, Detail: "One or more fields are invalid.", Fields: fieldErrors(inval.Fields)}
+
+	case errors.Is(err, readmodel.ErrBadCursor):
+		return &apigw.Error{Kind: apigw.Validation, Detail: "The cursor is not one this query handed out.",
+			Fields: []apigw.FieldError{{Field: "cursor", Message: "must be a nextCursor of the same query"}}}
+
+	case errors.Is(err, user.ErrNotFound):
+		return &apigw.Error{Kind: apigw.NotFound, Detail: "There is no such user."}
+
+	case errors.Is(err, user.ErrForgotten), errors.Is(err, pii.ErrForgotten):
+		return ruleViolated("The user is forgotten: its personal data is erased and it accepts no further command.")
+	case errors.Is(err, user.ErrDeleted):
+		return ruleViolated("The user is deleted and accepts no further command.")
+	case errors.Is(err, user.ErrAlreadySuspended):
+		return ruleViolated("The user is already suspended.")
+	case errors.Is(err, user.ErrNotSuspended):
+		return ruleViolated("The user is not suspended, so it cannot be reactivated.")
+	case errors.Is(err, user.ErrAlreadyExists):
+		return ruleViolated("A user with this id already exists.")
+
+	case errors.As(err, &dup) && dup.Field() == "sub":
+		// The identity, unlike an address, is not "taken by another
+		// user": it is the caller's own, linked already.
+		return &apigw.Error{Kind: apigw.Duplicate, Detail: "This identity is already linked to a user: one user per identity.",
+			Fields: []apigw.FieldError{{Field: "sub", Message: "is already linked to a user"}}}
+	}
+	return nil
 }
 
-// reply is a successful answer (or a 410, which is an answer, not an error).
-type reply struct {
-	status  int
-	body    any // encoded as JSON
-	headers map[string]string
-	// raw, when set, is the body as is, instead of body encoded as JSON;
-	// headers then carry its Content-Type (the console's assets).
-	raw []byte
+func ruleViolated(detail string) *apigw.Error {
+	return &apigw.Error{Kind: apigw.RuleViolated, Detail: detail}
 }
 
-// serve answers req. It never returns an error: every failure is a problem
-// answer, so that API Gateway never turns it into a bare 502.
-func (e *edge) serve(ctx context.Context, req events.APIGatewayProxyRequest) (resp events.APIGatewayProxyResponse, err error) {
-	c := &call{req: &req}
-	defer func() {
-		if v := recover(); v != nil {
-			if c.requestID == "" { // the id source itself panicked
-				c.requestID = uuid.NewString()
-			}
-			e.logger.ErrorContext(ctx, "handler panicked", append(e.logAttrs(ctx, c, 500),
-				slog.String("panic", fmt.Sprint(v)), slog.String("stack", string(debug.Stack())))...)
-			resp, err = c.problemResponse(internalProblem()), nil
-		}
-	}()
-	c.requestID = requestID(&req, e.set.newID)
-	rep, herr := e.dispatch(ctx, c)
-	if herr != nil {
-		p := problemFor(herr)
-		if p.Status >= 500 {
-			e.logger.ErrorContext(ctx, "request failed", append(e.logAttrs(ctx, c, p.Status), slog.Any("error", herr))...)
-		}
-		return c.problemResponse(p), nil
+// fieldErrors are the domain's field errors as the edge answers them.
+func fieldErrors(fs []user.FieldError) []apigw.FieldError {
+	out := make([]apigw.FieldError, len(fs))
+	for i, f := range fs {
+		out[i] = apigw.FieldError{Field: f.Field, Message: f.Message}
 	}
-	resp, err = c.response(rep)
-	if err != nil {
-		e.logger.ErrorContext(ctx, "encode answer", append(e.logAttrs(ctx, c, 500), slog.Any("error", err))...)
-		return c.problemResponse(internalProblem()), nil
-	}
-	return resp, nil
-}
-
-func (e *edge) dispatch(ctx context.Context, c *call) (reply, error) {
-	r, params, err := match(c.req, e.side)
-	if err != nil {
-		return reply{}, err
-	}
-	c.route, c.params = r, maps.Clone(params) // userID writes the canonical id
-	if c.params == nil {
-		c.params = map[string]string{}
-	}
-	h, ok := e.handlers[r.key()]
-	if !ok {
-		return reply{}, fmt.Errorf("no handler for %s", r.key())
-	}
-	return h(ctx, c)
-}
-
-// logAttrs are the attributes of a log line about c.
-func (e *edge) logAttrs(ctx context.Context, c *call, status int) []any {
-	attrs := []any{
-		slog.String("request_id", c.requestID),
-		slog.String("api_request_id", c.req.RequestContext.RequestID),
-		slog.String("method", c.req.HTTPMethod),
-		slog.String("resource", c.req.Resource),
-		slog.String("path", c.req.Path),
-		slog.Int("status", status),
-	}
-	if lc, ok := lambdacontext.FromContext(ctx); ok {
-		attrs = append(attrs, slog.String("aws_request_id", lc.AwsRequestID))
-	}
-	return attrs
-}
-
-// principal is the caller the authorizer verified; without one, 401.
-func (c *call) principal() (auth.Principal, error) {
-	p, ok := auth.PrincipalFromContext(c.req.RequestContext.Authorizer)
-	if !ok {
-		return auth.Principal{}, &edgeError{kind: errUnauthenticated, detail: "This route needs a valid bearer token."}
-	}
-	return p, nil
+	return out
 }
 
 // userID is the {id} path parameter, checked and in canonical form.
-func (c *call) userID() (string, error) {
-	id, err := parseID(c.params[paramID])
+func userID(c *apigw.Call) (string, error) {
+	id, err := parseID(c.Params[paramID])
 	if err != nil {
 		return "", err
 	}
-	c.params[paramID] = id
+	c.Params[paramID] = id
 	return id, nil
 }
 
-func (c *call) response(r reply) (events.APIGatewayProxyResponse, error) {
-	if r.raw != nil {
-		h := maps.Clone(r.headers)
-		h[headerRequestID] = c.requestID
-		return events.APIGatewayProxyResponse{StatusCode: r.status, Headers: h, Body: string(r.raw)}, nil
+// parseID checks a user id: a UUID in its 36-character form, in any case.
+// It returns the lower-case form, so that one user has one stream.
+func parseID(s string) (string, error) {
+	if len(s) == 36 {
+		if u, err := uuid.Parse(s); err == nil {
+			return u.String(), nil
+		}
 	}
-	b, err := json.Marshal(r.body)
-	if err != nil {
-		return events.APIGatewayProxyResponse{}, err
-	}
-	h := map[string]string{}
-	maps.Copy(h, r.headers)
-	h[headerContentType] = jsonContentType
-	h[headerRequestID] = c.requestID
-	return events.APIGatewayProxyResponse{StatusCode: r.status, Headers: h, Body: string(b)}, nil
+	return "", apigw.BadField("id", "must be a UUID such as 0190a5f0-7c3e-7d2a-9b1e-3f4a5b6c7d8e")
 }
 
-func (c *call) problemResponse(p problem) events.APIGatewayProxyResponse {
-	b, err := json.Marshal(p)
-	if err != nil { // a problem holds only strings and numbers
-		b = []byte(`{"title":"Internal server error","status":500}`)
+// parseSub checks an actor's sub from a path: printable ASCII without spaces.
+func parseSub(s string) (string, error) {
+	if s == "" || len(s) > maxSubLength || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r > '~' }) {
+		return "", apigw.BadField("sub", "must be 1..256 printable ASCII characters without spaces")
 	}
-	h := map[string]string{}
-	maps.Copy(h, p.headers)
-	h[headerContentType] = problemContentType
-	h[headerRequestID] = c.requestID
-	return events.APIGatewayProxyResponse{StatusCode: p.Status, Headers: h, Body: string(b)}
+	return s, nil
 }
-
-// etag is the entity tag of a user version.
-func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }

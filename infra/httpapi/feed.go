@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/chronicle-go/chronicle/infra/apigw"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 )
 
@@ -31,36 +32,36 @@ type feedAnswer struct {
 var errNoFeed = errors.New("httpapi: GET /events: no feed reader configured")
 
 // GET /events?after=&limit=: admin only, every event in feed order.
-func (q *Queries) feed(ctx context.Context, c *call) (reply, error) {
-	p, err := c.principal()
+func (q *Queries) feed(ctx context.Context, c *apigw.Call) (apigw.Reply, error) {
+	p, err := c.Principal()
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
 	if !p.IsAdmin() {
-		return reply{}, forbidden("Only an admin may read the feed of every event.")
+		return apigw.Reply{}, apigw.Deny("Only an admin may read the feed of every event.")
 	}
-	limit, err := queryInt(c.req, "limit", 1, maxLimit, defaultLimit)
+	limit, err := apigw.QueryInt(c.Req, "limit", 1, maxLimit, defaultLimit)
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
-	raw, _, err := queryValue(c.req, "after")
+	raw, _, err := apigw.QueryValue(c.Req, "after")
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
 	after, err := dynamo.ParseFeedCursor(raw)
 	if err != nil {
-		return reply{}, badField("after", "must be a nextCursor of GET /events")
+		return apigw.Reply{}, apigw.BadField("after", "must be a nextCursor of GET /events")
 	}
 	if q.deps.Feed == nil {
-		return reply{}, errNoFeed
+		return apigw.Reply{}, errNoFeed
 	}
 	page, err := q.deps.Feed.ReadFeed(ctx, after, int(limit))
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
 	ans := feedAnswer{Events: make([]feedEventAnswer, 0, len(page.Events)), NextCursor: page.Next.String()}
 	for _, e := range page.Events {
 		ans.Events = append(ans.Events, feedEventAnswer{eventAnswer: eventOf(e.Record, true), AggregateType: e.Record.AggregateType})
 	}
-	return reply{status: http.StatusOK, body: ans}, nil
+	return apigw.Reply{Status: http.StatusOK, Body: ans}, nil
 }

@@ -15,6 +15,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/chronicle-go/chronicle/domain/user"
+	"github.com/chronicle-go/chronicle/infra/apigw"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 )
 
@@ -130,9 +131,9 @@ func (q *Queries) readOps(ctx context.Context) *opsReads {
 // source. A source that fails or does not answer leaves its figures null and
 // named in each projection's "unavailable", says so in "errors", and is
 // logged; the answer is 200 as long as one source answered, else 503.
-func (q *Queries) projections(ctx context.Context, c *call) (reply, error) {
+func (q *Queries) projections(ctx context.Context, c *apigw.Call) (apigw.Reply, error) {
 	if err := adminOnly(c, "read the operations routes"); err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
 	r := q.readOps(ctx)
 	now := q.set.now().UTC()
@@ -245,9 +246,9 @@ func (q *Queries) projections(ctx context.Context, c *call) (reply, error) {
 		ans.Projections[pr.Name] = a
 	}
 	if !answered {
-		return reply{}, &edgeError{kind: errUnavailable, detail: "Neither the read model nor the queues answer."}
+		return apigw.Reply{}, &apigw.Error{Kind: apigw.Unavailable, Detail: "Neither the read model nor the queues answer."}
 	}
-	return reply{status: http.StatusOK, body: ans}, nil
+	return apigw.Reply{Status: http.StatusOK, Body: ans}, nil
 }
 
 type queueDepth struct{ visible, inFlight int64 }
@@ -280,24 +281,24 @@ type consistencyAnswer struct {
 // the welcome mail (a sent-record per created event, no version), are not
 // listed: a 0 that never moves would keep a client that polls until every
 // projection reaches the event store's version waiting forever.
-func (q *Queries) consistency(ctx context.Context, c *call) (reply, error) {
+func (q *Queries) consistency(ctx context.Context, c *apigw.Call) (apigw.Reply, error) {
 	if err := adminOnly(c, "read the consistency of users"); err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
-	id, err := c.userID()
+	id, err := userID(c)
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
 	agg, err := q.deps.Users.Load(ctx, id)
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
 	applied, err := q.deps.ReadModel.AppliedVersions(ctx, id)
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
 	if agg.Version == 0 && len(applied) == 0 {
-		return reply{}, user.ErrNotFound
+		return apigw.Reply{}, user.ErrNotFound
 	}
 	ans := consistencyAnswer{EventStoreVersion: agg.Version, Projections: map[string]int64{}}
 	for _, name := range readmodel.Projections {
@@ -306,17 +307,17 @@ func (q *Queries) consistency(ctx context.Context, c *call) (reply, error) {
 	for name, v := range applied {
 		ans.Projections[name] = v
 	}
-	return reply{status: http.StatusOK, body: ans}, nil
+	return apigw.Reply{Status: http.StatusOK, Body: ans}, nil
 }
 
 // adminOnly lets only an admin through (401 without a principal).
-func adminOnly(c *call, what string) error {
-	p, err := c.principal()
+func adminOnly(c *apigw.Call, what string) error {
+	p, err := c.Principal()
 	if err != nil {
 		return err
 	}
 	if !p.IsAdmin() {
-		return forbidden("Only an admin may " + what + ".")
+		return apigw.Deny("Only an admin may " + what + ".")
 	}
 	return nil
 }
@@ -334,7 +335,7 @@ type healthAnswer struct {
 // "degraded" (events are not delivered: views fall behind) rather than a
 // 503 that would take a healthy API out of service. GET /ops/projections
 // says which queue.
-func (q *Queries) healthz(ctx context.Context, _ *call) (reply, error) {
+func (q *Queries) healthz(ctx context.Context, _ *apigw.Call) (apigw.Reply, error) {
 	var storesErr, queueErr error
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -351,14 +352,14 @@ func (q *Queries) healthz(ctx context.Context, _ *call) (reply, error) {
 	}
 	wg.Wait()
 	if storesErr != nil {
-		return reply{}, &edgeError{kind: errUnavailable, detail: "A store the service needs does not answer.", cause: storesErr}
+		return apigw.Reply{}, &apigw.Error{Kind: apigw.Unavailable, Detail: "A store the service needs does not answer.", Cause: storesErr}
 	}
 	if queueErr != nil {
 		q.deps.Logger.WarnContext(ctx, "healthz: degraded: a projection queue does not answer", "error", queueErr)
-		return reply{status: http.StatusOK, body: healthAnswer{Status: "degraded",
+		return apigw.Reply{Status: http.StatusOK, Body: healthAnswer{Status: "degraded",
 			Detail: "The stores answer, but the projection queues do not: views may fall behind the event store."}}, nil
 	}
-	return reply{status: http.StatusOK, body: healthAnswer{Status: "ok"}}, nil
+	return apigw.Reply{Status: http.StatusOK, Body: healthAnswer{Status: "ok"}}, nil
 }
 
 // probeQueue is the queue /healthz probes: the first configured one.

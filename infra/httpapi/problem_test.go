@@ -8,6 +8,7 @@ import (
 
 	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/domain/user"
+	"github.com/chronicle-go/chronicle/infra/apigw"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 )
 
@@ -21,14 +22,14 @@ func TestProblemFor(t *testing.T) {
 		status int
 		field  string
 	}{
-		{badField("limit", "must be 1..1000"), http.StatusBadRequest, "limit"},
+		{apigw.BadField("limit", "must be 1..1000"), http.StatusBadRequest, "limit"},
 		{&user.ValidationError{Fields: []user.FieldError{{Field: "name", Message: "must not be empty"}}}, http.StatusBadRequest, "name"},
 		{wrap(fmt.Errorf("cursor: %w", readmodel.ErrBadCursor)), http.StatusBadRequest, "cursor"},
-		{&edgeError{kind: errUnauthenticated, detail: "x"}, http.StatusUnauthorized, ""},
-		{forbidden("x"), http.StatusForbidden, ""},
+		{&apigw.Error{Kind: apigw.Unauthenticated, Detail: "x"}, http.StatusUnauthorized, ""},
+		{apigw.Deny("x"), http.StatusForbidden, ""},
 		{user.ErrNotFound, http.StatusNotFound, ""},
-		{&edgeError{kind: errNoRoute, detail: "x"}, http.StatusNotFound, ""},
-		{&edgeError{kind: errMethodNotAllowed, detail: "x", allow: []string{"GET"}}, http.StatusMethodNotAllowed, ""},
+		{&apigw.Error{Kind: apigw.NoRoute, Detail: "x"}, http.StatusNotFound, ""},
+		{&apigw.Error{Kind: apigw.MethodNotAllowed, Detail: "x", Allow: []string{"GET"}}, http.StatusMethodNotAllowed, ""},
 		{wrap(user.ErrDeleted), http.StatusConflict, ""},
 		{user.ErrAlreadySuspended, http.StatusConflict, ""},
 		{user.ErrNotSuspended, http.StatusConflict, ""},
@@ -40,13 +41,13 @@ func TestProblemFor(t *testing.T) {
 		{&es.PreconditionError{Expected: 1, Current: 4}, http.StatusPreconditionFailed, ""},
 		{wrap(es.ErrBusy), http.StatusConflict, ""},
 		{wrap(&es.ReleaseError{Key: "email#a@example.com"}), http.StatusInternalServerError, ""},
-		{&edgeError{kind: errBodyTooLarge, detail: "x"}, http.StatusRequestEntityTooLarge, ""},
+		{&apigw.Error{Kind: apigw.TooLarge, Detail: "x"}, http.StatusRequestEntityTooLarge, ""},
 		{wrap(&es.LimitError{What: "item size", Size: 500000, Limit: 409600}), http.StatusRequestEntityTooLarge, ""},
-		{&edgeError{kind: errUnsupportedMedia, detail: "x"}, http.StatusUnsupportedMediaType, ""},
+		{&apigw.Error{Kind: apigw.UnsupportedMedia, Detail: "x"}, http.StatusUnsupportedMediaType, ""},
 		{wrap(es.ErrIdempotencyMismatch), http.StatusUnprocessableEntity, ""},
 		{errors.New("dynamodb: throttled"), http.StatusInternalServerError, ""},
 		{wrap(es.ErrUnknownEvent), http.StatusInternalServerError, ""},
-		{&edgeError{kind: errUnavailable, detail: "x", cause: errors.New("down")}, http.StatusServiceUnavailable, ""},
+		{&apigw.Error{Kind: apigw.Unavailable, Detail: "x", Cause: errors.New("down")}, http.StatusServiceUnavailable, ""},
 	} {
 		t.Run(tc.err.Error(), func(t *testing.T) {
 			p := problemFor(tc.err)
@@ -56,12 +57,12 @@ func TestProblemFor(t *testing.T) {
 			if tc.field != "" && (len(p.Errors) != 1 || p.Errors[0].Field != tc.field) {
 				t.Errorf("errors %+v, want field %s", p.Errors, tc.field)
 			}
-			if p.Status == http.StatusInternalServerError && p.Detail != internalProblem().Detail {
+			if p.Status == http.StatusInternalServerError && p.Detail != apigw.InternalProblem().Detail {
 				t.Errorf("a 500 says more than the generic detail: %q", p.Detail)
 			}
 		})
 	}
-	if p := problemFor(&es.PreconditionError{Expected: 1, Current: 4}); p.CurrentVersion == nil || *p.CurrentVersion != 4 || p.headers["ETag"] != `"4"` {
+	if p := problemFor(&es.PreconditionError{Expected: 1, Current: 4}); p.CurrentVersion == nil || *p.CurrentVersion != 4 || p.Headers["ETag"] != `"4"` {
 		t.Errorf("412 %+v: want current version 4 and its ETag", p)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/domain/user"
+	"github.com/chronicle-go/chronicle/infra/apigw"
 	"github.com/chronicle-go/chronicle/infra/auth"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 )
@@ -90,8 +91,10 @@ const HealthTimeout = 3 * time.Second
 // /actors/{sub}/activity, GET /ops/projections, GET /users/{id}/consistency
 // and GET /healthz. It is safe for concurrent use.
 type Queries struct {
-	edge
-	deps QueriesDeps
+	edge     *apigw.Edge
+	handlers map[string]apigw.Handler // by pattern
+	set      settings
+	deps     QueriesDeps
 }
 
 // NewQueries returns the query handler over deps, or an error naming a
@@ -116,34 +119,33 @@ func NewQueries(deps QueriesDeps, opts ...Option) (*Queries, error) {
 	if len(missing) > 0 {
 		return nil, errors.New("httpapi: NewQueries: missing " + strings.Join(missing, ", "))
 	}
-	q := &Queries{deps: deps}
-	q.edge = edge{side: querySide, logger: deps.Logger, set: newSettings(opts)}
+	q := &Queries{deps: deps, set: newSettings(opts)}
 	q.handlers = q.routes()
+	q.edge = newEdge(queriesFunction, q.handlers, deps.Logger, q.set)
 	return q, nil
 }
 
-// routes are the handlers of the query routes, by route.key().
-func (q *Queries) routes() map[string]handlerFunc {
-	get := func(res string) string { return route{http.MethodGet, res, querySide}.key() }
-	return map[string]handlerFunc{
-		get(resUser):            q.user,
-		get(resUsers):           q.users,
-		get(resUserHistory):     q.history,
-		get(resUserState):       q.state,
-		get(resActorActivity):   q.activity,
-		get(resOpsProjections):  q.projections,
-		get(resUserConsistency): q.consistency,
-		get(resHealthz):         q.healthz,
-		get(resEvents):          q.feed,
-		get(resConsole):         q.consolePage,
-		get(resConsoleAsset):    q.consoleAsset,
-		route{http.MethodPost, resUserWhatIf, querySide}.key(): q.whatIf,
+// routes are the handlers of the query routes, by pattern.
+func (q *Queries) routes() map[string]apigw.Handler {
+	return map[string]apigw.Handler{
+		routeUser:         q.user,
+		routeUsers:        q.users,
+		routeHistory:      q.history,
+		routeState:        q.state,
+		routeActivity:     q.activity,
+		routeProjections:  q.projections,
+		routeConsistency:  q.consistency,
+		routeHealthz:      q.healthz,
+		routeEvents:       q.feed,
+		routeConsole:      q.consolePage,
+		routeConsoleAsset: q.consoleAsset,
+		routeWhatIf:       q.whatIf,
 	}
 }
 
 // Handle is the Lambda handler of the query routes.
 func (q *Queries) Handle(ctx context.Context, req events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
-	return q.serve(ctx, req)
+	return q.edge.Serve(ctx, req)
 }
 
 // Where a GET /users/{id} answer came from (X-Source).
@@ -181,32 +183,32 @@ type deletedAnswer struct {
 }
 
 // GET /users/{id}[?minVersion=N][&consistent=true], X-Min-Version: N
-func (q *Queries) user(ctx context.Context, c *call) (reply, error) {
-	p, err := c.principal()
+func (q *Queries) user(ctx context.Context, c *apigw.Call) (apigw.Reply, error) {
+	p, err := c.Principal()
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
-	id, err := c.userID()
+	id, err := userID(c)
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
-	minVersion, err := minVersion(c.req)
+	minVersion, err := minVersion(c.Req)
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
-	consistent, err := queryBool(c.req, "consistent")
+	consistent, err := apigw.QueryBool(c.Req, "consistent")
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
 	v, source, found, err := q.view(ctx, id, minVersion, consistent)
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
 	if !p.IsAdmin() && (!found || v.Sub == "" || v.Sub != p.Sub) {
-		return reply{}, forbidden("You may only read the user linked to your identity.")
+		return apigw.Reply{}, apigw.Deny("You may only read the user linked to your identity.")
 	}
 	if !found {
-		return reply{}, user.ErrNotFound
+		return apigw.Reply{}, user.ErrNotFound
 	}
 	return viewReply(v, source), nil
 }
@@ -236,24 +238,24 @@ func (q *Queries) view(ctx context.Context, id string, minVersion int64, consist
 
 // minVersion is the larger of ?minVersion and X-Min-Version (0: none).
 func minVersion(req *events.APIGatewayProxyRequest) (int64, error) {
-	n, err := queryInt(req, "minVersion", 1, maxInt, 0)
+	n, err := apigw.QueryInt(req, "minVersion", 1, apigw.MaxInt, 0)
 	if err != nil {
 		return 0, err
 	}
-	v, ok, err := singleHeader(req, headerMinVersion)
+	v, ok, err := apigw.SingleHeader(req, headerMinVersion)
 	if err != nil || !ok {
 		return n, err
 	}
 	h, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || h < 1 {
-		return 0, badField(headerMinVersion, "must be an integer of at least 1")
+		return 0, apigw.BadField(headerMinVersion, "must be an integer of at least 1")
 	}
 	return max(n, h), nil
 }
 
 // viewReply answers a view: 200, or 410 for a deleted user.
-func viewReply(v user.View, source string) reply {
-	headers := map[string]string{"ETag": etag(v.Version), "X-Source": source}
+func viewReply(v user.View, source string) apigw.Reply {
+	headers := map[string]string{"ETag": apigw.ETag(v.Version), "X-Source": source}
 	if v.Status == user.StatusDeleted {
 		ans := deletedAnswer{
 			ID: v.ID, Status: v.Status, Version: v.Version,
@@ -263,9 +265,9 @@ func viewReply(v user.View, source string) reply {
 			at := v.ForgottenAt.UTC()
 			ans.Forgotten, ans.ForgottenAt, ans.ForgottenBy, ans.ForgetReason = true, &at, v.ForgottenBy, v.ForgetReason
 		}
-		return reply{status: http.StatusGone, headers: headers, body: ans}
+		return apigw.Reply{Status: http.StatusGone, Headers: headers, Body: ans}
 	}
-	return reply{status: http.StatusOK, headers: headers, body: liveAnswer(v)}
+	return apigw.Reply{Status: http.StatusOK, Headers: headers, Body: liveAnswer(v)}
 }
 
 // liveAnswer is a live user's view as GET /users/{id} answers it.
@@ -282,17 +284,17 @@ var listParams = []string{"status", "limit", "cursor"}
 // GET /users: with email, the user holding that address; else the list.
 // The two are different questions (one user, by a key; a page of all), so
 // email with any parameter of the list is a 400 rather than a filter.
-func (q *Queries) users(ctx context.Context, c *call) (reply, error) {
-	email, ok, err := queryValue(c.req, "email")
+func (q *Queries) users(ctx context.Context, c *apigw.Call) (apigw.Reply, error) {
+	email, ok, err := apigw.QueryValue(c.Req, "email")
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
 	if !ok {
 		return q.listUsers(ctx, c)
 	}
 	for _, name := range listParams {
-		if _, given, _ := queryValue(c.req, name); given {
-			return reply{}, badField("email", "cannot be combined with "+strings.Join(listParams, ", ")+": GET /users?email= looks up one user")
+		if _, given, _ := apigw.QueryValue(c.Req, name); given {
+			return apigw.Reply{}, apigw.BadField("email", "cannot be combined with "+strings.Join(listParams, ", ")+": GET /users?email= looks up one user")
 		}
 	}
 	return q.userByEmail(ctx, c, email)
@@ -306,70 +308,70 @@ type usersAnswer struct {
 
 // GET /users?status=&limit=&cursor=: admin only, the live users from the
 // read model, newest first.
-func (q *Queries) listUsers(ctx context.Context, c *call) (reply, error) {
-	p, err := c.principal()
+func (q *Queries) listUsers(ctx context.Context, c *apigw.Call) (apigw.Reply, error) {
+	p, err := c.Principal()
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
-	var fields []user.FieldError
-	status, given, err := queryValue(c.req, "status")
+	var fields []apigw.FieldError
+	status, given, err := apigw.QueryValue(c.Req, "status")
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
 	if given && status != string(user.StatusActive) && status != string(user.StatusSuspended) {
-		fields = append(fields, user.FieldError{Field: "status", Message: "must be active or suspended"})
+		fields = append(fields, apigw.FieldError{Field: "status", Message: "must be active or suspended"})
 	}
-	limit, err := queryInt(c.req, "limit", 1, maxLimit, defaultLimit)
-	var edge *edgeError
-	if errors.As(err, &edge) && len(edge.fields) > 0 {
-		fields = append(fields, edge.fields...)
+	limit, err := apigw.QueryInt(c.Req, "limit", 1, maxLimit, defaultLimit)
+	var bad *apigw.Error
+	if errors.As(err, &bad) && len(bad.Fields) > 0 {
+		fields = append(fields, bad.Fields...)
 	} else if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
-	cursor, given, err := queryValue(c.req, "cursor")
+	cursor, given, err := apigw.QueryValue(c.Req, "cursor")
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
 	if given && cursor == "" {
-		fields = append(fields, user.FieldError{Field: "cursor", Message: "must be a nextCursor of the same query"})
+		fields = append(fields, apigw.FieldError{Field: "cursor", Message: "must be a nextCursor of the same query"})
 	}
 	if len(fields) > 0 {
-		return reply{}, badRequest("One or more query parameters are invalid.", fields...)
+		return apigw.Reply{}, apigw.BadRequest("One or more query parameters are invalid.", fields...)
 	}
 	if !p.IsAdmin() {
-		return reply{}, forbidden("Only an admin may list users.")
+		return apigw.Reply{}, apigw.Deny("Only an admin may list users.")
 	}
 	page, err := q.deps.ReadModel.ListUsers(ctx, user.Status(status), int(limit), cursor)
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
 	ans := usersAnswer{Users: make([]userAnswer, 0, len(page.Users)), NextCursor: page.Next}
 	for _, v := range page.Users {
 		ans.Users = append(ans.Users, liveAnswer(v))
 	}
-	return reply{status: http.StatusOK, body: ans}, nil
+	return apigw.Reply{Status: http.StatusOK, Body: ans}, nil
 }
 
 // GET /users?email=a@b.c: the live user holding that address.
-func (q *Queries) userByEmail(ctx context.Context, c *call, raw string) (reply, error) {
-	p, err := c.principal()
+func (q *Queries) userByEmail(ctx context.Context, c *apigw.Call, raw string) (apigw.Reply, error) {
+	p, err := c.Principal()
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
 	valid, err := user.Validate(user.ChangeEmail{Email: raw})
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
 	email := valid.(user.ChangeEmail).Email
 	v, source, found, err := q.holder(ctx, email)
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
 	if !p.IsAdmin() && (!found || v.Sub == "" || v.Sub != p.Sub) {
-		return reply{}, forbidden("You may only read the user linked to your identity.")
+		return apigw.Reply{}, apigw.Deny("You may only read the user linked to your identity.")
 	}
 	if !found {
-		return reply{}, user.ErrNotFound
+		return apigw.Reply{}, user.ErrNotFound
 	}
 	return viewReply(v, source), nil
 }
@@ -426,49 +428,49 @@ type historyAnswer struct {
 }
 
 // GET /users/{id}/history?fromVersion=&limit=&cursor=
-func (q *Queries) history(ctx context.Context, c *call) (reply, error) {
-	p, err := c.principal()
+func (q *Queries) history(ctx context.Context, c *apigw.Call) (apigw.Reply, error) {
+	p, err := c.Principal()
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
-	id, err := c.userID()
+	id, err := userID(c)
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
-	from, err := queryInt(c.req, "fromVersion", 1, maxInt, 1)
+	from, err := apigw.QueryInt(c.Req, "fromVersion", 1, apigw.MaxInt, 1)
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
-	limit, err := queryInt(c.req, "limit", 1, maxLimit, defaultLimit)
+	limit, err := apigw.QueryInt(c.Req, "limit", 1, maxLimit, defaultLimit)
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
-	if cur, ok, err := queryValue(c.req, "cursor"); err != nil {
-		return reply{}, err
+	if cur, ok, err := apigw.QueryValue(c.Req, "cursor"); err != nil {
+		return apigw.Reply{}, err
 	} else if ok { // the cursor carries on from where the last page ended
 		if from, err = decodeHistoryCursor(cur, id); err != nil {
-			return reply{}, err
+			return apigw.Reply{}, err
 		}
 	}
 	if err := q.mayRead(ctx, p, id); err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
 	// One more than asked for tells whether there is a next page.
 	recs, err := q.deps.Events.Load(ctx, id, from, from+limit)
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
 	if len(recs) == 0 { // no such user, or past the end of its history
 		exists := false
 		if from > 1 {
 			first, err := q.deps.Events.Load(ctx, id, 1, 1)
 			if err != nil {
-				return reply{}, err
+				return apigw.Reply{}, err
 			}
 			exists = len(first) > 0
 		}
 		if !exists {
-			return reply{}, user.ErrNotFound
+			return apigw.Reply{}, user.ErrNotFound
 		}
 	}
 	ans := historyAnswer{ID: id, Events: make([]eventAnswer, 0, min(len(recs), int(limit)))}
@@ -479,7 +481,7 @@ func (q *Queries) history(ctx context.Context, c *call) (reply, error) {
 	for _, r := range recs {
 		ans.Events = append(ans.Events, eventOf(r, false))
 	}
-	return reply{status: http.StatusOK, body: ans}, nil
+	return apigw.Reply{Status: http.StatusOK, Body: ans}, nil
 }
 
 // mayRead checks that p may read the history and past states of user id:
@@ -494,7 +496,7 @@ func (q *Queries) mayRead(ctx context.Context, p auth.Principal, id string) erro
 		return err
 	}
 	if !owns(p, first.State) {
-		return forbidden("You may only read the user linked to your identity.")
+		return apigw.Deny("You may only read the user linked to your identity.")
 	}
 	return nil
 }
@@ -505,7 +507,7 @@ func encodeHistoryCursor(id string, next int64) string {
 }
 
 func decodeHistoryCursor(cursor, id string) (int64, error) {
-	bad := badField("cursor", "must be a nextCursor of the same history")
+	bad := apigw.BadField("cursor", "must be a nextCursor of the same history")
 	b, err := base64.RawURLEncoding.DecodeString(cursor)
 	if err != nil {
 		return 0, bad
@@ -546,30 +548,30 @@ func stateBodyOf(s user.State) stateBody {
 }
 
 // GET /users/{id}/state[?version=N | ?at=<RFC 3339>]
-func (q *Queries) state(ctx context.Context, c *call) (reply, error) {
-	p, err := c.principal()
+func (q *Queries) state(ctx context.Context, c *apigw.Call) (apigw.Reply, error) {
+	p, err := c.Principal()
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
-	id, err := c.userID()
+	id, err := userID(c)
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
-	version, err := queryInt(c.req, "version", 1, maxInt, 0)
+	version, err := apigw.QueryInt(c.Req, "version", 1, apigw.MaxInt, 0)
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
-	at, byTime, err := queryTime(c.req, "at")
+	at, byTime, err := apigw.QueryTime(c.Req, "at")
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
 	if version > 0 && byTime {
-		return reply{}, badRequest("Give version or at, not both.",
-			user.FieldError{Field: "version", Message: "cannot be combined with at"},
-			user.FieldError{Field: "at", Message: "cannot be combined with version"})
+		return apigw.Reply{}, apigw.BadRequest("Give version or at, not both.",
+			apigw.FieldError{Field: "version", Message: "cannot be combined with at"},
+			apigw.FieldError{Field: "at", Message: "cannot be combined with version"})
 	}
 	if err := q.mayRead(ctx, p, id); err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
 	var agg es.Aggregate[user.State]
 	switch {
@@ -581,17 +583,17 @@ func (q *Queries) state(ctx context.Context, c *call) (reply, error) {
 		agg, err = q.deps.Users.Load(ctx, id)
 	}
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
 	if agg.Version == 0 { // no such user, or not yet at that time
-		return reply{}, user.ErrNotFound
+		return apigw.Reply{}, user.ErrNotFound
 	}
 	asOf := agg.UpdatedAt.UTC()
 	if byTime {
 		asOf = at
 	}
-	return reply{status: http.StatusOK, body: stateAnswer{ID: id, Version: agg.Version, AsOf: asOf, State: stateBodyOf(agg.State)},
-		headers: map[string]string{"ETag": etag(agg.Version)}}, nil
+	return apigw.Reply{Status: http.StatusOK, Body: stateAnswer{ID: id, Version: agg.Version, AsOf: asOf, State: stateBodyOf(agg.State)},
+		Headers: map[string]string{"ETag": apigw.ETag(agg.Version)}}, nil
 }
 
 type activityAnswer struct {
@@ -601,40 +603,40 @@ type activityAnswer struct {
 }
 
 // GET /actors/{sub}/activity?limit=&cursor=
-func (q *Queries) activity(ctx context.Context, c *call) (reply, error) {
-	p, err := c.principal()
+func (q *Queries) activity(ctx context.Context, c *apigw.Call) (apigw.Reply, error) {
+	p, err := c.Principal()
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
-	sub, err := parseSub(c.params[paramSub])
+	sub, err := parseSub(c.Params[paramSub])
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
 	if !p.IsAdmin() && p.Sub != sub {
-		return reply{}, forbidden("You may only read your own activity.")
+		return apigw.Reply{}, apigw.Deny("You may only read your own activity.")
 	}
-	limit, err := queryInt(c.req, "limit", 1, maxLimit, defaultLimit)
+	limit, err := apigw.QueryInt(c.Req, "limit", 1, maxLimit, defaultLimit)
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
-	cursor, _, err := queryValue(c.req, "cursor")
+	cursor, _, err := apigw.QueryValue(c.Req, "cursor")
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
 	recs, next, err := q.deps.ReadModel.ActorActivity(ctx, sub, int(limit), cursor)
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
 	if q.deps.Open != nil {
 		if err := q.deps.Open(ctx, recs); err != nil {
-			return reply{}, err
+			return apigw.Reply{}, err
 		}
 	}
 	ans := activityAnswer{Sub: sub, Events: make([]eventAnswer, 0, len(recs)), NextCursor: next}
 	for _, r := range recs {
 		ans.Events = append(ans.Events, eventOf(r, true))
 	}
-	return reply{status: http.StatusOK, body: ans}, nil
+	return apigw.Reply{Status: http.StatusOK, Body: ans}, nil
 }
 
 // whatIfAnswer is what POST /users/{id}/what-if answers: the state at the
@@ -649,6 +651,15 @@ type whatIfAnswer struct {
 	Rejected string        `json:"rejected,omitempty"`
 	After    stateAnswer   `json:"after"`
 	Written  bool          `json:"written"`
+}
+
+// whatIfBody is the body of POST /users/{id}/what-if.
+type whatIfBody struct {
+	Command apigw.String `json:"command"`
+	Name    apigw.String `json:"name"`
+	Email   apigw.String `json:"email"`
+	Reason  apigw.String `json:"reason"`
+	At      apigw.String `json:"at"`
 }
 
 // whatIfCommands are the commands a what-if may ask about, by their name in
@@ -668,39 +679,38 @@ var whatIfCommands = map[string]struct {
 // only. The command is decided on the state as of at (default: now), at
 // that time, by the same rules as a real one; nothing is written and no
 // unique value is claimed.
-func (q *Queries) whatIf(ctx context.Context, c *call) (reply, error) {
-	p, err := c.principal()
+func (q *Queries) whatIf(ctx context.Context, c *apigw.Call) (apigw.Reply, error) {
+	p, err := c.Principal()
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
-	id, err := c.userID()
+	id, err := userID(c)
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
-	var command, name, email, reason, at field
-	if _, err := bodyFields(c.req, true, map[string]*field{
-		"command": &command, "name": &name, "email": &email, "reason": &reason, "at": &at,
-	}); err != nil {
-		return reply{}, err
+	var body whatIfBody
+	if _, err := apigw.DecodeBody(c.Req, true, &body); err != nil {
+		return apigw.Reply{}, err
 	}
 	if !p.IsAdmin() {
-		return reply{}, forbidden("Only an admin may ask what if.")
+		return apigw.Reply{}, apigw.Deny("Only an admin may ask what if.")
 	}
-	spec, known := whatIfCommands[command.value]
+	command, reason, at := body.Command, body.Reason, body.At
+	spec, known := whatIfCommands[command.Value]
 	if !known {
-		return reply{}, badField("command", "must be rename, change-email, suspend, reactivate or delete")
+		return apigw.Reply{}, apigw.BadField("command", "must be rename, change-email, suspend, reactivate or delete")
 	}
-	values := map[string]field{"name": name, "email": email, "reason": reason}
+	values := map[string]apigw.String{"name": body.Name, "email": body.Email, "reason": reason}
 	for _, f := range []string{"name", "email"} { // reason is every command's
-		if values[f].set && f != spec.field {
-			return reply{}, badField(f, "is not a field of "+command.value)
+		if values[f].Set && f != spec.field {
+			return apigw.Reply{}, apigw.BadField(f, "is not a field of "+command.Value)
 		}
 	}
 	when := time.Now().UTC()
-	if at.set {
-		t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(at.value))
+	if at.Set {
+		t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(at.Value))
 		if err != nil {
-			return reply{}, badField("at", "must be an RFC 3339 time such as 2025-01-02T15:04:05.123456789Z")
+			return apigw.Reply{}, apigw.BadField("at", "must be an RFC 3339 time such as 2025-01-02T15:04:05.123456789Z")
 		}
 		when = t.UTC()
 	}
@@ -708,19 +718,19 @@ func (q *Queries) whatIf(ctx context.Context, c *call) (reply, error) {
 	if spec.field == "reason" {
 		metaReason = nil
 	}
-	cmd, why, err := validate(spec.make(values[spec.field].value), metaReason)
+	cmd, why, err := validate(spec.make(values[spec.field].Value), metaReason)
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
-	md := es.Metadata{Actor: p.Sub, Reason: why, CorrelationID: c.requestID, CausationID: c.requestID}
+	md := es.Metadata{Actor: p.Sub, Reason: why, CorrelationID: c.RequestID, CausationID: c.RequestID}
 	res, err := q.deps.Users.WhatIfCommand(ctx, id, when, cmd, md)
 	if err != nil {
-		return reply{}, err
+		return apigw.Reply{}, err
 	}
 	if res.Before.Version == 0 { // no such user, or not yet at that time
-		return reply{}, user.ErrNotFound
+		return apigw.Reply{}, user.ErrNotFound
 	}
-	ans := whatIfAnswer{ID: id, At: when, Command: command.value, Events: []eventAnswer{},
+	ans := whatIfAnswer{ID: id, At: when, Command: command.Value, Events: []eventAnswer{},
 		Before: stateAnswer{ID: id, Version: res.Before.Version, AsOf: res.Before.UpdatedAt.UTC(), State: stateBodyOf(res.Before.State)},
 		After:  stateAnswer{ID: id, Version: res.After.Version, AsOf: res.After.UpdatedAt.UTC(), State: stateBodyOf(res.After.State)}}
 	for _, rec := range res.Records {
@@ -729,9 +739,9 @@ func (q *Queries) whatIf(ctx context.Context, c *call) (reply, error) {
 	if res.Rejected != nil {
 		var verr *user.ValidationError
 		if errors.As(res.Rejected, &verr) {
-			return reply{}, res.Rejected
+			return apigw.Reply{}, res.Rejected
 		}
 		ans.Rejected = res.Rejected.Error()
 	}
-	return reply{status: http.StatusOK, body: ans}, nil
+	return apigw.Reply{Status: http.StatusOK, Body: ans}, nil
 }
