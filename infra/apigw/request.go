@@ -32,8 +32,10 @@ const JSONContentType = "application/json"
 
 // Header names.
 const (
-	HeaderContentType = "Content-Type"
-	HeaderRequestID   = "X-Request-Id"
+	HeaderContentType    = "Content-Type"
+	HeaderRequestID      = "X-Request-Id"
+	HeaderIfMatch        = "If-Match"
+	HeaderIdempotencyKey = "Idempotency-Key"
 )
 
 // HeaderValues returns every value of header name, matched without regard to

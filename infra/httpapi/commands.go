@@ -2,8 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -99,7 +97,7 @@ func (h *Commands) create(ctx context.Context, c *apigw.Call) (apigw.Reply, erro
 	if err != nil {
 		return apigw.Reply{}, err
 	}
-	pre, err := writeHeaders(c.Req)
+	pre, err := apigw.WriteHeaders(c.Req)
 	if err != nil {
 		return apigw.Reply{}, err
 	}
@@ -202,7 +200,7 @@ func (h *Commands) ownerCommand(ctx context.Context, c *apigw.Call, body any, re
 	if err != nil {
 		return apigw.Reply{}, err
 	}
-	pre, err := writeHeaders(c.Req)
+	pre, err := apigw.WriteHeaders(c.Req)
 	if err != nil {
 		return apigw.Reply{}, err
 	}
@@ -244,7 +242,7 @@ func (h *Commands) adminCommand(ctx context.Context, c *apigw.Call, verb string,
 	if err != nil {
 		return apigw.Reply{}, err
 	}
-	pre, err := writeHeaders(c.Req)
+	pre, err := apigw.WriteHeaders(c.Req)
 	if err != nil {
 		return apigw.Reply{}, err
 	}
@@ -264,7 +262,7 @@ func (h *Commands) adminCommand(ctx context.Context, c *apigw.Call, verb string,
 // Location for a created user. A replay of an idempotent request answers as
 // the first one did.
 func (h *Commands) exec(ctx context.Context, c *apigw.Call, p auth.Principal, id string, cmd user.Command, reason string,
-	pre preconditions, body []byte, status int, authorize func(state any) error) (apigw.Reply, error) {
+	pre apigw.Preconditions, body []byte, status int, authorize func(state any) error) (apigw.Reply, error) {
 	// The command's span: its DynamoDB calls are its children, and its
 	// events carry its context to the relay and the consumers.
 	ctx, span := tracing.Start(ctx, "command "+commandName(cmd),
@@ -280,7 +278,7 @@ func (h *Commands) exec(ctx context.Context, c *apigw.Call, p auth.Principal, id
 		// is nothing to read, and the append at version 0 checks it.
 		Absent:          status == http.StatusCreated,
 		Authorize:       authorize,
-		ExpectedVersion: pre.ifMatch,
+		ExpectedVersion: pre.IfMatch,
 		Metadata: es.Metadata{
 			Actor:         p.Sub,
 			Reason:        reason,
@@ -291,10 +289,10 @@ func (h *Commands) exec(ctx context.Context, c *apigw.Call, p auth.Principal, id
 			TraceParent:   tracing.TraceParent(ctx),
 		},
 	}
-	if pre.idempotencyKey != "" {
+	if pre.IdempotencyKey != "" {
 		x.Idempotency = &es.IdempotencyKey{
-			Key:         idempotencyScope(p.Sub, pre.idempotencyKey),
-			RequestHash: requestHash(c.Req.HTTPMethod, apigw.PathOf(c.Route.Resource(), c.Params), body),
+			Key:         apigw.IdempotencyScope(p.Sub, pre.IdempotencyKey),
+			RequestHash: apigw.RequestHash(c.Req.HTTPMethod, apigw.PathOf(c.Route.Resource(), c.Params), body),
 		}
 	}
 	start := time.Now()
@@ -380,67 +378,4 @@ func validate(cmd user.Command, reason *apigw.String) (user.Command, string, err
 		return nil, "", &user.ValidationError{Fields: fields}
 	}
 	return valid, why, nil
-}
-
-// preconditions are the write headers: If-Match and Idempotency-Key.
-type preconditions struct {
-	ifMatch        *int64
-	idempotencyKey string
-}
-
-func writeHeaders(req *events.APIGatewayProxyRequest) (preconditions, error) {
-	var pre preconditions
-	if v, ok, err := apigw.SingleHeader(req, headerIfMatch); err != nil {
-		return pre, err
-	} else if ok {
-		n, err := parseIfMatch(v)
-		if err != nil {
-			return pre, err
-		}
-		pre.ifMatch = &n
-	}
-	if v, ok, err := apigw.SingleHeader(req, headerIdempotencyKey); err != nil {
-		return pre, err
-	} else if ok {
-		if !apigw.Printable(v, apigw.MaxTokenLength) {
-			return pre, apigw.BadField(headerIdempotencyKey, "must be 1..128 printable ASCII characters")
-		}
-		pre.idempotencyKey = v
-	}
-	return pre, nil
-}
-
-// parseIfMatch reads one strong entity tag holding a version: "3" (the
-// quotes may be left out). Weak tags, lists and * are refused.
-func parseIfMatch(v string) (int64, error) {
-	bad := apigw.BadField(headerIfMatch, `must be one strong version tag such as "3"`)
-	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
-		v = v[1 : len(v)-1]
-	}
-	if v == "" || len(v) > 18 || strings.IndexFunc(v, func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
-		return 0, bad
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		return 0, bad
-	}
-	return n, nil
-}
-
-// idempotencyScope is the record key of a caller's Idempotency-Key: keys
-// are scoped to the caller's sub. The sub's length comes first, so that no
-// two (sub, key) pairs share a record key, whatever either holds: joined
-// with a bare separator, sub "a#b" with key "c" and sub "a" with key "b#c"
-// were one record.
-func idempotencyScope(sub, key string) string {
-	return strconv.Itoa(len(sub)) + ":" + sub + "#" + key
-}
-
-// requestHash identifies an idempotent request: its method, its canonical
-// path and its body bytes.
-func requestHash(method, path string, body []byte) string {
-	h := sha256.New()
-	h.Write([]byte(method + "\n" + path + "\n"))
-	h.Write(body)
-	return hex.EncodeToString(h.Sum(nil))
 }

@@ -29,12 +29,8 @@ const (
 	maxLimit     = 1000
 )
 
-// Header names of the User API.
-const (
-	headerIfMatch        = "If-Match"
-	headerIdempotencyKey = "Idempotency-Key"
-	headerMinVersion     = "X-Min-Version"
-)
+// headerMinVersion is the header of read-your-writes.
+const headerMinVersion = "X-Min-Version"
 
 // Path parameters of the routes.
 const (

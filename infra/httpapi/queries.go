@@ -22,7 +22,7 @@ import (
 )
 
 // UserLoader rebuilds users from the event store (snapshot + newer events):
-// *es.Service[user.State, user.Command] is one.
+// *user.Service is one.
 type UserLoader interface {
 	Load(ctx context.Context, id string) (es.Aggregate[user.State], error)
 	LoadAt(ctx context.Context, id string, version int64) (es.Aggregate[user.State], error)

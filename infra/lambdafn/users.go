@@ -52,6 +52,6 @@ func stateCacheSize(getenv Getenv) (int, error) {
 // with empty options every read replayed the stream from version 1.
 // cacheSize is es.Options.CacheSize: the commands function's; the queries
 // function, which never executes a command, passes 0.
-func userService(store es.Store, snapshotEvery, cacheSize int) *es.Service[user.State, user.Command] {
+func userService(store es.Store, snapshotEvery, cacheSize int) *user.Service {
 	return user.NewService(store, es.Options{SnapshotEvery: snapshotEvery, CacheSize: cacheSize})
 }

@@ -1,4 +1,4 @@
-package httpapi
+package apigw
 
 import (
 	"math/rand/v2"
@@ -11,7 +11,7 @@ func TestIdempotencyScopeIsInjective(t *testing.T) {
 	parts := []string{"", "a", "#", "b#c", "1", "1:", ":", "12:a#", "a#b", "c", "#c"}
 	seen := map[string][2]string{}
 	add := func(sub, key string) {
-		k := idempotencyScope(sub, key)
+		k := IdempotencyScope(sub, key)
 		if prev, ok := seen[k]; ok && prev != [2]string{sub, key} {
 			t.Fatalf("(%q, %q) and (%q, %q) share the record key %q", prev[0], prev[1], sub, key, k)
 		}
