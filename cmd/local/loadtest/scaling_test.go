@@ -33,6 +33,10 @@ import (
 // concurrency in turn (stream positions kept between them), over
 // CHRONICLE_SCALING_USERS users (1,000). For each concurrency:
 //
+//   - first the read side settles (settle): every user's view projected
+//     and welcome mail sent, the queues empty; a message in a dead-letter
+//     queue (the consumers' or the relay's OnFailure one) fails the
+//     benchmark there and then, as it does during the measurement;
 //   - the write side's own max: closed-loop renames, 16 clients, for a
 //     phase (CHRONICLE_SCALING_PHASE, 4 s), the read side running;
 //   - open-loop renames at 0.25, 0.5, 0.75 and 0.9 of that rate, a phase
@@ -69,7 +73,7 @@ func BenchmarkScaling(b *testing.B) {
 			if ids == nil {
 				ids = s.createMany(b, users)
 			}
-			s.settle(b, 10*time.Minute)
+			s.settle(b, ids, 10*time.Minute)
 			m := s.measure(b, ids, phase)
 			floor := floorConsumers(b, c, 200)
 			b.ReportMetric(m.writeMax, "write-max-cmd/s")
@@ -91,6 +95,12 @@ func BenchmarkScaling(b *testing.B) {
 type scalingService struct {
 	*service
 	projected atomic.Int64
+	// errs keeps the first error the runner or a function logged.
+	errs firstError
+	// What settle found: the users whose view it has seen, and what is
+	// still missing.
+	viewSeen                   map[string]bool
+	viewsMissing, mailsMissing int
 }
 
 // startScaling serves stack (created by the first call, reused after) with
@@ -99,14 +109,15 @@ type scalingService struct {
 func startScaling(b *testing.B, stack, stateDir string, c int) *scalingService {
 	b.Helper()
 	cfg := awstest.Config(b)
-	s := &scalingService{service: &service{sqs: sqs.NewFromConfig(cfg)}}
+	s := &scalingService{service: &service{sqs: sqs.NewFromConfig(cfg)}, errs: newFirstError(slog.DiscardHandler)}
 	s.lastAsync.Store(time.Now().UnixNano())
 	r, err := runner.New(runner.Config{
 		Template: templatePath,
 		Parameters: map[string]string{"JwtIssuer": auth.LocalIssuer, "EmailSender": "no-reply@example.com",
 			"ProjectorMaxConcurrency": strconv.Itoa(c)},
 		StackName: stack, AWS: cfg, StateDir: stateDir,
-		Logger: slog.New(slog.DiscardHandler), FunctionLogger: functionLogger(),
+		Logger:         slog.New(s.errs),
+		FunctionLogger: slog.New(firstError{next: functionLogger().Handler(), once: s.errs.once}),
 		Observe: func(inv runner.Invocation) {
 			if inv.Trigger == "sqs" || inv.Trigger == "dynamodb" {
 				s.lastAsync.Store(time.Now().UnixNano())
@@ -180,21 +191,6 @@ func (s *scalingService) createMany(b *testing.B, n int) []string {
 	return ids
 }
 
-// settle waits, up to limit, until the read side is idle (see quiesce).
-func (s *scalingService) settle(b *testing.B, limit time.Duration) {
-	b.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		if time.Since(time.Unix(0, s.lastAsync.Load())) > time.Second && s.queuesEmpty(b) {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("the read side is still busy after %s: %s", limit, s.depths(b))
-		}
-		sleep(b.Context(), 200*time.Millisecond)
-	}
-}
-
 // scaling is what measure found at one concurrency.
 type scaling struct {
 	writeMax, keepsUp, read float64
@@ -213,13 +209,22 @@ func (s *scalingService) measure(b *testing.B, ids []string, phase time.Duration
 	drain := func(label string) (int64, time.Duration) {
 		end, left := time.Now(), backlog()
 		deadline := end.Add(3 * time.Minute)
+		checked := end
 		for backlog() > 0 {
+			if time.Since(checked) > time.Second {
+				// An event given up on is never projected: say where it went
+				// rather than wait out the deadline.
+				s.failOnDeadLetters(b)
+				checked = time.Now()
+			}
 			if time.Now().After(deadline) {
 				b.Fatalf("%s: %d events still not projected 3 minutes after the load; %s", label, backlog(), s.depths(b))
 			}
 			sleep(b.Context(), 10*time.Millisecond)
 		}
-		return left, time.Since(end)
+		took := time.Since(end)
+		s.failOnDeadLetters(b)
+		return left, took
 	}
 	var n atomic.Int64 // command counter: unique names, and every 25th sampled
 	var polls sync.WaitGroup
