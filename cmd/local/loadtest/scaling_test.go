@@ -34,7 +34,7 @@ import (
 // CHRONICLE_SCALING_USERS users (1,000). For each concurrency:
 //
 //   - first the read side settles (settle): every user's view projected
-//     and welcome mail sent, the queues empty; a message in a dead-letter
+//     and welcome mail sent (or held in doubt), the queues empty; a message in a dead-letter
 //     queue (the consumers' or the relay's OnFailure one) fails the
 //     benchmark there and then, as it does during the measurement;
 //   - the write side's own max: closed-loop renames, 16 clients, for a
@@ -101,6 +101,7 @@ type scalingService struct {
 	// still missing.
 	viewSeen                   map[string]bool
 	viewsMissing, mailsMissing int
+	mailsHeld                  int // in doubt, for an operator
 }
 
 // startScaling serves stack (created by the first call, reused after) with
