@@ -78,30 +78,32 @@ func (s *scalingService) checkViews(b *testing.B, ids []string) {
 		s.viewSeen = make(map[string]bool, len(ids))
 	}
 	var (
-		mu      sync.Mutex
-		wg      sync.WaitGroup
-		sem     = make(chan struct{}, 8)
-		missing int
+		mu    sync.Mutex
+		wg    sync.WaitGroup
+		sem   = make(chan struct{}, 8)
+		found []string
+		asked int
 	)
 	for _, id := range ids {
 		if s.viewSeen[id] {
 			continue
 		}
+		asked++
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			_, ok, err := s.views.UserView(b.Context(), id)
-			mu.Lock()
-			defer mu.Unlock()
-			if err == nil && ok {
-				s.viewSeen[id] = true
-			} else {
-				missing++
+			if _, ok, err := s.views.UserView(b.Context(), id); err == nil && ok {
+				mu.Lock()
+				found = append(found, id)
+				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
-	s.viewsMissing = missing
+	for _, id := range found {
+		s.viewSeen[id] = true
+	}
+	s.viewsMissing = asked - len(found)
 }
 
 // checkMails counts the welcome mails neither sent (moto's SES: the
