@@ -102,6 +102,9 @@ type scalingService struct {
 	viewSeen                   map[string]bool
 	viewsMissing, mailsMissing int
 	mailsHeld                  int // in doubt, for an operator
+	// latest is the highest version accepted per user by measure.
+	latestMu sync.Mutex
+	latest   map[string]int64
 }
 
 // startScaling serves stack (created by the first call, reused after) with
@@ -219,7 +222,7 @@ func (s *scalingService) measure(b *testing.B, ids []string, phase time.Duration
 				checked = time.Now()
 			}
 			if time.Now().After(deadline) {
-				b.Fatalf("%s: %d events still not projected 3 minutes after the load; %s", label, backlog(), s.depths(b))
+				b.Fatalf("%s: %d events still not projected 3 minutes after the load; %s; %s", label, backlog(), s.depths(b), s.behind(b))
 			}
 			sleep(b.Context(), 10*time.Millisecond)
 		}
@@ -238,6 +241,7 @@ func (s *scalingService) measure(b *testing.B, ids []string, phase time.Duration
 			return
 		}
 		accepted.Add(1)
+		s.accepted(res.id, res.version)
 		if lags != nil && k%25 == 0 {
 			// Polled aside, so that the load's senders never wait for it.
 			at := time.Now()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -229,4 +231,39 @@ func (f firstError) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (f firstError) WithGroup(name string) slog.Handler {
 	return firstError{next: f.next.WithGroup(name), once: f.once}
+}
+
+// accepted notes that the write side accepted version of user id.
+func (s *scalingService) accepted(id string, version int64) {
+	s.latestMu.Lock()
+	defer s.latestMu.Unlock()
+	if s.latest == nil {
+		s.latest = map[string]int64{}
+	}
+	s.latest[id] = max(s.latest[id], version)
+}
+
+// behind names the users whose view is older than what the write side
+// accepted of them: for a drain that never ends, it tells an event that
+// never reached the projector (a view behind) from a miscount of the
+// projector's invocations (every view caught up).
+func (s *scalingService) behind(b *testing.B) string {
+	s.latestMu.Lock()
+	latest := maps.Clone(s.latest)
+	s.latestMu.Unlock()
+	var out []string
+	for id, want := range latest {
+		v, ok, err := s.views.UserView(b.Context(), id)
+		switch {
+		case err != nil:
+			out = append(out, fmt.Sprintf("%s: %v", id, err))
+		case !ok || v.Version < want:
+			out = append(out, fmt.Sprintf("%s at v%d, accepted v%d", id, v.Version, want))
+		}
+	}
+	if len(out) == 0 {
+		return fmt.Sprintf("yet every one of the %d users renamed has its view at the version accepted (a miscount of the projector's invocations, not a lost event)", len(latest))
+	}
+	slices.Sort(out)
+	return fmt.Sprintf("views behind the write side: %d of %d users renamed: %s", len(out), len(latest), strings.Join(out[:min(len(out), 5)], "; "))
 }
