@@ -95,6 +95,8 @@ func BenchmarkScaling(b *testing.B) {
 type scalingService struct {
 	*service
 	projected atomic.Int64
+	// lastProjected is when the last projector invocation ended (unix ns).
+	lastProjected atomic.Int64
 	// errs keeps the first error the runner or a function logged.
 	errs firstError
 	// What settle found: the users whose view it has seen, and what is
@@ -128,6 +130,7 @@ func startScaling(b *testing.B, stack, stateDir string, c int) *scalingService {
 			}
 			if inv.Function == "ProjectorFunction" {
 				s.projected.Add(int64(inv.Records - inv.Failures))
+				s.lastProjected.Store(time.Now().UnixNano())
 			}
 		},
 	})
@@ -220,6 +223,18 @@ func (s *scalingService) measure(b *testing.B, ids []string, phase time.Duration
 				// rather than wait out the deadline.
 				s.failOnDeadLetters(b)
 				checked = time.Now()
+				// The count of projected messages can fall short of what
+				// the views show (seen at concurrency 5 on a loaded
+				// machine: one event short, every view caught up). The
+				// views are the truth: once the read side is idle with its
+				// queues empty, they decide, and the drain ended with the
+				// last projector invocation.
+				if time.Since(time.Unix(0, s.lastAsync.Load())) > time.Second && s.queuesEmpty(b) && s.caughtUp(b) {
+					took := max(time.Unix(0, s.lastProjected.Load()).Sub(end), 0)
+					b.Logf("%s: the projector's invocations count %d events fewer than accepted, yet every view is at the version accepted: drained %s after the load",
+						label, backlog(), took.Round(time.Millisecond))
+					return left, took
+				}
 			}
 			if time.Now().After(deadline) {
 				b.Fatalf("%s: %d events still not projected 3 minutes after the load; %s; %s", label, backlog(), s.depths(b), s.behind(b))

@@ -243,6 +243,20 @@ func (s *scalingService) accepted(id string, version int64) {
 	s.latest[id] = max(s.latest[id], version)
 }
 
+// caughtUp reports whether every user measure renamed has its view at
+// the version accepted.
+func (s *scalingService) caughtUp(b *testing.B) bool {
+	s.latestMu.Lock()
+	latest := maps.Clone(s.latest)
+	s.latestMu.Unlock()
+	for id, want := range latest {
+		if v, ok, err := s.views.UserView(b.Context(), id); err != nil || !ok || v.Version < want {
+			return false
+		}
+	}
+	return true
+}
+
 // behind names the users whose view is older than what the write side
 // accepted of them: for a drain that never ends, it tells an event that
 // never reached the projector (a view behind) from a miscount of the
