@@ -1,7 +1,9 @@
 //go:build unix
 
 // Command emulators runs a command with local AWS emulators around it:
-// DynamoDB Local (DynamoDB and DynamoDB Streams) and moto (SQS, SES, KMS).
+// DynamoDB Local (DynamoDB and DynamoDB Streams), moto (SQS, SES) and a
+// second moto for KMS, so that the read side's key unwraps never queue
+// behind the queues' traffic.
 //
 //	go run ./cmd/emulators [flags] -- <command> [args...]
 //	go run ./cmd/emulators -print-env
@@ -127,7 +129,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logger 
 
 	env := childEnv(st, getenv)
 	logger.Info("emulators ready",
-		"dynamodb", st.ddb.url(), "moto", st.moto.url(), "logs", st.logDir)
+		"dynamodb", st.ddb.url(), "moto", st.moto.url(), "kms", st.kms.url(), "logs", st.logDir)
 	fmt.Fprintln(os.Stderr, "export "+exportLine(env))
 
 	if opts.printEnv {
@@ -248,14 +250,14 @@ const requireEnv = "CHRONICLE_REQUIRE_EMULATORS"
 // childEnv is what the child needs to reach the emulators through the SDK's
 // standard configuration. Region and credentials are only defaulted.
 func childEnv(st *stack, getenv func(string) string) map[string]string {
-	ddb, moto := st.ddb.url(), st.moto.url()
+	ddb, moto, kms := st.ddb.url(), st.moto.url(), st.kms.url()
 	env := map[string]string{
 		"AWS_ENDPOINT_URL_DYNAMODB":         ddb,
 		"AWS_ENDPOINT_URL_DYNAMODB_STREAMS": ddb,
 		"AWS_ENDPOINT_URL_SQS":              moto,
 		"AWS_ENDPOINT_URL_SES":              moto,
 		"AWS_ENDPOINT_URL_SESV2":            moto,
-		"AWS_ENDPOINT_URL_KMS":              moto,
+		"AWS_ENDPOINT_URL_KMS":              kms,
 		requireEnv:                          "1",
 	}
 	// AWS_DEFAULT_REGION too, for the AWS CLI in a shell using -print-env.

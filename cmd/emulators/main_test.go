@@ -55,7 +55,7 @@ func TestMergeEnvReplacesEarlierValues(t *testing.T) {
 }
 
 func TestChildEnvKeepsGivenRegionAndCredentials(t *testing.T) {
-	st := &stack{ddb: &emulator{port: 8000}, moto: &emulator{port: 5000}}
+	st := &stack{ddb: &emulator{port: 8000}, moto: &emulator{port: 5000}, kms: &emulator{port: 5001}}
 	given := map[string]string{"AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKIA", "AWS_SECRET_ACCESS_KEY": "s"}
 	env := childEnv(st, func(k string) string { return given[k] })
 	for _, k := range []string{"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} {
@@ -63,7 +63,8 @@ func TestChildEnvKeepsGivenRegionAndCredentials(t *testing.T) {
 			t.Errorf("childEnv sets %s=%s although the environment gives one", k, v)
 		}
 	}
-	if env["AWS_ENDPOINT_URL_DYNAMODB_STREAMS"] != "http://127.0.0.1:8000" || env["AWS_ENDPOINT_URL_SESV2"] != "http://127.0.0.1:5000" {
+	if env["AWS_ENDPOINT_URL_DYNAMODB_STREAMS"] != "http://127.0.0.1:8000" || env["AWS_ENDPOINT_URL_SESV2"] != "http://127.0.0.1:5000" ||
+		env["AWS_ENDPOINT_URL_SQS"] != "http://127.0.0.1:5000" || env["AWS_ENDPOINT_URL_KMS"] != "http://127.0.0.1:5001" {
 		t.Errorf("childEnv endpoints = %v", env)
 	}
 

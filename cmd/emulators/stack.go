@@ -19,12 +19,16 @@ import (
 	"time"
 )
 
-// stack is the running pair of emulators.
+// stack is the running emulators: DynamoDB Local, moto for SQS and SES,
+// and a second moto for KMS alone. A moto is one Python process (one
+// interpreter lock) for every service it serves; the read side unwraps a
+// data key per new subject, and on one shared moto those KMS calls queued
+// with the relay's and the consumers' SQS calls until both timed out.
 type stack struct {
-	ddb, moto *emulator
-	logDir    string
-	keepLogs  bool              // set on failure, so the logs outlive the run
-	exited    chan emulatorExit // an emulator that died on its own
+	ddb, moto, kms *emulator
+	logDir         string
+	keepLogs       bool              // set on failure, so the logs outlive the run
+	exited         chan emulatorExit // an emulator that died on its own
 	// dataLock holds the lock on the data directory (-data-dir), nil when
 	// the tables live in memory.
 	dataLock *os.File
@@ -46,7 +50,7 @@ type emulatorExit struct {
 func (e *emulator) url() string { return "http://127.0.0.1:" + strconv.Itoa(e.port) }
 
 // startStack checks prerequisites, installs DynamoDB Local when needed, starts
-// both emulators and waits until they answer. A non-nil stack is returned as
+// the emulators at once and waits until they all answer. A non-nil stack is returned as
 // soon as there is anything to clean up, even with an error.
 func startStack(ctx context.Context, getenv func(string) string, timeout time.Duration, dataDir string, logger *slog.Logger) (*stack, error) {
 	dir, err := ddbLocalDir(getenv)
@@ -67,7 +71,7 @@ func startStack(ctx context.Context, getenv func(string) string, timeout time.Du
 	if err != nil {
 		return nil, fmt.Errorf("create log dir: %w", err)
 	}
-	st := &stack{logDir: logDir, exited: make(chan emulatorExit, 2)}
+	st := &stack{logDir: logDir, exited: make(chan emulatorExit, 3)}
 	storage := []string{"-inMemory"}
 	if dataDir != "" {
 		if st.dataLock, err = lockDataDir(dataDir); err != nil {
@@ -100,6 +104,15 @@ func startStack(ctx context.Context, getenv func(string) string, timeout time.Du
 	if err != nil {
 		return st, err
 	}
+	kmsPort, err := freePort()
+	if err != nil {
+		return st, err
+	}
+	st.kms, err = st.start("moto-kms", kmsPort,
+		"moto_server", "-H", "127.0.0.1", "-p", strconv.Itoa(kmsPort))
+	if err != nil {
+		return st, err
+	}
 
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -107,8 +120,11 @@ func startStack(ctx context.Context, getenv func(string) string, timeout time.Du
 	if err := waitReady(ctx, st.ddb, st.ddb.url()+"/", func(int) bool { return true }); err != nil {
 		return st, err
 	}
-	if err := waitReady(ctx, st.moto, st.moto.url()+"/moto-api/data.json", func(code int) bool { return code == http.StatusOK }); err != nil {
-		return st, err
+	// The three start together; waiting for each in turn costs the slowest.
+	for _, m := range []*emulator{st.moto, st.kms} {
+		if err := waitReady(ctx, m, m.url()+"/moto-api/data.json", func(code int) bool { return code == http.StatusOK }); err != nil {
+			return st, err
+		}
 	}
 	return st, nil
 }
@@ -224,21 +240,16 @@ func waitReady(ctx context.Context, e *emulator, url string, ok func(status int)
 	}
 }
 
-// stop ends both emulators and everything in their process groups: SIGTERM,
+// stop ends the emulators and everything in their process groups: SIGTERM,
 // then SIGKILL for whatever is left.
 func (st *stack) stop(logger *slog.Logger) {
-	for _, e := range []*emulator{st.ddb, st.moto} {
-		if e != nil {
-			_ = syscall.Kill(-e.cmd.Process.Pid, syscall.SIGTERM)
-		}
+	for _, e := range st.all() {
+		_ = syscall.Kill(-e.cmd.Process.Pid, syscall.SIGTERM)
 	}
 	expired := make(chan struct{})
 	timer := time.AfterFunc(5*time.Second, func() { close(expired) })
 	defer timer.Stop()
-	for _, e := range []*emulator{st.ddb, st.moto} {
-		if e == nil {
-			continue
-		}
+	for _, e := range st.all() {
 		select {
 		case <-e.done:
 		case <-expired:
@@ -278,9 +289,18 @@ func lockDataDir(dir string) (*os.File, error) {
 }
 
 func (st *stack) logPaths(logger *slog.Logger) {
-	for _, e := range []*emulator{st.ddb, st.moto} {
+	for _, e := range st.all() {
+		logger.Info("emulator log", "emulator", e.name, "log", e.logPath)
+	}
+}
+
+// all is the emulators started so far.
+func (st *stack) all() []*emulator {
+	var out []*emulator
+	for _, e := range []*emulator{st.ddb, st.moto, st.kms} {
 		if e != nil {
-			logger.Info("emulator log", "emulator", e.name, "log", e.logPath)
+			out = append(out, e)
 		}
 	}
+	return out
 }

@@ -145,7 +145,9 @@ func Notifier(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*notifier.Not
 	}
 	var opts []notifier.Option
 	if c != nil {
-		opts = append(opts, notifier.WithOpener(c.Open))
+		// Warm: a batch's new users' keys are read together (the projector
+		// needs no such thing: it already runs a batch's groups at once).
+		opts = append(opts, notifier.WithOpener(c.Open), notifier.WithWarmer(c.Warm))
 	}
 	ledger := readmodel.New(ddb, s.readModelTable)
 	// SESOptions: the SDK must not retry a send SES may have accepted.

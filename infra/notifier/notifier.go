@@ -106,6 +106,7 @@ type Notifier struct {
 	// open opens the personal fields of a message's event (sealed, as the
 	// events table holds them); nil: none are sealed.
 	open func(ctx context.Context, recs []es.Record) error
+	warm func(ctx context.Context, recs []es.Record) error // nil: none (WithWarmer)
 }
 
 // FailureLog records why a message failed, under its id, for the
@@ -177,6 +178,7 @@ func (n *Notifier) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEv
 		counts = map[outcome]int{}
 		errs   []string
 	)
+	n.warmKeys(ctx, ev.Records)
 	for i, msg := range ev.Records {
 		group := msg.Attributes["MessageGroupId"]
 		if group == "" { // a standard queue: no order to keep

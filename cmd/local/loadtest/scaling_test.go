@@ -33,6 +33,10 @@ import (
 // concurrency in turn (stream positions kept between them), over
 // CHRONICLE_SCALING_USERS users (1,000). For each concurrency:
 //
+//   - first the read side settles (settle): every user's view projected
+//     and welcome mail sent (or held in doubt), the queues empty; a message in a dead-letter
+//     queue (the consumers' or the relay's OnFailure one) fails the
+//     benchmark there and then, as it does during the measurement;
 //   - the write side's own max: closed-loop renames, 16 clients, for a
 //     phase (CHRONICLE_SCALING_PHASE, 4 s), the read side running;
 //   - open-loop renames at 0.25, 0.5, 0.75 and 0.9 of that rate, a phase
@@ -69,7 +73,7 @@ func BenchmarkScaling(b *testing.B) {
 			if ids == nil {
 				ids = s.createMany(b, users)
 			}
-			s.settle(b, 10*time.Minute)
+			s.settle(b, ids, 10*time.Minute)
 			m := s.measure(b, ids, phase)
 			floor := floorConsumers(b, c, 200)
 			b.ReportMetric(m.writeMax, "write-max-cmd/s")
@@ -91,6 +95,18 @@ func BenchmarkScaling(b *testing.B) {
 type scalingService struct {
 	*service
 	projected atomic.Int64
+	// lastProjected is when the last projector invocation ended (unix ns).
+	lastProjected atomic.Int64
+	// errs keeps the first error the runner or a function logged.
+	errs firstError
+	// What settle found: the users whose view it has seen, and what is
+	// still missing.
+	viewSeen                   map[string]bool
+	viewsMissing, mailsMissing int
+	mailsHeld                  int // in doubt, for an operator
+	// latest is the highest version accepted per user by measure.
+	latestMu sync.Mutex
+	latest   map[string]int64
 }
 
 // startScaling serves stack (created by the first call, reused after) with
@@ -99,20 +115,22 @@ type scalingService struct {
 func startScaling(b *testing.B, stack, stateDir string, c int) *scalingService {
 	b.Helper()
 	cfg := awstest.Config(b)
-	s := &scalingService{service: &service{sqs: sqs.NewFromConfig(cfg)}}
+	s := &scalingService{service: &service{sqs: sqs.NewFromConfig(cfg)}, errs: newFirstError(slog.DiscardHandler)}
 	s.lastAsync.Store(time.Now().UnixNano())
 	r, err := runner.New(runner.Config{
 		Template: templatePath,
 		Parameters: map[string]string{"JwtIssuer": auth.LocalIssuer, "EmailSender": "no-reply@example.com",
 			"ProjectorMaxConcurrency": strconv.Itoa(c)},
 		StackName: stack, AWS: cfg, StateDir: stateDir,
-		Logger: slog.New(slog.DiscardHandler), FunctionLogger: functionLogger(),
+		Logger:         slog.New(s.errs),
+		FunctionLogger: slog.New(firstError{next: functionLogger().Handler(), once: s.errs.once}),
 		Observe: func(inv runner.Invocation) {
 			if inv.Trigger == "sqs" || inv.Trigger == "dynamodb" {
 				s.lastAsync.Store(time.Now().UnixNano())
 			}
 			if inv.Function == "ProjectorFunction" {
 				s.projected.Add(int64(inv.Records - inv.Failures))
+				s.lastProjected.Store(time.Now().UnixNano())
 			}
 		},
 	})
@@ -180,21 +198,6 @@ func (s *scalingService) createMany(b *testing.B, n int) []string {
 	return ids
 }
 
-// settle waits, up to limit, until the read side is idle (see quiesce).
-func (s *scalingService) settle(b *testing.B, limit time.Duration) {
-	b.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		if time.Since(time.Unix(0, s.lastAsync.Load())) > time.Second && s.queuesEmpty(b) {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("the read side is still busy after %s: %s", limit, s.depths(b))
-		}
-		sleep(b.Context(), 200*time.Millisecond)
-	}
-}
-
 // scaling is what measure found at one concurrency.
 type scaling struct {
 	writeMax, keepsUp, read float64
@@ -213,13 +216,34 @@ func (s *scalingService) measure(b *testing.B, ids []string, phase time.Duration
 	drain := func(label string) (int64, time.Duration) {
 		end, left := time.Now(), backlog()
 		deadline := end.Add(3 * time.Minute)
+		checked := end
 		for backlog() > 0 {
+			if time.Since(checked) > time.Second {
+				// An event given up on is never projected: say where it went
+				// rather than wait out the deadline.
+				s.failOnDeadLetters(b)
+				checked = time.Now()
+				// The count of projected messages can fall short of what
+				// the views show (seen at concurrency 5 on a loaded
+				// machine: one event short, every view caught up). The
+				// views are the truth: once the read side is idle with its
+				// queues empty, they decide, and the drain ended with the
+				// last projector invocation.
+				if time.Since(time.Unix(0, s.lastAsync.Load())) > time.Second && s.queuesEmpty(b) && s.caughtUp(b) {
+					took := max(time.Unix(0, s.lastProjected.Load()).Sub(end), 0)
+					b.Logf("%s: the projector's invocations count %d events fewer than accepted, yet every view is at the version accepted: drained %s after the load",
+						label, backlog(), took.Round(time.Millisecond))
+					return left, took
+				}
+			}
 			if time.Now().After(deadline) {
-				b.Fatalf("%s: %d events still not projected 3 minutes after the load; %s", label, backlog(), s.depths(b))
+				b.Fatalf("%s: %d events still not projected 3 minutes after the load; %s; %s", label, backlog(), s.depths(b), s.behind(b))
 			}
 			sleep(b.Context(), 10*time.Millisecond)
 		}
-		return left, time.Since(end)
+		took := time.Since(end)
+		s.failOnDeadLetters(b)
+		return left, took
 	}
 	var n atomic.Int64 // command counter: unique names, and every 25th sampled
 	var polls sync.WaitGroup
@@ -232,6 +256,7 @@ func (s *scalingService) measure(b *testing.B, ids []string, phase time.Duration
 			return
 		}
 		accepted.Add(1)
+		s.accepted(res.id, res.version)
 		if lags != nil && k%25 == 0 {
 			// Polled aside, so that the load's senders never wait for it.
 			at := time.Now()
