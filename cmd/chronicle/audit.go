@@ -10,7 +10,9 @@ import (
 	"github.com/chronicle-go/chronicle/infra/auth"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/feed"
+	"github.com/chronicle-go/chronicle/infra/projection"
 	"github.com/chronicle-go/chronicle/infra/rebuild"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 func auditCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
@@ -82,7 +84,7 @@ func (a *app) auditFeed(ctx context.Context, window time.Duration) error {
 	}
 	events, _ := a.events()
 	reader := dynamo.New(a.ddb, dynamo.Tables{Events: events}, dynamo.WithFeedWindow(window))
-	rep, err := feed.AuditCompleteness(ctx, reader, rm, dynamo.FeedCursor{})
+	rep, err := feed.AuditCompleteness(ctx, reader, rm, projection.Names(userviews.Projections()), dynamo.FeedCursor{})
 	if err != nil {
 		return err
 	}

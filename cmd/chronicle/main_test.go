@@ -28,6 +28,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/rebuild/rebuildtest"
 	"github.com/chronicle-go/chronicle/infra/relay"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // stack is a deployment's tables (and, when asked, queues) on the
@@ -278,7 +279,7 @@ func TestDLQRedrive(t *testing.T) {
 
 	logger := slog.New(slog.DiscardHandler)
 	// A projector whose read model is missing fails, and records why.
-	broken := projector.New(s.events, user.NewRegistry(), readmodel.New(s.ddb, s.name+"-missing"), logger, time.Now,
+	broken := projector.New(s.events, user.NewRegistry(), readmodel.New(s.ddb, s.name+"-missing"), userviews.Projections(), logger, time.Now,
 		projector.WithFailureLog(s.rm), projector.WithMaxReceiveCount(1))
 	ev := receive(t, client, src)
 	if len(ev.Records) != 1 {
@@ -318,7 +319,7 @@ func TestDLQRedrive(t *testing.T) {
 	}
 
 	// The working projector applies the redriven message, once.
-	good := projector.New(s.events, user.NewRegistry(), s.rm, logger, time.Now)
+	good := projector.New(s.events, user.NewRegistry(), s.rm, userviews.Projections(), logger, time.Now)
 	ev = receive(t, client, src)
 	if len(ev.Records) != 1 || ev.Records[0].Attributes["MessageGroupId"] != id {
 		t.Fatalf("redriven message: %+v", ev.Records)
@@ -673,7 +674,7 @@ func TestAuditFeed(t *testing.T) {
 		ev.Records = append(ev.Records, events.SQSMessage{MessageId: uuid.NewString(), Body: body,
 			Attributes: map[string]string{"MessageGroupId": r.AggregateID, "MessageDeduplicationId": r.ID}})
 	}
-	proj := projector.New(s.events, user.NewRegistry(), s.rm, slog.New(slog.DiscardHandler), time.Now)
+	proj := projector.New(s.events, user.NewRegistry(), s.rm, userviews.Projections(), slog.New(slog.DiscardHandler), time.Now)
 	if resp, err := proj.Handle(ctx, ev); err != nil || len(resp.BatchItemFailures) > 0 {
 		t.Fatalf("projector: %+v %v", resp, err)
 	}

@@ -36,10 +36,10 @@ type Completeness struct {
 const welcomeEvent = "user.created.v1"
 
 // AuditCompleteness reads the feed from after and checks that every event
-// reached every subscriber: each user's every projection (readmodel.Projections)
-// at its last version, and a welcome mail sent for each user.created.v1. It
+// reached every subscriber: each user's every projection (projections, by
+// name) at its last version, and a welcome mail sent for each user.created.v1. It
 // lists what did not; events behind the feed's horizon are not yet audited.
-func AuditCompleteness(ctx context.Context, r Reader, subs Subscribers, after dynamo.FeedCursor) (Completeness, error) {
+func AuditCompleteness(ctx context.Context, r Reader, subs Subscribers, projections []string, after dynamo.FeedCursor) (Completeness, error) {
 	var rep Completeness
 	last := map[string]int64{}
 	var order []string
@@ -85,7 +85,7 @@ func AuditCompleteness(ctx context.Context, r Reader, subs Subscribers, after dy
 		if err != nil {
 			return rep, fmt.Errorf("audit completeness: %w", err)
 		}
-		for _, p := range readmodel.Projections {
+		for _, p := range projections {
 			if v := applied[p]; v < last[id] {
 				rep.Missing = append(rep.Missing, Missing{Subscriber: p, AggregateID: id, Version: last[id],
 					Detail: fmt.Sprintf("applied v%d of v%d", v, last[id])})

@@ -34,6 +34,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/readmodel/readmodeltest"
 	"github.com/chronicle-go/chronicle/infra/relay"
 	"github.com/chronicle-go/chronicle/infra/relay/relaytest"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // The reliability suite. 100 users live 10 commands each through the
@@ -439,7 +440,7 @@ func runFaultScenario(t *testing.T, w *faultWorld, sc faultScenario, seed uint64
 
 	faulty := faults.NewDynamoDB(dynamodb.NewFromConfig(writerCfg, checkIAM[*dynamodb.Options](t, "ProjectorFunction", names)), in, sc.ddb)
 	proj := projector.New(dynamo.New(faulty, dynamo.Tables{Events: w.tables.Events}), user.NewRegistry(),
-		readmodel.New(faulty, table), logger, time.Now, projector.WithMaxReceiveCount(faultMaxReceives))
+		readmodel.New(faulty, table), userviews.Projections(), logger, time.Now, projector.WithMaxReceiveCount(faultMaxReceives))
 
 	opts := sc.queue
 	opts.URL, opts.ARN, opts.Visibility = q.URL, q.ARN, faultVisibility

@@ -15,6 +15,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/metrics"
 	"github.com/chronicle-go/chronicle/infra/projector"
 	"github.com/chronicle-go/chronicle/infra/relay"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // TestMetricsAndFailureLog: a batch reports its messages, failures, DLQ
@@ -25,7 +26,7 @@ func TestMetricsAndFailureLog(t *testing.T) {
 	e := newEnv(t)
 	ctx := t.Context()
 	var emf bytes.Buffer
-	p := projector.New(e.events, user.NewRegistry(), e.views, testLogger(t), time.Now,
+	p := projector.New(e.events, user.NewRegistry(), e.views, userviews.Projections(), testLogger(t), time.Now,
 		projector.WithMetrics(metrics.New(&emf, "", "projector")),
 		projector.WithFailureLog(e.views), projector.WithMaxReceiveCount(3))
 

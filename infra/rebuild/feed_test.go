@@ -19,6 +19,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/rebuild"
 	"github.com/chronicle-go/chronicle/infra/rebuild/rebuildtest"
 	"github.com/chronicle-go/chronicle/infra/relay"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // TestRebuildFromFeedThenFollow: new generations of both projections,
@@ -39,7 +40,7 @@ func TestRebuildFromFeedThenFollow(t *testing.T) {
 	}
 	// Live: commands, each event handed to the projector as the relay would.
 	svc := usertest.Service(e.events)
-	proj := projector.New(e.events, user.NewRegistry(), e.rm, slog.New(slog.DiscardHandler), time.Now)
+	proj := projector.New(e.events, user.NewRegistry(), e.rm, userviews.Projections(), slog.New(slog.DiscardHandler), time.Now)
 	written := 2000
 	exec := func(id string, c user.Command) {
 		t.Helper()
@@ -104,7 +105,7 @@ func TestRebuildFromFeedThenFollow(t *testing.T) {
 	checkViews(t, e, ids)
 	// Every event of the feed, up to now, reached both projections.
 	time.Sleep(window) // the feed shows an event once it is behind the window
-	rep, err := feed.AuditCompleteness(ctx, reader, e.rm, dynamo.FeedCursor{})
+	rep, err := feed.AuditCompleteness(ctx, reader, e.rm, e.rb.Projections(), dynamo.FeedCursor{})
 	if err != nil {
 		t.Fatal(err)
 	}

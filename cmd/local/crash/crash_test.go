@@ -40,6 +40,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/pii"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/rebuild"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // Environment of the child process (the test binary run as the runner).
@@ -225,7 +226,7 @@ func TestConsumerCrash(t *testing.T) {
 	cipher := pii.NewCipher(keys, user.NewRegistry().PersonalFields, user.State{}.PersonalFields())
 	store := dynamo.New(ddb, dynamo.Tables{Events: res.TableName("EventsTable")}, dynamo.WithCipher(cipher))
 	rm := readmodel.New(ddb, res.TableName("ReadModelTable"), readmodel.WithGenerationTTL(0))
-	rb := rebuild.New(ddb, res.TableName("EventsTable"), store, rm, user.NewRegistry(), nil)
+	rb := rebuild.New(ddb, res.TableName("EventsTable"), store, rm, user.NewRegistry(), userviews.Projections(), nil)
 	rb.OpenWith(cipher.Open)
 	dlqs := map[string]string{}
 	for _, id := range []string{"ProjectionsDLQ", "NotificationsDLQ", "RelayDLQ"} {
