@@ -120,7 +120,7 @@ func (s *Store) putFreshUserView(ctx context.Context, g int64, f UserFold) error
 		{Put: s.appliedPutItem(g, id, ProjectionUserView, f.Last, 0)},
 		{Put: &types.Put{TableName: aws.String(s.table), Item: viewItem(g, id, f.View, body)}},
 	}
-	if email := held(f.View); email != "" {
+	if email := f.View.HeldEmail(); email != "" {
 		items = append(items, types.TransactWriteItem{Put: &types.Put{
 			TableName: aws.String(s.table),
 			Item: map[string]types.AttributeValue{

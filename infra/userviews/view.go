@@ -92,7 +92,7 @@ func (userView) Audit(ctx context.Context, st *readmodel.Store, recs []es.Record
 		d.Kind, d.Detail = projection.DiffFields, fmt.Sprintf("applied version %d, view version %d", applied, got.Version)
 		diffs = append(diffs, d)
 	}
-	if want.Status != user.StatusDeleted && want.Email != "" {
+	if want.HeldEmail() != "" {
 		holder, ok, err := st.UserIDByEmail(ctx, want.Email)
 		if err != nil {
 			return nil, err
