@@ -23,6 +23,7 @@ import (
 	"github.com/chronicle-go/chronicle/domain/user"
 	"github.com/chronicle-go/chronicle/infra/auth"
 	"github.com/chronicle-go/chronicle/infra/awstest"
+	"github.com/chronicle-go/chronicle/infra/deadletter"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/projector"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
@@ -280,7 +281,7 @@ func TestDLQRedrive(t *testing.T) {
 	logger := slog.New(slog.DiscardHandler)
 	// A projector whose read model is missing fails, and records why.
 	broken := projector.New(s.events, user.NewRegistry(), readmodel.New(s.ddb, s.name+"-missing"), userviews.Projections(), logger, time.Now,
-		projector.WithFailureLog(s.rm), projector.WithMaxReceiveCount(1))
+		projector.WithFailureLog(deadletter.New(s.ddb, s.rm.Table())), projector.WithMaxReceiveCount(1))
 	ev := receive(t, client, src)
 	if len(ev.Records) != 1 {
 		t.Fatalf("received %d", len(ev.Records))

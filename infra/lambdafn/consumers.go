@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/chronicle-go/chronicle/domain/user"
+	"github.com/chronicle-go/chronicle/infra/deadletter"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/metrics"
 	"github.com/chronicle-go/chronicle/infra/notifier"
@@ -85,7 +86,7 @@ func Projector(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*projector.P
 	}
 	return projector.New(events, user.NewRegistry(), rm, userviews.Projections(), logger, time.Now, append(opts,
 		projector.WithMetrics(metrics.New(os.Stdout, getenv("METRICS_NAMESPACE"), "projector")),
-		projector.WithFailureLog(rm), projector.WithMaxReceiveCount(s.maxReceiveCount),
+		projector.WithFailureLog(deadletter.New(ddb, s.readModelTable)), projector.WithMaxReceiveCount(s.maxReceiveCount),
 		projector.WithBackoff(backoff(cfg, s.queueURL, logger)))...), nil
 }
 
@@ -152,7 +153,7 @@ func Notifier(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*notifier.Not
 	// SESOptions: the SDK must not retry a send SES may have accepted.
 	return notifier.New(sesv2.NewFromConfig(cfg, notifier.SESOptions), ledger, user.NewRegistry(), s.mail, logger, time.Now, append(opts,
 		notifier.WithMetrics(metrics.New(os.Stdout, getenv("METRICS_NAMESPACE"), "notifier")),
-		notifier.WithFailureLog(ledger), notifier.WithMaxReceiveCount(s.maxReceiveCount),
+		notifier.WithFailureLog(deadletter.New(ddb, s.readModelTable)), notifier.WithMaxReceiveCount(s.maxReceiveCount),
 		notifier.WithBackoff(backoff(cfg, s.queueURL, logger)))...)
 }
 

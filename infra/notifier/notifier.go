@@ -47,6 +47,7 @@ import (
 
 	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/domain/user"
+	"github.com/chronicle-go/chronicle/infra/deadletter"
 	"github.com/chronicle-go/chronicle/infra/metrics"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/relay"
@@ -109,12 +110,10 @@ type Notifier struct {
 }
 
 // FailureLog records why a message failed, under its id, for the
-// dead-letter tools: *readmodel.Store is one.
-type FailureLog interface {
-	RecordFailure(ctx context.Context, f readmodel.Failure) error
-}
+// dead-letter tools: *deadletter.Store is one.
+type FailureLog = deadletter.Recorder
 
-var _ FailureLog = (*readmodel.Store)(nil)
+var _ FailureLog = (*deadletter.Store)(nil)
 
 // Option tunes a Notifier.
 type Option func(*Notifier)
@@ -229,10 +228,10 @@ func (n *Notifier) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEv
 	return resp, nil
 }
 
-// failed reports why msg failed (relay.FailureReport) and whether this was
+// failed reports why msg failed (deadletter.Report) and whether this was
 // its last allowed receive.
 func (n *Notifier) failed(ctx context.Context, msg events.SQSMessage, err error) bool {
-	return relay.FailureReport{Consumer: "notifier", MaxReceive: n.maxReceive, Log: n.log, Failures: n.failures, Now: n.now}.
+	return deadletter.Report{Consumer: "notifier", MaxReceive: n.maxReceive, Log: n.log, Failures: n.failures, Now: n.now}.
 		Report(ctx, msg, err)
 }
 

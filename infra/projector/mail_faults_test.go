@@ -15,6 +15,7 @@ import (
 
 	"github.com/chronicle-go/chronicle/domain/user"
 	"github.com/chronicle-go/chronicle/infra/awstest"
+	"github.com/chronicle-go/chronicle/infra/deadletter"
 	"github.com/chronicle-go/chronicle/infra/faults"
 	"github.com/chronicle-go/chronicle/infra/notifier"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
@@ -56,7 +57,7 @@ func (m *mailQueue) drive(ctx context.Context, in *faults.Injector, client fault
 	// The notifier's own SES client (m.ses is the test's), with sesIAM.
 	ses := sesv2.NewFromConfig(m.cfg, sesIAM)
 	n, err := notifier.New(ses, ledger, user.NewRegistry(), notifier.Config{From: "Chronicle <" + m.from + ">"},
-		logger, time.Now, notifier.WithMaxReceiveCount(faultMaxReceives), notifier.WithFailureLog(ledger))
+		logger, time.Now, notifier.WithMaxReceiveCount(faultMaxReceives), notifier.WithFailureLog(deadletter.New(ledger.Client(), ledger.Table())))
 	if err != nil {
 		return faults.QueueStats{}, err
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/chronicle-go/chronicle/domain/es"
+	"github.com/chronicle-go/chronicle/infra/deadletter"
 	"github.com/chronicle-go/chronicle/infra/metrics"
 	"github.com/chronicle-go/chronicle/infra/projection"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
@@ -62,12 +63,10 @@ var _ ReadModel = (*readmodel.Store)(nil)
 const maxAttempts = 5
 
 // FailureLog records why a message failed, under its id, for the
-// dead-letter tools: *readmodel.Store is one.
-type FailureLog interface {
-	RecordFailure(ctx context.Context, f readmodel.Failure) error
-}
+// dead-letter tools: *deadletter.Store is one.
+type FailureLog = deadletter.Recorder
 
-var _ FailureLog = (*readmodel.Store)(nil)
+var _ FailureLog = (*deadletter.Store)(nil)
 
 // Projector is the handler of the projections queue. It is safe for
 // concurrent use.
@@ -349,10 +348,10 @@ func timeLeft(ctx context.Context) (time.Duration, bool) {
 	return time.Until(deadline), true
 }
 
-// failed reports why msg failed (relay.FailureReport) and whether this was
+// failed reports why msg failed (deadletter.Report) and whether this was
 // its last allowed receive.
 func (p *Projector) failed(ctx context.Context, msg events.SQSMessage, err error) bool {
-	return relay.FailureReport{Consumer: "projector", MaxReceive: p.maxReceive, Log: p.log, Failures: p.failures, Now: p.now}.
+	return deadletter.Report{Consumer: "projector", MaxReceive: p.maxReceive, Log: p.log, Failures: p.failures, Now: p.now}.
 		Report(ctx, msg, err)
 }
 
