@@ -25,6 +25,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/awstest"
 	"github.com/chronicle-go/chronicle/infra/deadletter"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
+	"github.com/chronicle-go/chronicle/infra/notifier"
 	"github.com/chronicle-go/chronicle/infra/projector"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/rebuild/rebuildtest"
@@ -679,11 +680,12 @@ func TestAuditFeed(t *testing.T) {
 	if resp, err := proj.Handle(ctx, ev); err != nil || len(resp.BatchItemFailures) > 0 {
 		t.Fatalf("projector: %+v %v", resp, err)
 	}
-	token, err := s.rm.ClaimMail(ctx, recs[0].ID, done, time.Now(), time.Minute)
+	mails := notifier.NewMails(s.ddb, s.rm.Table())
+	token, err := mails.ClaimMail(ctx, recs[0].ID, done, time.Now(), time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.rm.MarkMailSent(ctx, recs[0].ID, token, "ses-1", time.Now()); err != nil {
+	if err := mails.MarkMailSent(ctx, recs[0].ID, token, "ses-1", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 

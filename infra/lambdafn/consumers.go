@@ -149,7 +149,7 @@ func Notifier(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*notifier.Not
 	if c != nil {
 		opts = append(opts, notifier.WithOpener(c.Open))
 	}
-	ledger := readmodel.New(ddb, s.readModelTable)
+	ledger := notifier.NewMails(ddb, s.readModelTable)
 	// SESOptions: the SDK must not retry a send SES may have accepted.
 	return notifier.New(sesv2.NewFromConfig(cfg, notifier.SESOptions), ledger, user.NewRegistry(), s.mail, logger, time.Now, append(opts,
 		notifier.WithMetrics(metrics.New(os.Stdout, getenv("METRICS_NAMESPACE"), "notifier")),

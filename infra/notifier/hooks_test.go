@@ -21,7 +21,7 @@ func TestMetricsAndFailureLog(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, true)
 	var emf bytes.Buffer
-	failures := deadletter.New(e.ledger.Client(), e.ledger.Table())
+	failures := deadletter.New(e.rm.Client(), e.rm.Table())
 	n, err := notifier.New(e.ses, e.ledger, registry, notifier.Config{From: e.from}, slog.New(slog.DiscardHandler), e.clock.now,
 		notifier.WithMetrics(metrics.New(&emf, "", "notifier")), notifier.WithFailureLog(failures), notifier.WithMaxReceiveCount(5))
 	if err != nil {

@@ -3,7 +3,7 @@
 //
 // Delivery is at least once and SES has no idempotency key, so each mail is
 // guarded by a sent-mail record in the read-model table (mail#<eventId>,
-// see readmodel.MailState): claim it, send, mark it sent. A repeat of a sent
+// see MailState): claim it, send, mark it sent. A repeat of a sent
 // mail is acknowledged without sending.
 //
 // The policy: never two mails; a mail sent automatically exactly once,
@@ -49,7 +49,6 @@ import (
 	"github.com/chronicle-go/chronicle/domain/user"
 	"github.com/chronicle-go/chronicle/infra/deadletter"
 	"github.com/chronicle-go/chronicle/infra/metrics"
-	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/relay"
 	"github.com/chronicle-go/chronicle/infra/tracing"
 )
@@ -69,7 +68,7 @@ type Ledger interface {
 	MarkMailUnknown(ctx context.Context, eventID, token, reason string, now time.Time) error
 }
 
-var _ Ledger = (*readmodel.Store)(nil)
+var _ Ledger = (*Mails)(nil)
 
 // DefaultLease is the lease of a claim made without a deadline in its
 // context (never in Lambda) when Config leaves it zero.
@@ -286,9 +285,9 @@ func (n *Notifier) welcome(ctx context.Context, rec es.Record, c user.Created) (
 	}
 	token, err := n.ledger.ClaimMail(ctx, rec.ID, rec.AggregateID, n.now(), lease)
 	switch {
-	case errors.Is(err, readmodel.ErrMailSent):
+	case errors.Is(err, ErrMailSent):
 		return alreadySent, nil
-	case errors.Is(err, readmodel.ErrMailInDoubt):
+	case errors.Is(err, ErrMailInDoubt):
 		n.doubt(ctx, rec, err)
 		return inDoubt, nil
 	case err != nil: // ErrMailInFlight included: retried after the visibility timeout

@@ -26,9 +26,11 @@ import (
 	"github.com/chronicle-go/chronicle/domain/user"
 	"github.com/chronicle-go/chronicle/domain/user/usertest"
 	"github.com/chronicle-go/chronicle/infra/awstest"
+	"github.com/chronicle-go/chronicle/infra/deadletter"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/faults"
 	"github.com/chronicle-go/chronicle/infra/iamcheck"
+	"github.com/chronicle-go/chronicle/infra/notifier"
 	"github.com/chronicle-go/chronicle/infra/projector"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/readmodel/readmodeltest"
@@ -467,7 +469,7 @@ func runFaultScenario(t *testing.T, w *faultWorld, sc faultScenario, seed uint64
 			// the mail for the claim's lease, which is the notifier's crash
 			// policy's business (and longer than this test).
 			ledger := dynamodb.NewFromConfig(writerCfg, checkIAM[*dynamodb.Options](t, "NotifierFunction", names))
-			mailStats, mailErr = mail.drive(ctx, in, serial, readmodel.New(ledger, table), checkIAM[*sesv2.Options](t, "NotifierFunction", names), logger, &progress, relayDone)
+			mailStats, mailErr = mail.drive(ctx, in, serial, notifier.NewMails(ledger, table), deadletter.New(ledger, table), checkIAM[*sesv2.Options](t, "NotifierFunction", names), logger, &progress, relayDone)
 		}()
 	} else {
 		close(mailDone)
@@ -531,7 +533,7 @@ func runFaultScenario(t *testing.T, w *faultWorld, sc faultScenario, seed uint64
 
 	checkFaultReadModel(t, w, readmodel.New(ddb, table), bad)
 	if mail != nil {
-		mail.check(t, w, readmodel.New(ddb, table))
+		mail.check(t, w, notifier.NewMails(ddb, table))
 		t.Logf("notifier: %+v", withoutReceives(mailStats))
 	}
 

@@ -89,31 +89,6 @@ func TestLostReplies(t *testing.T) {
 		}
 	})
 
-	t.Run("mail claim", func(t *testing.T) {
-		ev := uuid.NewString()
-		if _, err := s.ClaimMail(ctx, ev, uuid.NewString(), t0, time.Minute); err != nil {
-			t.Fatalf("claim: %v", err)
-		}
-		m, ok, err := s.Mail(ctx, ev)
-		if err != nil || !ok || m.State != readmodel.MailSending || m.Attempts != 1 {
-			t.Errorf("mail: %+v, %v, %v", m, ok, err)
-		}
-	})
-	t.Run("mail marked sent", func(t *testing.T) {
-		ev := uuid.NewString()
-		tok, err := readmodel.New(plain, table).ClaimMail(ctx, ev, uuid.NewString(), t0, time.Minute) // the claim's reply arrives
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.MarkMailSent(ctx, ev, tok, "m-1", t0.Add(time.Second)); err != nil {
-			t.Fatalf("mark sent: %v", err)
-		}
-		m, ok, err := s.Mail(ctx, ev)
-		if err != nil || !ok || m.State != readmodel.MailSent || m.MessageID != "m-1" {
-			t.Errorf("mail: %+v, %v, %v", m, ok, err)
-		}
-	})
-
 	t.Run("generations", func(t *testing.T) {
 		p := readmodel.ProjectionActorActivity
 		g, err := s.BeginBuild(ctx, p, t0)

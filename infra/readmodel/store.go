@@ -111,7 +111,6 @@ const (
 	skView       = "view"
 	skLookup     = "lookup"
 	skCheckpoint = "checkpoint"
-	skSent       = "sent"
 
 	appliedPrefix = "applied#"
 )
@@ -120,7 +119,6 @@ func userPK(id string) string         { return "user#" + id }
 func emailPK(email string) string     { return "email#" + email }
 func actorPK(sub string) string       { return "actor#" + sub }
 func checkpointPK(name string) string { return "checkpoint#" + name }
-func mailPK(eventID string) string    { return "mail#" + eventID }
 
 func key(pk, sk string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{attrPK: str(pk), attrSK: str(sk)}

@@ -14,6 +14,7 @@ import (
 	"github.com/chronicle-go/chronicle/domain/user/usertest"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/feed"
+	"github.com/chronicle-go/chronicle/infra/notifier"
 	"github.com/chronicle-go/chronicle/infra/projector"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/rebuild"
@@ -105,7 +106,7 @@ func TestRebuildFromFeedThenFollow(t *testing.T) {
 	checkViews(t, e, ids)
 	// Every event of the feed, up to now, reached both projections.
 	time.Sleep(window) // the feed shows an event once it is behind the window
-	rep, err := feed.AuditCompleteness(ctx, reader, e.rm, e.rb.Projections(), dynamo.FeedCursor{})
+	rep, err := feed.AuditCompleteness(ctx, reader, feed.Stores{Views: e.rm, Mails: notifier.NewMails(e.rm.Client(), e.rm.Table())}, e.rb.Projections(), dynamo.FeedCursor{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -232,7 +232,8 @@ func TestConsumerCrash(t *testing.T) {
 	for _, id := range []string{"ProjectionsDLQ", "NotificationsDLQ", "RelayDLQ"} {
 		dlqs[id] = res.QueueURL(id)
 	}
-	op := operator{mails: rm, events: store, resolver: notifier.Resolver{Mails: rm, Events: store, Queue: sqsc,
+	mails := notifier.NewMails(ddb, rm.Table())
+	op := operator{mails: mails, events: store, resolver: notifier.Resolver{Mails: mails, Events: store, Queue: sqsc,
 		QueueURL: notifications, Now: time.Now}}
 	// Each condition is checked until it holds, cheapest first; once all
 	// hold they are checked once more together. The load is over, so a
@@ -349,7 +350,7 @@ func dlqsEmpty(t *testing.T, sqsc *sqs.Client, dlqs map[string]string) (bool, st
 // with the evidence of what SES accepted (here moto's record of sent
 // mails), chronicle mail resolve --sent or --resend.
 type operator struct {
-	mails        *readmodel.Store
+	mails        *notifier.Mails
 	events       *dynamo.Store
 	resolver     notifier.Resolver
 	sent, resent int
