@@ -1,13 +1,17 @@
 // Package projector keeps the read models up to date: it is the SQS handler
 // that applies each event delivered by the relay to every projection.
 //
-// A projection is a pure fold of one aggregate's events plus a store that
-// keeps the fold's result with the version applied. Delivery is at least
-// once and, across retries, out of order, so each event is checked against
-// the applied version: at or below it, it is a duplicate and skipped; past
-// the next one, the missing events are read from the event store and applied
-// first (the gap heals itself). Every write is conditional on the applied
-// version; losing that race means reading again and deciding again.
+// The projections are the service's (projection.Projection, given to New;
+// the User service's are in infra/userviews): each keeps a fold of one
+// aggregate's events with the version applied, and the projector runs them
+// all the same way, by name only in its logs, checkpoints and metrics.
+//
+// Delivery is at least once and, across retries, out of order, so each
+// event is checked against the applied version: at or below it, it is a
+// duplicate and skipped; past the next one, the missing events are read
+// from the event store and applied first (the gap heals itself). Every
+// write is conditional on the applied version; losing that race means
+// reading again and deciding again.
 //
 // The messages of one message group (one aggregate) in a batch are
 // coalesced: each projection reads the aggregate once, folds all of the
