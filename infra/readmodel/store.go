@@ -1,5 +1,10 @@
 // Package readmodel owns the read-model table: one DynamoDB table (pk S, sk S)
-// whose key prefixes belong to the projections and the notifier.
+// whose key prefixes belong to the projections, the notifier (sent mail:
+// notifier.Mails) and the dead-letter tooling (failed messages:
+// deadletter.Store). Its core is the keys, the generations, the
+// checkpoints and the applied versions, and the item kit the other stores
+// of the table share (item.go); the User service's projections register
+// through infra/userviews (projection.Projection).
 //
 //	user view        pk "user#<id>"               sk "view"
 //	applied version  pk "user#<id>"               sk "applied#<projection>"
