@@ -10,7 +10,10 @@ import (
 	"github.com/chronicle-go/chronicle/infra/auth"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/feed"
+	"github.com/chronicle-go/chronicle/infra/notifier"
+	"github.com/chronicle-go/chronicle/infra/projection"
 	"github.com/chronicle-go/chronicle/infra/rebuild"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 func auditCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
@@ -82,7 +85,7 @@ func (a *app) auditFeed(ctx context.Context, window time.Duration) error {
 	}
 	events, _ := a.events()
 	reader := dynamo.New(a.ddb, dynamo.Tables{Events: events}, dynamo.WithFeedWindow(window))
-	rep, err := feed.AuditCompleteness(ctx, reader, rm, dynamo.FeedCursor{})
+	rep, err := feed.AuditCompleteness(ctx, reader, feed.Stores{Views: rm, Mails: notifier.NewMails(a.ddb, rm.Table())}, projection.Names(userviews.Projections()), dynamo.FeedCursor{})
 	if err != nil {
 		return err
 	}

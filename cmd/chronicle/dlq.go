@@ -19,7 +19,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/google/uuid"
 
-	"github.com/chronicle-go/chronicle/infra/readmodel"
+	"github.com/chronicle-go/chronicle/infra/deadletter"
 	"github.com/chronicle-go/chronicle/infra/relay"
 )
 
@@ -32,15 +32,15 @@ var dlqQueues = map[string]string{
 
 // dlqMessage is a dead-lettered message as the dlq command shows it.
 type dlqMessage struct {
-	MessageID       string                   `json:"messageId"`
-	GroupID         string                   `json:"groupId,omitempty"`
-	ReceiveCount    int                      `json:"receiveCount"` // this look included
-	SentAt          *time.Time               `json:"sentAt,omitempty"`
-	FirstReceivedAt *time.Time               `json:"firstReceivedAt,omitempty"`
-	Event           *eventJSON               `json:"event,omitempty"`
-	AggregateID     string                   `json:"aggregateId,omitempty"`
-	Body            string                   `json:"body,omitempty"` // when it is not an event
-	Failure         *readmodel.FailureRecord `json:"failure,omitempty"`
+	MessageID       string                    `json:"messageId"`
+	GroupID         string                    `json:"groupId,omitempty"`
+	ReceiveCount    int                       `json:"receiveCount"` // this look included
+	SentAt          *time.Time                `json:"sentAt,omitempty"`
+	FirstReceivedAt *time.Time                `json:"firstReceivedAt,omitempty"`
+	Event           *eventJSON                `json:"event,omitempty"`
+	AggregateID     string                    `json:"aggregateId,omitempty"`
+	Body            string                    `json:"body,omitempty"` // when it is not an event
+	Failure         *deadletter.FailureRecord `json:"failure,omitempty"`
 	receipt         string
 	raw             string // the body as received
 }
@@ -202,12 +202,17 @@ func release(ctx context.Context, client *sqs.Client, url string, msgs []dlqMess
 // failures adds the recorded failure of each message, when the read model
 // is known and holds one.
 func (a *app) failures(ctx context.Context, msgs []dlqMessage) {
-	rm, err := a.readModelStore(ctx)
+	table, err := a.readModel()
 	if err != nil {
 		return
 	}
+	ddb, err := a.dynamo(ctx)
+	if err != nil {
+		return
+	}
+	records := deadletter.New(ddb, table)
 	for i := range msgs {
-		if f, ok, err := rm.Failure(ctx, msgs[i].MessageID); err == nil && ok {
+		if f, ok, err := records.Failure(ctx, msgs[i].MessageID); err == nil && ok {
 			msgs[i].Failure = &f
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/chronicle-go/chronicle/infra/notifier"
-	"github.com/chronicle-go/chronicle/infra/readmodel"
 )
 
 // mailCmd lists the welcome mails the notifier held in doubt (an attempt
@@ -24,7 +23,7 @@ func mailCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
 		if len(args) == 0 {
 			return usagef("want list, or resolve <event-id> --sent|--resend")
 		}
-		rm, err := a.readModelStore(ctx)
+		rm, err := a.mails(ctx)
 		if err != nil {
 			return err
 		}
@@ -78,14 +77,14 @@ func mailCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
 	}
 }
 
-func (a *app) mailList(ctx context.Context, rm *readmodel.Store) error {
+func (a *app) mailList(ctx context.Context, rm *notifier.Mails) error {
 	doubts, err := rm.MailsInDoubt(ctx)
 	if err != nil {
 		return err
 	}
 	if a.asJSON {
 		if doubts == nil {
-			doubts = []readmodel.Mail{}
+			doubts = []notifier.Mail{}
 		}
 		return a.printJSON(map[string]any{"inDoubt": doubts})
 	}
@@ -104,4 +103,17 @@ func (a *app) mailList(ctx context.Context, rm *readmodel.Store) error {
 	}
 	fmt.Fprintln(a.stdout, "\nCheck SES's sending records (or ask the user), then: chronicle mail resolve <event-id> --sent --note '...' or --resend")
 	return nil
+}
+
+// mails are the notifier's sent-mail records in the read-model table.
+func (a *app) mails(ctx context.Context) (*notifier.Mails, error) {
+	table, err := a.readModel()
+	if err != nil {
+		return nil, err
+	}
+	ddb, err := a.dynamo(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return notifier.NewMails(ddb, table), nil
 }

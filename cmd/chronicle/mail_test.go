@@ -7,7 +7,7 @@ import (
 
 	"github.com/chronicle-go/chronicle/domain/user"
 	"github.com/chronicle-go/chronicle/infra/awstest"
-	"github.com/chronicle-go/chronicle/infra/readmodel"
+	"github.com/chronicle-go/chronicle/infra/notifier"
 	"github.com/chronicle-go/chronicle/infra/relay"
 )
 
@@ -21,16 +21,17 @@ func TestMailInDoubt(t *testing.T) {
 	client := awstest.SQS(t)
 	queue := createQueue(t, client, s.name+"-notifications.fifo", nil)
 	now := time.Now()
+	mails := notifier.NewMails(s.ddb, s.rm.Table())
 
 	var events []string
 	for range 2 {
 		id := newID()
 		rec := s.exec(t, id, user.Create{Name: "Ada", Email: id + "@example.com"}, "admin", "").Records[0]
-		tok, err := s.rm.ClaimMail(ctx, rec.ID, id, now, time.Minute)
+		tok, err := mails.ClaimMail(ctx, rec.ID, id, now, time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.rm.MarkMailUnknown(ctx, rec.ID, tok, "SES answered 500", now); err != nil {
+		if err := mails.MarkMailUnknown(ctx, rec.ID, tok, "SES answered 500", now); err != nil {
 			t.Fatal(err)
 		}
 		events = append(events, rec.ID)
@@ -45,13 +46,13 @@ func TestMailInDoubt(t *testing.T) {
 	if _, _, code := s.chronicle(t, "mail", "resolve", events[0], "--sent", "--note", "SES sending log"); code != 0 {
 		t.Fatalf("resolve --sent: exit %d", code)
 	}
-	if m, _, _ := s.rm.Mail(ctx, events[0]); m.State != readmodel.MailSent || m.MessageID != "operator: SES sending log" {
+	if m, _, _ := mails.Mail(ctx, events[0]); m.State != notifier.MailSent || m.MessageID != "operator: SES sending log" {
 		t.Errorf("after resolve --sent: %+v", m)
 	}
 	if _, _, code := s.chronicle(t, "mail", "resolve", events[1], "--resend"); code != 0 {
 		t.Fatalf("resolve --resend: exit %d", code)
 	}
-	if m, _, _ := s.rm.Mail(ctx, events[1]); m.State != readmodel.MailRetry {
+	if m, _, _ := mails.Mail(ctx, events[1]); m.State != notifier.MailRetry {
 		t.Errorf("after resolve --resend: %+v", m)
 	}
 	ev := receive(t, client, queue)

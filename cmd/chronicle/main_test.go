@@ -23,11 +23,14 @@ import (
 	"github.com/chronicle-go/chronicle/domain/user"
 	"github.com/chronicle-go/chronicle/infra/auth"
 	"github.com/chronicle-go/chronicle/infra/awstest"
+	"github.com/chronicle-go/chronicle/infra/deadletter"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
+	"github.com/chronicle-go/chronicle/infra/notifier"
 	"github.com/chronicle-go/chronicle/infra/projector"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/rebuild/rebuildtest"
 	"github.com/chronicle-go/chronicle/infra/relay"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // stack is a deployment's tables (and, when asked, queues) on the
@@ -278,8 +281,8 @@ func TestDLQRedrive(t *testing.T) {
 
 	logger := slog.New(slog.DiscardHandler)
 	// A projector whose read model is missing fails, and records why.
-	broken := projector.New(s.events, user.NewRegistry(), readmodel.New(s.ddb, s.name+"-missing"), logger, time.Now,
-		projector.WithFailureLog(s.rm), projector.WithMaxReceiveCount(1))
+	broken := projector.New(s.events, user.NewRegistry(), readmodel.New(s.ddb, s.name+"-missing"), userviews.Projections(), logger, time.Now,
+		projector.WithFailureLog(deadletter.New(s.ddb, s.rm.Table())), projector.WithMaxReceiveCount(1))
 	ev := receive(t, client, src)
 	if len(ev.Records) != 1 {
 		t.Fatalf("received %d", len(ev.Records))
@@ -318,7 +321,7 @@ func TestDLQRedrive(t *testing.T) {
 	}
 
 	// The working projector applies the redriven message, once.
-	good := projector.New(s.events, user.NewRegistry(), s.rm, logger, time.Now)
+	good := projector.New(s.events, user.NewRegistry(), s.rm, userviews.Projections(), logger, time.Now)
 	ev = receive(t, client, src)
 	if len(ev.Records) != 1 || ev.Records[0].Attributes["MessageGroupId"] != id {
 		t.Fatalf("redriven message: %+v", ev.Records)
@@ -673,15 +676,16 @@ func TestAuditFeed(t *testing.T) {
 		ev.Records = append(ev.Records, events.SQSMessage{MessageId: uuid.NewString(), Body: body,
 			Attributes: map[string]string{"MessageGroupId": r.AggregateID, "MessageDeduplicationId": r.ID}})
 	}
-	proj := projector.New(s.events, user.NewRegistry(), s.rm, slog.New(slog.DiscardHandler), time.Now)
+	proj := projector.New(s.events, user.NewRegistry(), s.rm, userviews.Projections(), slog.New(slog.DiscardHandler), time.Now)
 	if resp, err := proj.Handle(ctx, ev); err != nil || len(resp.BatchItemFailures) > 0 {
 		t.Fatalf("projector: %+v %v", resp, err)
 	}
-	token, err := s.rm.ClaimMail(ctx, recs[0].ID, done, time.Now(), time.Minute)
+	mails := notifier.NewMails(s.ddb, s.rm.Table())
+	token, err := mails.ClaimMail(ctx, recs[0].ID, done, time.Now(), time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.rm.MarkMailSent(ctx, recs[0].ID, token, "ses-1", time.Now()); err != nil {
+	if err := mails.MarkMailSent(ctx, recs[0].ID, token, "ses-1", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 

@@ -14,7 +14,9 @@ import (
 
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/feed"
+	"github.com/chronicle-go/chronicle/infra/projection"
 	"github.com/chronicle-go/chronicle/infra/rebuild"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 func rebuildCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
@@ -33,16 +35,17 @@ func rebuildCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error 
 	fromFeed := fs.Bool("from-feed", false, "fill a new build from the durable feed in commit order (resumable from its checkpoint) instead of the parallel scan; slower for a full fold (docs/feed.md)")
 	feedWindow := fs.Duration("feed-window", dynamo.FeedWindow, "with --from-feed: how far behind now the feed is read (newer events are the live projector's)")
 	return func(ctx context.Context, args []string) error {
+		names := projection.Names(userviews.Projections())
 		if len(args) != 1 {
-			return usagef("want one projection: %v or all", rebuild.Projections)
+			return usagef("want one projection: %v or all", names)
 		}
 		projections := []string{args[0]}
 		if args[0] == "all" {
-			projections = rebuild.Projections
+			projections = names
 		}
 		for _, p := range projections {
-			if !contains(rebuild.Projections, p) {
-				return usagef("unknown projection %q: want one of %v or all", p, rebuild.Projections)
+			if !contains(names, p) {
+				return usagef("unknown projection %q: want one of %v or all", p, names)
 			}
 		}
 		if *segments < 1 || *segments > rebuild.MaxSegments {
@@ -87,7 +90,8 @@ func rebuildCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error 
 			return nil
 		case *prune:
 			for _, p := range projections {
-				n, err := rm.Prune(ctx, p)
+				pr, _ := projection.Find(userviews.Projections(), p)
+				n, err := rm.Prune(ctx, pr)
 				if err != nil {
 					return err
 				}

@@ -238,7 +238,7 @@ func Evolve(s State, rec es.Record) State {
 // Unique lists the values a live user holds alone: its email and its identity.
 // A deleted user holds none, so deleting frees them.
 func Unique(s State) []string {
-	if !s.Exists() || s.Status == StatusDeleted {
+	if !holdsUnique(s) {
 		return nil
 	}
 	keys := []string{EmailKey(s.Email)}
@@ -247,6 +247,10 @@ func Unique(s State) []string {
 	}
 	return keys
 }
+
+// holdsUnique reports whether a user in state s holds its unique values:
+// it exists and is not deleted.
+func holdsUnique(s State) bool { return s.Exists() && s.Status != StatusDeleted }
 
 // EmailKey is the guard key of an email address.
 func EmailKey(email string) string { return "email#" + email }

@@ -46,6 +46,16 @@ func ViewOf(id string, version int64, updatedAt time.Time, s State) View {
 	}
 }
 
+// HeldEmail is the address the user holds alone, as Unique says: a live
+// user's email; "" for a user not created or deleted. The read model's
+// email lookup names the user holding an address by this rule.
+func (v View) HeldEmail() string {
+	if !holdsUnique(v.state()) {
+		return ""
+	}
+	return v.Email
+}
+
 func (v View) state() State {
 	return State{Name: v.Name, Email: v.Email, Sub: v.Sub, Status: v.Status, CreatedAt: v.CreatedAt,
 		DeletedAt: v.DeletedAt, DeletedBy: v.DeletedBy, DeleteReason: v.DeleteReason,

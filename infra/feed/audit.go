@@ -6,14 +6,32 @@ import (
 	"slices"
 
 	"github.com/chronicle-go/chronicle/infra/dynamo"
+	"github.com/chronicle-go/chronicle/infra/notifier"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 )
 
 // Subscribers is what the completeness audit reads of the subscribers'
-// records: *readmodel.Store is one.
+// records: *readmodel.Store (applied versions) and *notifier.Mails (mails).
 type Subscribers interface {
 	AppliedVersions(ctx context.Context, aggregateID string) (map[string]int64, error)
-	Mail(ctx context.Context, eventID string) (readmodel.Mail, bool, error)
+	Mail(ctx context.Context, eventID string) (notifier.Mail, bool, error)
+}
+
+// Stores are the Subscribers of the User service: the projections' applied
+// versions in the read model, the notifier's sent-mail records.
+type Stores struct {
+	Views *readmodel.Store
+	Mails *notifier.Mails
+}
+
+// AppliedVersions is Views.AppliedVersions.
+func (s Stores) AppliedVersions(ctx context.Context, aggregateID string) (map[string]int64, error) {
+	return s.Views.AppliedVersions(ctx, aggregateID)
+}
+
+// Mail is Mails.Mail.
+func (s Stores) Mail(ctx context.Context, eventID string) (notifier.Mail, bool, error) {
+	return s.Mails.Mail(ctx, eventID)
 }
 
 // Missing is an event of the feed a subscriber has not taken in.
@@ -36,10 +54,10 @@ type Completeness struct {
 const welcomeEvent = "user.created.v1"
 
 // AuditCompleteness reads the feed from after and checks that every event
-// reached every subscriber: each user's every projection (readmodel.Projections)
-// at its last version, and a welcome mail sent for each user.created.v1. It
+// reached every subscriber: each user's every projection (projections, by
+// name) at its last version, and a welcome mail sent for each user.created.v1. It
 // lists what did not; events behind the feed's horizon are not yet audited.
-func AuditCompleteness(ctx context.Context, r Reader, subs Subscribers, after dynamo.FeedCursor) (Completeness, error) {
+func AuditCompleteness(ctx context.Context, r Reader, subs Subscribers, projections []string, after dynamo.FeedCursor) (Completeness, error) {
 	var rep Completeness
 	last := map[string]int64{}
 	var order []string
@@ -68,7 +86,7 @@ func AuditCompleteness(ctx context.Context, r Reader, subs Subscribers, after dy
 			if err != nil {
 				return rep, fmt.Errorf("audit completeness: %w", err)
 			}
-			if !ok || m.State != readmodel.MailSent {
+			if !ok || m.State != notifier.MailSent {
 				state := "no record"
 				if ok {
 					state = string(m.State)
@@ -85,7 +103,7 @@ func AuditCompleteness(ctx context.Context, r Reader, subs Subscribers, after dy
 		if err != nil {
 			return rep, fmt.Errorf("audit completeness: %w", err)
 		}
-		for _, p := range readmodel.Projections {
+		for _, p := range projections {
 			if v := applied[p]; v < last[id] {
 				rep.Missing = append(rep.Missing, Missing{Subscriber: p, AggregateID: id, Version: last[id],
 					Detail: fmt.Sprintf("applied v%d of v%d", v, last[id])})

@@ -29,6 +29,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/readmodel/readmodeltest"
 	"github.com/chronicle-go/chronicle/infra/relay"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // The production dependencies satisfy the handlers' interfaces.
@@ -305,7 +306,7 @@ func newEnv(t *testing.T, deps ...func(*httpapi.QueriesDeps)) *env {
 	e := &env{store: store, tables: tables, rm: rm, logs: &syncBuffer{}}
 	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.svc = user.NewService(store, es.Options{SnapshotEvery: snapshotEvery, MaxAttempts: 8, CacheSize: 256})
-	e.proj = projector.New(store, user.NewRegistry(), rm, logger, time.Now)
+	e.proj = projector.New(store, user.NewRegistry(), rm, userviews.Projections(), logger, time.Now)
 	e.cmds = httpapi.NewCommands(e.svc, logger)
 	d := httpapi.QueriesDeps{
 		Users: e.svc, Events: store, ReadModel: rm, Logger: logger,

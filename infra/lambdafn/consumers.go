@@ -14,12 +14,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/chronicle-go/chronicle/domain/user"
+	"github.com/chronicle-go/chronicle/infra/deadletter"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/metrics"
 	"github.com/chronicle-go/chronicle/infra/notifier"
 	"github.com/chronicle-go/chronicle/infra/projector"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/relay"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // Relay builds the events-stream handler from ROUTES, "type=URL,URL;*=URL"
@@ -82,9 +84,9 @@ func Projector(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*projector.P
 	if c != nil {
 		opts = append(opts, projector.WithOpener(c.Open))
 	}
-	return projector.New(events, user.NewRegistry(), rm, logger, time.Now, append(opts,
+	return projector.New(events, user.NewRegistry(), rm, userviews.Projections(), logger, time.Now, append(opts,
 		projector.WithMetrics(metrics.New(os.Stdout, getenv("METRICS_NAMESPACE"), "projector")),
-		projector.WithFailureLog(rm), projector.WithMaxReceiveCount(s.maxReceiveCount),
+		projector.WithFailureLog(deadletter.New(ddb, s.readModelTable)), projector.WithMaxReceiveCount(s.maxReceiveCount),
 		projector.WithBackoff(backoff(cfg, s.queueURL, logger)))...), nil
 }
 
@@ -149,11 +151,11 @@ func Notifier(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*notifier.Not
 		// needs no such thing: it already runs a batch's groups at once).
 		opts = append(opts, notifier.WithOpener(c.Open), notifier.WithWarmer(c.Warm))
 	}
-	ledger := readmodel.New(ddb, s.readModelTable)
+	ledger := notifier.NewMails(ddb, s.readModelTable)
 	// SESOptions: the SDK must not retry a send SES may have accepted.
 	return notifier.New(sesv2.NewFromConfig(cfg, notifier.SESOptions), ledger, user.NewRegistry(), s.mail, logger, time.Now, append(opts,
 		notifier.WithMetrics(metrics.New(os.Stdout, getenv("METRICS_NAMESPACE"), "notifier")),
-		notifier.WithFailureLog(ledger), notifier.WithMaxReceiveCount(s.maxReceiveCount),
+		notifier.WithFailureLog(deadletter.New(ddb, s.readModelTable)), notifier.WithMaxReceiveCount(s.maxReceiveCount),
 		notifier.WithBackoff(backoff(cfg, s.queueURL, logger)))...)
 }
 

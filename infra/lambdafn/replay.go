@@ -13,6 +13,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/metrics"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/rebuild"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // Replay builds the replay queue's handler, which rebuilds projections a
@@ -28,7 +29,7 @@ func Replay(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*rebuild.Replay
 	}
 	ddb := dynamodb.NewFromConfig(cfg)
 	store := dynamo.New(ddb, dynamo.Tables{Events: events})
-	rb := rebuild.New(ddb, events, store, readmodel.New(ddb, readModel), user.NewRegistry(), logger)
+	rb := rebuild.New(ddb, events, store, readmodel.New(ddb, readModel), user.NewRegistry(), userviews.Projections(), logger)
 	c, err := userCipher(cfg, ddb, getenv)
 	if err != nil {
 		return nil, err

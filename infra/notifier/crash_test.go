@@ -24,7 +24,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chronicle-go/chronicle/infra/notifier"
-	"github.com/chronicle-go/chronicle/infra/readmodel"
 )
 
 // The crash tests stop a delivery at each step of the notifier as a killed
@@ -168,13 +167,13 @@ func TestCrashAtEveryStep(t *testing.T) {
 			switch at {
 			case beforeClaim, afterMark:
 				// Nothing was in doubt: the redelivery sends, or knows it was sent.
-				if mails != 1 || m.State != readmodel.MailSent {
+				if mails != 1 || m.State != notifier.MailSent {
 					t.Fatalf("after the redelivery: %d mails, record %+v; want 1, sent", mails, m)
 				}
 				return
 			case afterClaim, afterSend:
 				// In doubt: held for an operator, not sent again.
-				if mails != wantAfterCrash || m.State != readmodel.MailUnknown || m.AggregateID != rec.AggregateID {
+				if mails != wantAfterCrash || m.State != notifier.MailUnknown || m.AggregateID != rec.AggregateID {
 					t.Fatalf("after the redelivery: %d mails, record %+v; want %d, unknown", mails, m, wantAfterCrash)
 				}
 			}
@@ -201,7 +200,7 @@ func TestCrashAtEveryStep(t *testing.T) {
 			if got := len(mailsTo(t, to)); got != 1 {
 				t.Errorf("%d mails in the end, want 1", got)
 			}
-			if m, _, _ := e.ledger.Mail(t.Context(), rec.ID); m.State != readmodel.MailSent {
+			if m, _, _ := e.ledger.Mail(t.Context(), rec.ID); m.State != notifier.MailSent {
 				t.Errorf("record %+v, want sent", m)
 			}
 		})
@@ -242,21 +241,21 @@ func TestSendErrorsByClass(t *testing.T) {
 	cases := []struct {
 		name      string
 		mailer    func(ses notifier.Mailer) notifier.Mailer
-		wantState readmodel.MailState
+		wantState notifier.MailState
 		wantMails int
 	}{
 		{"500 after SES accepted", func(ses notifier.Mailer) notifier.Mailer {
 			return answering{ses: ses, send: true, err: statusError(500, "InternalFailure")}
-		}, readmodel.MailUnknown, 1},
+		}, notifier.MailUnknown, 1},
 		{"reset after SES accepted", func(ses notifier.Mailer) notifier.Mailer {
 			return answering{ses: ses, send: true, err: reset}
-		}, readmodel.MailUnknown, 1},
+		}, notifier.MailUnknown, 1},
 		{"503 before SES accepted", func(ses notifier.Mailer) notifier.Mailer {
 			return answering{ses: ses, err: statusError(503, "ServiceUnavailable")}
-		}, readmodel.MailUnknown, 0},
+		}, notifier.MailUnknown, 0},
 		{"429 throttled", func(ses notifier.Mailer) notifier.Mailer {
 			return answering{ses: ses, err: statusError(429, "TooManyRequestsException")}
-		}, readmodel.MailRetry, 0},
+		}, notifier.MailRetry, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -271,7 +270,7 @@ func TestSendErrorsByClass(t *testing.T) {
 			rec := created(t, "Class", to)
 			msg := message(t, rec)
 			_, failed := deliver(t, n, msg)
-			if wantFailed := tc.wantState == readmodel.MailRetry; (len(failed) == 1) != wantFailed {
+			if wantFailed := tc.wantState == notifier.MailRetry; (len(failed) == 1) != wantFailed {
 				t.Errorf("failures %v, want the message failed: %v", failed, wantFailed)
 			}
 			m, _, _ := e.ledger.Mail(t.Context(), rec.ID)
@@ -282,7 +281,7 @@ func TestSendErrorsByClass(t *testing.T) {
 			n2, _ := notifier.New(e.ses, e.ledger, registry, notifier.Config{From: e.from}, slog.New(slog.DiscardHandler), e.clock.now)
 			e.clock.add(visibility)
 			deliver(t, n2, msg)
-			want := max(tc.wantMails, map[bool]int{true: 1}[tc.wantState == readmodel.MailRetry])
+			want := max(tc.wantMails, map[bool]int{true: 1}[tc.wantState == notifier.MailRetry])
 			if got := len(mailsTo(t, to)); got != want {
 				t.Errorf("after the redelivery: %d mails, want %d", got, want)
 			}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/chronicle-go/chronicle/infra/deadletter"
 	"github.com/chronicle-go/chronicle/infra/metrics"
 	"github.com/chronicle-go/chronicle/infra/notifier"
 )
@@ -20,8 +21,9 @@ func TestMetricsAndFailureLog(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, true)
 	var emf bytes.Buffer
+	failures := deadletter.New(e.rm.Client(), e.rm.Table())
 	n, err := notifier.New(e.ses, e.ledger, registry, notifier.Config{From: e.from}, slog.New(slog.DiscardHandler), e.clock.now,
-		notifier.WithMetrics(metrics.New(&emf, "", "notifier")), notifier.WithFailureLog(e.ledger), notifier.WithMaxReceiveCount(5))
+		notifier.WithMetrics(metrics.New(&emf, "", "notifier")), notifier.WithFailureLog(failures), notifier.WithMaxReceiveCount(5))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,11 +44,11 @@ func TestMetricsAndFailureLog(t *testing.T) {
 	if m["Messages"] != 2.0 || m["BatchFailures"] != 2.0 || m["DLQSends"] != 1.0 || m["Function"] != "notifier" {
 		t.Errorf("metrics %v", m)
 	}
-	f, ok, err := e.ledger.Failure(t.Context(), "n-bad")
+	f, ok, err := failures.Failure(t.Context(), "n-bad")
 	if err != nil || !ok || f.Consumer != "notifier" || !strings.Contains(f.Error, "malformed event message") || f.ReceiveCount != 5 {
 		t.Errorf("failure %+v %v %v", f, ok, err)
 	}
-	if f, ok, _ := e.ledger.Failure(t.Context(), "n-held"); !ok || !strings.Contains(f.Error, "n-bad") {
+	if f, ok, _ := failures.Failure(t.Context(), "n-held"); !ok || !strings.Contains(f.Error, "n-bad") {
 		t.Errorf("held-back failure %+v %v", f, ok)
 	}
 }

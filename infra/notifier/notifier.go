@@ -3,7 +3,7 @@
 //
 // Delivery is at least once and SES has no idempotency key, so each mail is
 // guarded by a sent-mail record in the read-model table (mail#<eventId>,
-// see readmodel.MailState): claim it, send, mark it sent. A repeat of a sent
+// see MailState): claim it, send, mark it sent. A repeat of a sent
 // mail is acknowledged without sending.
 //
 // The policy: never two mails; a mail sent automatically exactly once,
@@ -47,8 +47,8 @@ import (
 
 	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/domain/user"
+	"github.com/chronicle-go/chronicle/infra/deadletter"
 	"github.com/chronicle-go/chronicle/infra/metrics"
-	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/relay"
 	"github.com/chronicle-go/chronicle/infra/tracing"
 )
@@ -68,7 +68,7 @@ type Ledger interface {
 	MarkMailUnknown(ctx context.Context, eventID, token, reason string, now time.Time) error
 }
 
-var _ Ledger = (*readmodel.Store)(nil)
+var _ Ledger = (*Mails)(nil)
 
 // DefaultLease is the lease of a claim made without a deadline in its
 // context (never in Lambda) when Config leaves it zero.
@@ -110,12 +110,10 @@ type Notifier struct {
 }
 
 // FailureLog records why a message failed, under its id, for the
-// dead-letter tools: *readmodel.Store is one.
-type FailureLog interface {
-	RecordFailure(ctx context.Context, f readmodel.Failure) error
-}
+// dead-letter tools: *deadletter.Store is one.
+type FailureLog = deadletter.Recorder
 
-var _ FailureLog = (*readmodel.Store)(nil)
+var _ FailureLog = (*deadletter.Store)(nil)
 
 // Option tunes a Notifier.
 type Option func(*Notifier)
@@ -231,10 +229,10 @@ func (n *Notifier) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEv
 	return resp, nil
 }
 
-// failed reports why msg failed (relay.FailureReport) and whether this was
+// failed reports why msg failed (deadletter.Report) and whether this was
 // its last allowed receive.
 func (n *Notifier) failed(ctx context.Context, msg events.SQSMessage, err error) bool {
-	return relay.FailureReport{Consumer: "notifier", MaxReceive: n.maxReceive, Log: n.log, Failures: n.failures, Now: n.now}.
+	return deadletter.Report{Consumer: "notifier", MaxReceive: n.maxReceive, Log: n.log, Failures: n.failures, Now: n.now}.
 		Report(ctx, msg, err)
 }
 
@@ -289,9 +287,9 @@ func (n *Notifier) welcome(ctx context.Context, rec es.Record, c user.Created) (
 	}
 	token, err := n.ledger.ClaimMail(ctx, rec.ID, rec.AggregateID, n.now(), lease)
 	switch {
-	case errors.Is(err, readmodel.ErrMailSent):
+	case errors.Is(err, ErrMailSent):
 		return alreadySent, nil
-	case errors.Is(err, readmodel.ErrMailInDoubt):
+	case errors.Is(err, ErrMailInDoubt):
 		n.doubt(ctx, rec, err)
 		return inDoubt, nil
 	case err != nil: // ErrMailInFlight included: retried after the visibility timeout

@@ -40,7 +40,8 @@ func (w testWriter) Write(p []byte) (int, error) {
 // an address of its own.
 type env struct {
 	ses    *sesv2.Client
-	ledger *readmodel.Store
+	ledger *notifier.Mails
+	rm     *readmodel.Store // the table the ledger is in
 	from   string
 	clock  *clock
 	n      *notifier.Notifier
@@ -66,11 +67,12 @@ const lease = time.Minute
 func newEnv(t *testing.T, verified bool) env {
 	t.Helper()
 	e := env{
-		ses:    sesv2.NewFromConfig(awstest.Config(t)),
-		ledger: readmodeltest.Store(t),
-		from:   "hello-" + uuid.NewString() + "@chronicle.example.com",
-		clock:  newClock(time.Now()),
+		ses:   sesv2.NewFromConfig(awstest.Config(t)),
+		rm:    readmodeltest.Store(t),
+		from:  "hello-" + uuid.NewString() + "@chronicle.example.com",
+		clock: newClock(time.Now()),
 	}
+	e.ledger = notifier.NewMails(e.rm.Client(), e.rm.Table())
 	if verified {
 		e.verify(t)
 	}
@@ -195,7 +197,7 @@ func TestFixture(t *testing.T) {
 		t.Fatalf("%d new mails to ada@example.com, want 1", len(mails)-before)
 	}
 	m, ok, err := e.ledger.Mail(t.Context(), "0195a3c2-7a11-7f00-8a6e-2c4d9b1e3f02")
-	if err != nil || !ok || m.State != readmodel.MailSent || m.Attempts != 1 {
+	if err != nil || !ok || m.State != notifier.MailSent || m.Attempts != 1 {
 		t.Fatalf("ledger: %+v, %v, %v", m, ok, err)
 	}
 	last := mails[len(mails)-1]
@@ -255,7 +257,7 @@ func TestOneMailPerCreatedUser(t *testing.T) {
 		if got := mailsTo(t, c.Email); len(got) != 1 {
 			t.Errorf("%d mails to %s, want 1", len(got), c.Email)
 		}
-		if m, ok, err := e.ledger.Mail(t.Context(), r.ID); err != nil || !ok || m.State != readmodel.MailSent {
+		if m, ok, err := e.ledger.Mail(t.Context(), r.ID); err != nil || !ok || m.State != notifier.MailSent {
 			t.Errorf("ledger of %s: %+v, %v, %v", r.ID, m, ok, err)
 		}
 	}
@@ -280,7 +282,7 @@ func TestRefusedSendIsRetried(t *testing.T) {
 		t.Fatalf("failures %v, want %v (the other user fails too: same unverified sender)", failed, want)
 	}
 	m, ok, err := e.ledger.Mail(t.Context(), rec.ID)
-	if err != nil || !ok || m.State != readmodel.MailRetry {
+	if err != nil || !ok || m.State != notifier.MailRetry {
 		t.Fatalf("after a refused send: %+v, %v, %v; want a released claim", m, ok, err)
 	}
 
@@ -291,7 +293,7 @@ func TestRefusedSendIsRetried(t *testing.T) {
 	if got := mailsTo(t, to); len(got) != 1 {
 		t.Errorf("%d mails, want 1", len(got))
 	}
-	if m, _, _ := e.ledger.Mail(t.Context(), rec.ID); m.State != readmodel.MailSent || m.Attempts != 2 {
+	if m, _, _ := e.ledger.Mail(t.Context(), rec.ID); m.State != notifier.MailSent || m.Attempts != 2 {
 		t.Errorf("ledger %+v: want sent after 2 claims", m)
 	}
 }

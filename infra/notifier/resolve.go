@@ -10,14 +10,13 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chronicle-go/chronicle/domain/es"
-	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/relay"
 )
 
 // Resolver settles, for an operator, the mails the notifier held in doubt
-// (readmodel.MailUnknown): chronicle mail resolve.
+// (MailUnknown): chronicle mail resolve.
 type Resolver struct {
-	Mails    *readmodel.Store
+	Mails    *Mails
 	Events   EventLoader // the event store, to find the event to deliver again
 	Queue    Sender      // SQS
 	QueueURL string      // the notifications queue

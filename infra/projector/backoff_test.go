@@ -16,10 +16,12 @@ import (
 	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/domain/user"
 	"github.com/chronicle-go/chronicle/infra/awstest"
+	"github.com/chronicle-go/chronicle/infra/projection"
 	"github.com/chronicle-go/chronicle/infra/projector"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/relay"
 	"github.com/chronicle-go/chronicle/infra/relay/relaytest"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // TestFailedMessagesComeBackInSeconds: a message the projector fails, and
@@ -37,7 +39,7 @@ func TestFailedMessagesComeBackInSeconds(t *testing.T) {
 	client := awstest.SQS(t)
 	const visibility = 30 // seconds: what the failed messages would wait without backoff
 	q := relaytest.FIFOQueue(t, client, relaytest.QueueOptions{VisibilityTimeout: visibility})
-	p := projector.New(e.events, user.NewRegistry(), e.views, testLogger(t), time.Now,
+	p := projector.New(e.events, user.NewRegistry(), e.views, userviews.Projections(), testLogger(t), time.Now,
 		projector.WithBackoff(&relay.Backoff{Client: client, QueueURL: q.URL, Log: testLogger(t)}))
 
 	id := newID()
@@ -94,36 +96,20 @@ func TestFailedMessagesComeBackInSeconds(t *testing.T) {
 	}
 }
 
-// slowViews delays every view write by delay (or until ctx ends): a loaded
-// read-model table. It is a plain projector.ReadModel, without generations.
-type slowViews struct {
-	rm    *readmodel.Store
+// slowView delays every write of the projection it wraps by delay (or
+// until ctx ends): a loaded read-model table.
+type slowView struct {
+	projection.Projection
 	delay time.Duration
 }
 
-func (s slowViews) UserViewForUpdate(ctx context.Context, id string) (user.View, int64, error) {
-	return s.rm.UserViewForUpdate(ctx, id)
-}
-
-func (s slowViews) SaveUserViewRun(ctx context.Context, before user.View, applied int64, recs []es.Record) error {
+func (s slowView) Write(ctx context.Context, rm *readmodel.Store, before projection.State, applied int64, recs []es.Record) error {
 	select {
 	case <-time.After(s.delay):
 	case <-ctx.Done():
 		return fmt.Errorf("save view of %s: %w", recs[0].AggregateID, ctx.Err())
 	}
-	return s.rm.SaveUserViewRun(ctx, before, applied, recs)
-}
-
-func (s slowViews) ActivityApplied(ctx context.Context, aggregateID string) (int64, error) {
-	return s.rm.ActivityApplied(ctx, aggregateID)
-}
-
-func (s slowViews) SaveActivityRun(ctx context.Context, applied int64, recs []es.Record) error {
-	return s.rm.SaveActivityRun(ctx, applied, recs)
-}
-
-func (s slowViews) AdvanceCheckpoint(ctx context.Context, c readmodel.Checkpoint) error {
-	return s.rm.AdvanceCheckpoint(ctx, c)
+	return s.Projection.Write(ctx, rm, before, applied, recs)
 }
 
 // TestStopsBeforeTheDeadline: with a batch longer than its invocation, the
@@ -138,7 +124,8 @@ func TestStopsBeforeTheDeadline(t *testing.T) {
 	// One group at a time, so that the batch outlasts the invocation: at
 	// the default concurrency its eight users run at once and finish well
 	// within it. The budget is checked as each group starts either way.
-	p := projector.New(e.events, user.NewRegistry(), slowViews{e.views, delay}, testLogger(t), time.Now,
+	p := projector.New(e.events, user.NewRegistry(), e.views,
+		[]projection.Projection{slowView{userviews.View, delay}, userviews.Activity}, testLogger(t), time.Now,
 		projector.WithGroupConcurrency(1))
 
 	var msgs []events.SQSMessage

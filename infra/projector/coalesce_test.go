@@ -22,9 +22,11 @@ import (
 	"github.com/chronicle-go/chronicle/domain/user/usertest"
 	"github.com/chronicle-go/chronicle/infra/awstest"
 	"github.com/chronicle-go/chronicle/infra/faults"
+	"github.com/chronicle-go/chronicle/infra/projection"
 	"github.com/chronicle-go/chronicle/infra/projector"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/readmodel/readmodeltest"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // The coalesced writes: the messages of one aggregate in a batch are folded
@@ -85,7 +87,7 @@ func countedEnv(t *testing.T, cfg func(aws.Config) aws.Config) (env, *calls) {
 		}
 	})
 	e.views = readmodel.New(dynamodb.NewFromConfig(conf), table)
-	e.proj = projector.New(e.events, user.NewRegistry(), e.views, testLogger(t), time.Now)
+	e.proj = projector.New(e.events, user.NewRegistry(), e.views, userviews.Projections(), testLogger(t), time.Now)
 	return e, c
 }
 
@@ -290,11 +292,9 @@ func TestCoalescedLostReplies(t *testing.T) {
 	checkActivity(t, e, actor, append(recsA, recsB...))
 }
 
-// failingWrites is a read model whose run writes fail for the aggregates
-// in fail (by projection), once each. It has no generations, so that the
-// projector writes through it.
+// failingWrites makes the run writes of the projections it wraps fail for
+// the aggregates in fail (by projection), once each.
 type failingWrites struct {
-	rm   *readmodel.Store
 	mu   sync.Mutex
 	fail map[string]string // aggregate id: projection
 }
@@ -311,30 +311,26 @@ func (f *failingWrites) strike(id, projection string) bool {
 	return true
 }
 
-func (f *failingWrites) UserViewForUpdate(ctx context.Context, id string) (user.View, int64, error) {
-	return f.rm.UserViewForUpdate(ctx, id)
+// projections are the User service's projections, their writes failing
+// as f says.
+func (f *failingWrites) projections() []projection.Projection {
+	var out []projection.Projection
+	for _, p := range userviews.Projections() {
+		out = append(out, failingWrite{p, f})
+	}
+	return out
 }
 
-func (f *failingWrites) SaveUserViewRun(ctx context.Context, before user.View, applied int64, recs []es.Record) error {
-	if f.strike(recs[0].AggregateID, readmodel.ProjectionUserView) {
+type failingWrite struct {
+	projection.Projection
+	f *failingWrites
+}
+
+func (w failingWrite) Write(ctx context.Context, rm *readmodel.Store, before projection.State, applied int64, recs []es.Record) error {
+	if w.f.strike(recs[0].AggregateID, w.Name()) {
 		return errInjected
 	}
-	return f.rm.SaveUserViewRun(ctx, before, applied, recs)
-}
-
-func (f *failingWrites) ActivityApplied(ctx context.Context, id string) (int64, error) {
-	return f.rm.ActivityApplied(ctx, id)
-}
-
-func (f *failingWrites) SaveActivityRun(ctx context.Context, applied int64, recs []es.Record) error {
-	if f.strike(recs[0].AggregateID, readmodel.ProjectionActorActivity) {
-		return errInjected
-	}
-	return f.rm.SaveActivityRun(ctx, applied, recs)
-}
-
-func (f *failingWrites) AdvanceCheckpoint(ctx context.Context, c readmodel.Checkpoint) error {
-	return f.rm.AdvanceCheckpoint(ctx, c)
+	return w.Projection.Write(ctx, rm, before, applied, recs)
 }
 
 // When a coalesced write fails, its group is reported from the first
@@ -353,8 +349,8 @@ func TestCoalescedWriteFailure(t *testing.T) {
 			if resp := handle(t, e.proj, messages(t, recsA[:3]...)...); len(resp.BatchItemFailures) > 0 {
 				t.Fatalf("failures %v", failedIDs(resp))
 			}
-			rm := &failingWrites{rm: e.views, fail: map[string]string{a: projection}}
-			p := projector.New(e.events, user.NewRegistry(), rm, testLogger(t), time.Now)
+			rm := &failingWrites{fail: map[string]string{a: projection}}
+			p := projector.New(e.events, user.NewRegistry(), e.views, rm.projections(), testLogger(t), time.Now)
 			// A's v2 and v3 are applied already; v4..v6 are not.
 			msgs := messages(t, recsA[1], recsB[0], recsA[2], recsA[3], recsB[1], recsA[4], recsA[5], recsB[2], recsB[3], recsB[4])
 			resp := handle(t, p, msgs...)

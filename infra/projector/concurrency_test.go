@@ -9,17 +9,18 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/google/uuid"
 
-	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/domain/user"
+	"github.com/chronicle-go/chronicle/infra/projection"
 	"github.com/chronicle-go/chronicle/infra/projector"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
-// barrierViews is a read model whose view reads wait until n of them are in
+// barrierViews is the user view whose reads wait until n of them are in
 // flight at once (or until a deadline), so that a test can tell whether
 // the projector reads the views of a batch's groups concurrently.
 type barrierViews struct {
-	rm *readmodel.Store // not embedded: the projector must not see its generations
+	projection.Projection // the user view
 
 	mu      sync.Mutex
 	n       int
@@ -28,11 +29,11 @@ type barrierViews struct {
 	max     time.Duration
 }
 
-func newBarrierViews(rm *readmodel.Store, n int, max time.Duration) *barrierViews {
-	return &barrierViews{rm: rm, n: n, all: make(chan struct{}), max: max}
+func newBarrierViews(view projection.Projection, n int, max time.Duration) *barrierViews {
+	return &barrierViews{Projection: view, n: n, all: make(chan struct{}), max: max}
 }
 
-func (b *barrierViews) UserViewForUpdate(ctx context.Context, id string) (user.View, int64, error) {
+func (b *barrierViews) Read(ctx context.Context, rm *readmodel.Store, id string) (projection.State, int64, error) {
 	b.mu.Lock()
 	b.waiting++
 	if b.waiting == b.n {
@@ -46,7 +47,7 @@ func (b *barrierViews) UserViewForUpdate(ctx context.Context, id string) (user.V
 	b.mu.Lock()
 	b.waiting--
 	b.mu.Unlock()
-	return b.rm.UserViewForUpdate(ctx, id)
+	return b.Projection.Read(ctx, rm, id)
 }
 
 // met reports whether n reads were in flight at once.
@@ -57,22 +58,6 @@ func (b *barrierViews) met() bool {
 	default:
 		return false
 	}
-}
-
-func (b *barrierViews) SaveUserViewRun(ctx context.Context, before user.View, applied int64, recs []es.Record) error {
-	return b.rm.SaveUserViewRun(ctx, before, applied, recs)
-}
-
-func (b *barrierViews) ActivityApplied(ctx context.Context, aggregateID string) (int64, error) {
-	return b.rm.ActivityApplied(ctx, aggregateID)
-}
-
-func (b *barrierViews) SaveActivityRun(ctx context.Context, applied int64, recs []es.Record) error {
-	return b.rm.SaveActivityRun(ctx, applied, recs)
-}
-
-func (b *barrierViews) AdvanceCheckpoint(ctx context.Context, c readmodel.Checkpoint) error {
-	return b.rm.AdvanceCheckpoint(ctx, c)
 }
 
 // The message groups of a batch (distinct aggregates) are handled at once,
@@ -105,12 +90,12 @@ func TestGroupsOfABatchRunConcurrently(t *testing.T) {
 			}
 			// One read waits 2 s for the others at most: with one group at a
 			// time each read waits it out, alone.
-			views := newBarrierViews(e.views, 3, 2*time.Second)
+			views := newBarrierViews(userviews.View, 3, 2*time.Second)
 			var opts []projector.Option
 			if tc.concurrency > 0 {
 				opts = append(opts, projector.WithGroupConcurrency(tc.concurrency))
 			}
-			p := projector.New(e.events, user.NewRegistry(), views, testLogger(t), time.Now, opts...)
+			p := projector.New(e.events, user.NewRegistry(), e.views, []projection.Projection{views, userviews.Activity}, testLogger(t), time.Now, opts...)
 			if resp := handle(t, p, msgs...); len(resp.BatchItemFailures) > 0 {
 				t.Fatalf("failures: %v", failedIDs(resp))
 			}

@@ -26,14 +26,17 @@ import (
 	"github.com/chronicle-go/chronicle/domain/user"
 	"github.com/chronicle-go/chronicle/domain/user/usertest"
 	"github.com/chronicle-go/chronicle/infra/awstest"
+	"github.com/chronicle-go/chronicle/infra/deadletter"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/faults"
 	"github.com/chronicle-go/chronicle/infra/iamcheck"
+	"github.com/chronicle-go/chronicle/infra/notifier"
 	"github.com/chronicle-go/chronicle/infra/projector"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/readmodel/readmodeltest"
 	"github.com/chronicle-go/chronicle/infra/relay"
 	"github.com/chronicle-go/chronicle/infra/relay/relaytest"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // The reliability suite. 100 users live 10 commands each through the
@@ -439,7 +442,7 @@ func runFaultScenario(t *testing.T, w *faultWorld, sc faultScenario, seed uint64
 
 	faulty := faults.NewDynamoDB(dynamodb.NewFromConfig(writerCfg, checkIAM[*dynamodb.Options](t, "ProjectorFunction", names)), in, sc.ddb)
 	proj := projector.New(dynamo.New(faulty, dynamo.Tables{Events: w.tables.Events}), user.NewRegistry(),
-		readmodel.New(faulty, table), logger, time.Now, projector.WithMaxReceiveCount(faultMaxReceives))
+		readmodel.New(faulty, table), userviews.Projections(), logger, time.Now, projector.WithMaxReceiveCount(faultMaxReceives))
 
 	opts := sc.queue
 	opts.URL, opts.ARN, opts.Visibility = q.URL, q.ARN, faultVisibility
@@ -466,7 +469,7 @@ func runFaultScenario(t *testing.T, w *faultWorld, sc faultScenario, seed uint64
 			// the mail for the claim's lease, which is the notifier's crash
 			// policy's business (and longer than this test).
 			ledger := dynamodb.NewFromConfig(writerCfg, checkIAM[*dynamodb.Options](t, "NotifierFunction", names))
-			mailStats, mailErr = mail.drive(ctx, in, serial, readmodel.New(ledger, table), checkIAM[*sesv2.Options](t, "NotifierFunction", names), logger, &progress, relayDone)
+			mailStats, mailErr = mail.drive(ctx, in, serial, notifier.NewMails(ledger, table), deadletter.New(ledger, table), checkIAM[*sesv2.Options](t, "NotifierFunction", names), logger, &progress, relayDone)
 		}()
 	} else {
 		close(mailDone)
@@ -530,7 +533,7 @@ func runFaultScenario(t *testing.T, w *faultWorld, sc faultScenario, seed uint64
 
 	checkFaultReadModel(t, w, readmodel.New(ddb, table), bad)
 	if mail != nil {
-		mail.check(t, w, readmodel.New(ddb, table))
+		mail.check(t, w, notifier.NewMails(ddb, table))
 		t.Logf("notifier: %+v", withoutReceives(mailStats))
 	}
 

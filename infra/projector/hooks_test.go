@@ -12,9 +12,11 @@ import (
 
 	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/domain/user"
+	"github.com/chronicle-go/chronicle/infra/deadletter"
 	"github.com/chronicle-go/chronicle/infra/metrics"
 	"github.com/chronicle-go/chronicle/infra/projector"
 	"github.com/chronicle-go/chronicle/infra/relay"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // TestMetricsAndFailureLog: a batch reports its messages, failures, DLQ
@@ -25,9 +27,10 @@ func TestMetricsAndFailureLog(t *testing.T) {
 	e := newEnv(t)
 	ctx := t.Context()
 	var emf bytes.Buffer
-	p := projector.New(e.events, user.NewRegistry(), e.views, testLogger(t), time.Now,
+	failures := deadletter.New(e.views.Client(), e.views.Table())
+	p := projector.New(e.events, user.NewRegistry(), e.views, userviews.Projections(), testLogger(t), time.Now,
 		projector.WithMetrics(metrics.New(&emf, "", "projector")),
-		projector.WithFailureLog(e.views), projector.WithMaxReceiveCount(3))
+		projector.WithFailureLog(failures), projector.WithMaxReceiveCount(3))
 
 	ok, bad := newID(), newID()
 	res, err := e.svc.Execute(ctx, ok, user.Create{Name: "Ada", Email: ok + "@example.com"}, es.ExecOptions{Metadata: es.Metadata{Actor: "admin"}})
@@ -72,16 +75,16 @@ func TestMetricsAndFailureLog(t *testing.T) {
 		t.Errorf("lag metrics %v", lag)
 	}
 
-	f, found, err := e.views.Failure(ctx, "m-bad")
+	f, found, err := failures.Failure(ctx, "m-bad")
 	if err != nil || !found || f.Consumer != "projector" || f.AggregateID != bad || f.ReceiveCount != 3 ||
 		!strings.Contains(f.Error, "unknown event type") || f.Failures != 1 {
 		t.Errorf("failure of m-bad: %+v %v %v", f, found, err)
 	}
-	f, found, err = e.views.Failure(ctx, "m-held")
+	f, found, err = failures.Failure(ctx, "m-held")
 	if err != nil || !found || !strings.Contains(f.Error, "m-bad") || f.Version != 2 {
 		t.Errorf("failure of m-held: %+v %v %v", f, found, err)
 	}
-	if _, found, _ := e.views.Failure(ctx, "m-ok"); found {
+	if _, found, _ := failures.Failure(ctx, "m-ok"); found {
 		t.Error("a failure recorded for a message that succeeded")
 	}
 }

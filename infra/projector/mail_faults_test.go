@@ -15,9 +15,9 @@ import (
 
 	"github.com/chronicle-go/chronicle/domain/user"
 	"github.com/chronicle-go/chronicle/infra/awstest"
+	"github.com/chronicle-go/chronicle/infra/deadletter"
 	"github.com/chronicle-go/chronicle/infra/faults"
 	"github.com/chronicle-go/chronicle/infra/notifier"
-	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/relay/relaytest"
 )
 
@@ -51,12 +51,12 @@ func newMailQueue(t *testing.T, client *sqs.Client) *mailQueue {
 // through a plain one: SES has no idempotency key, so a lost reply there
 // is a second mail by construction, which is the notifier's crash policy's
 // business, not this fault's.
-func (m *mailQueue) drive(ctx context.Context, in *faults.Injector, client faults.QueueClient, ledger *readmodel.Store,
+func (m *mailQueue) drive(ctx context.Context, in *faults.Injector, client faults.QueueClient, ledger *notifier.Mails, failures *deadletter.Store,
 	sesIAM func(*sesv2.Options), logger *slog.Logger, progress *atomic.Int64, relayDone <-chan struct{}) (faults.QueueStats, error) {
 	// The notifier's own SES client (m.ses is the test's), with sesIAM.
 	ses := sesv2.NewFromConfig(m.cfg, sesIAM)
 	n, err := notifier.New(ses, ledger, user.NewRegistry(), notifier.Config{From: "Chronicle <" + m.from + ">"},
-		logger, time.Now, notifier.WithMaxReceiveCount(faultMaxReceives), notifier.WithFailureLog(ledger))
+		logger, time.Now, notifier.WithMaxReceiveCount(faultMaxReceives), notifier.WithFailureLog(failures))
 	if err != nil {
 		return faults.QueueStats{}, err
 	}
@@ -76,7 +76,7 @@ func (m *mailQueue) drive(ctx context.Context, in *faults.Injector, client fault
 // check: each user got one welcome mail, at the address it was created
 // with, and its created event's mail record says sent; the dead-letter
 // queue is empty.
-func (m *mailQueue) check(t *testing.T, w *faultWorld, ledger *readmodel.Store) {
+func (m *mailQueue) check(t *testing.T, w *faultWorld, ledger *notifier.Mails) {
 	t.Helper()
 	ctx := t.Context()
 	if n, err := depth(ctx, awstest.SQS(t), m.q.DLQ); err != nil || n != 0 {
@@ -93,7 +93,7 @@ func (m *mailQueue) check(t *testing.T, w *faultWorld, ledger *readmodel.Store) 
 	for _, u := range w.users {
 		addr := "a-" + u.id + "@example.com"
 		mm, ok, err := ledger.Mail(ctx, created[u.id])
-		if n := sent[addr]; n != 1 || err != nil || !ok || mm.State != readmodel.MailSent {
+		if n := sent[addr]; n != 1 || err != nil || !ok || mm.State != notifier.MailSent {
 			if wrong++; wrong <= 5 {
 				t.Errorf("user %s: %d welcome mails to %s, record %+v (found %v, %v); want one, recorded as sent", u.id, n, addr, mm, ok, err)
 			}

@@ -1,13 +1,17 @@
 // Package projector keeps the read models up to date: it is the SQS handler
 // that applies each event delivered by the relay to every projection.
 //
-// A projection is a pure fold of one aggregate's events plus a store that
-// keeps the fold's result with the version applied. Delivery is at least
-// once and, across retries, out of order, so each event is checked against
-// the applied version: at or below it, it is a duplicate and skipped; past
-// the next one, the missing events are read from the event store and applied
-// first (the gap heals itself). Every write is conditional on the applied
-// version; losing that race means reading again and deciding again.
+// The projections are the service's (projection.Projection, given to New;
+// the User service's are in infra/userviews): each keeps a fold of one
+// aggregate's events with the version applied, and the projector runs them
+// all the same way, by name only in its logs, checkpoints and metrics.
+//
+// Delivery is at least once and, across retries, out of order, so each
+// event is checked against the applied version: at or below it, it is a
+// duplicate and skipped; past the next one, the missing events are read
+// from the event store and applied first (the gap heals itself). Every
+// write is conditional on the applied version; losing that race means
+// reading again and deciding again.
 //
 // The messages of one message group (one aggregate) in a batch are
 // coalesced: each projection reads the aggregate once, folds all of the
@@ -33,8 +37,9 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/chronicle-go/chronicle/domain/es"
-	"github.com/chronicle-go/chronicle/domain/user"
+	"github.com/chronicle-go/chronicle/infra/deadletter"
 	"github.com/chronicle-go/chronicle/infra/metrics"
+	"github.com/chronicle-go/chronicle/infra/projection"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/relay"
 	"github.com/chronicle-go/chronicle/infra/tracing"
@@ -46,12 +51,12 @@ type EventLoader interface {
 	Load(ctx context.Context, aggregateID string, from, to int64) ([]es.Record, error)
 }
 
-// ReadModel is the part of the read-model store the projections write.
+// ReadModel is the part of the read-model store the projector writes
+// through: *readmodel.Store is one. The projector writes every store
+// WriteTargets names, the active generation first and, while a rebuild
+// fills one, the generation it builds; the projections write the rows.
 type ReadModel interface {
-	UserViewForUpdate(ctx context.Context, id string) (user.View, int64, error)
-	SaveUserViewRun(ctx context.Context, before user.View, applied int64, recs []es.Record) error
-	ActivityApplied(ctx context.Context, aggregateID string) (int64, error)
-	SaveActivityRun(ctx context.Context, applied int64, recs []es.Record) error
+	WriteTargets(ctx context.Context, projection string) ([]*readmodel.Store, error)
 	AdvanceCheckpoint(ctx context.Context, c readmodel.Checkpoint) error
 }
 
@@ -61,22 +66,11 @@ var _ ReadModel = (*readmodel.Store)(nil)
 // message when conditional writes keep losing races.
 const maxAttempts = 5
 
-// Generational is a read model with generations (*readmodel.Store): the
-// projector writes every store WriteTargets names, the active generation
-// first and, while a rebuild fills one, the generation it builds.
-type Generational interface {
-	WriteTargets(ctx context.Context, projection string) ([]*readmodel.Store, error)
-}
-
-var _ Generational = (*readmodel.Store)(nil)
-
 // FailureLog records why a message failed, under its id, for the
-// dead-letter tools: *readmodel.Store is one.
-type FailureLog interface {
-	RecordFailure(ctx context.Context, f readmodel.Failure) error
-}
+// dead-letter tools: *deadletter.Store is one.
+type FailureLog = deadletter.Recorder
 
-var _ FailureLog = (*readmodel.Store)(nil)
+var _ FailureLog = (*deadletter.Store)(nil)
 
 // Projector is the handler of the projections queue. It is safe for
 // concurrent use.
@@ -86,7 +80,7 @@ type Projector struct {
 	store       ReadModel
 	log         *slog.Logger
 	now         func() time.Time
-	projections []projection
+	projections []projection.Projection
 
 	metrics    *metrics.Recorder // nil: none
 	failures   FailureLog        // nil: none
@@ -157,18 +151,12 @@ func WithOpener(open func(ctx context.Context, recs []es.Record) error) Option {
 	return func(p *Projector) { p.open = open }
 }
 
-// New returns a projector running the user-view and actor-activity
-// projections into store, healing gaps from events and decoding with
-// registry.
-func New(events EventLoader, registry *es.Registry, store ReadModel, logger *slog.Logger, now func() time.Time, opts ...Option) *Projector {
+// New returns a projector running projections, in their order, into
+// store, healing gaps from events and decoding with registry. A message is
+// applied once every projection has applied it.
+func New(events EventLoader, registry *es.Registry, store ReadModel, projections []projection.Projection, logger *slog.Logger, now func() time.Time, opts ...Option) *Projector {
 	p := &Projector{events: events, registry: registry, store: store, log: logger, now: now,
-		parallel: DefaultGroupConcurrency}
-	p.projections = []projection{
-		fold[user.View]{name: readmodel.ProjectionUserView, apply: user.ApplyView,
-			bind: func(rm ReadModel) viewStore[user.View] { return userViews{rm} }},
-		fold[struct{}]{name: readmodel.ProjectionActorActivity, apply: noState,
-			bind: func(rm ReadModel) viewStore[struct{}] { return activity{rm} }},
-	}
+		parallel: DefaultGroupConcurrency, projections: slices.Clone(projections)}
 	for _, o := range opts {
 		o(p)
 	}
@@ -364,10 +352,10 @@ func timeLeft(ctx context.Context) (time.Duration, bool) {
 	return time.Until(deadline), true
 }
 
-// failed reports why msg failed (relay.FailureReport) and whether this was
+// failed reports why msg failed (deadletter.Report) and whether this was
 // its last allowed receive.
 func (p *Projector) failed(ctx context.Context, msg events.SQSMessage, err error) bool {
-	return relay.FailureReport{Consumer: "projector", MaxReceive: p.maxReceive, Log: p.log, Failures: p.failures, Now: p.now}.
+	return deadletter.Report{Consumer: "projector", MaxReceive: p.maxReceive, Log: p.log, Failures: p.failures, Now: p.now}.
 		Report(ctx, msg, err)
 }
 
@@ -384,13 +372,7 @@ func groupOf(msg events.SQSMessage) string {
 	return "message:" + msg.MessageId
 }
 
-func (p *Projector) names() []string {
-	names := make([]string, len(p.projections))
-	for i, pr := range p.projections {
-		names[i] = pr.projectionName()
-	}
-	return names
-}
+func (p *Projector) names() []string { return projection.Names(p.projections) }
 
 func appliedCounts(applied map[string]*readmodel.Checkpoint) map[string]int64 {
 	counts := make(map[string]int64, len(applied))
@@ -433,14 +415,14 @@ func (p *Projector) handleGroup(ctx context.Context, msgs []events.SQSMessage, g
 		if limit == 0 {
 			break
 		}
-		name := pr.projectionName()
+		name := pr.Name()
 		targets, err := p.targets(ctx, name)
 		if err != nil {
 			return 0, fmt.Errorf("%s of %s: %w", name, recs[0].AggregateID, err)
 		}
 		for i, target := range targets {
 			run := recs[:limit]
-			reached, done, err := pr.project(ctx, p, target, run)
+			reached, done, err := p.project(ctx, pr, target, run)
 			if i == 0 { // the active generation: what the checkpoint and the lag describe
 				p.count(applied, lags, name, done)
 			}
@@ -493,22 +475,10 @@ func (p *Projector) count(applied map[string]*readmodel.Checkpoint, lags map[str
 	}
 }
 
-// targets are the read models a projection writes: the store itself, or,
-// for a store with generations, the active one and the one building.
-func (p *Projector) targets(ctx context.Context, projection string) ([]ReadModel, error) {
-	g, ok := p.store.(Generational)
-	if !ok {
-		return []ReadModel{p.store}, nil
-	}
-	stores, err := g.WriteTargets(ctx, projection)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]ReadModel, len(stores))
-	for i, s := range stores {
-		out[i] = s
-	}
-	return out, nil
+// targets are the read models a projection writes: the active generation
+// and, while a rebuild fills one, the one building.
+func (p *Projector) targets(ctx context.Context, projection string) ([]*readmodel.Store, error) {
+	return p.store.WriteTargets(ctx, projection)
 }
 
 // missing returns the events of rec's stream after applied up to rec, read

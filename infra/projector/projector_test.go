@@ -24,6 +24,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/readmodel/readmodeltest"
 	"github.com/chronicle-go/chronicle/infra/relay"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // env is one test's stores: a DynamoDB event store with the user command
@@ -43,7 +44,7 @@ func newEnv(t *testing.T) env {
 	return env{
 		events: store, tables: tables, views: views,
 		svc:  usertest.Service(store),
-		proj: projector.New(store, user.NewRegistry(), views, testLogger(t), time.Now),
+		proj: projector.New(store, user.NewRegistry(), views, userviews.Projections(), testLogger(t), time.Now),
 	}
 }
 

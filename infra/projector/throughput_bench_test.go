@@ -28,6 +28,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/rebuild/rebuildtest"
 	"github.com/chronicle-go/chronicle/infra/relay"
 	"github.com/chronicle-go/chronicle/infra/relay/relaytest"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // Projector throughput, a figure of BENCHMARKS.md (cmd/bench runs it with
@@ -109,7 +110,7 @@ func BenchmarkProjectorThroughput(b *testing.B) {
 			// visibility timeout.
 			q := benchQueue(b, sq)
 			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-			p := projector.New(store, user.NewRegistry(), rm, logger, time.Now,
+			p := projector.New(store, user.NewRegistry(), rm, userviews.Projections(), logger, time.Now,
 				projector.WithBackoff(&relay.Backoff{Client: sq, QueueURL: q.URL, Log: logger}))
 			rates[order] = float64(len(bodies)) / benchDrain(b, sq, q, bodies, groups, p.Handle).Seconds()
 			for _, id := range uniq(groups) {

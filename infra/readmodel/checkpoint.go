@@ -95,8 +95,14 @@ func (s *Store) AdvanceCheckpoint(ctx context.Context, c Checkpoint) error {
 // Checkpoints returns the checkpoints of the projections in Projections that
 // have applied anything, in that order.
 func (s *Store) Checkpoints(ctx context.Context) ([]Checkpoint, error) {
-	keys := make([]map[string]types.AttributeValue, len(Projections))
-	for i, p := range Projections {
+	return s.CheckpointsOf(ctx, Projections)
+}
+
+// CheckpointsOf returns the checkpoints of the projections named (at most
+// 100) that have applied anything, in that order.
+func (s *Store) CheckpointsOf(ctx context.Context, projections []string) ([]Checkpoint, error) {
+	keys := make([]map[string]types.AttributeValue, len(projections))
+	for i, p := range projections {
 		keys[i] = key(checkpointPK(p), skCheckpoint)
 	}
 	byPK := map[string]map[string]types.AttributeValue{}
@@ -121,7 +127,7 @@ func (s *Store) Checkpoints(ctx context.Context) ([]Checkpoint, error) {
 		}
 	}
 	var cps []Checkpoint
-	for _, p := range Projections {
+	for _, p := range projections {
 		item, ok := byPK[checkpointPK(p)]
 		if !ok {
 			continue

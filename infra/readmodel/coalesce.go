@@ -59,12 +59,12 @@ func foldRun(before user.View, recs []es.Record) (after user.View, since time.Ti
 	changed := false
 	for _, r := range recs {
 		next := user.ApplyView(after, r)
-		if held(next) != held(after) {
+		if next.HeldEmail() != after.HeldEmail() {
 			since, changed = r.OccurredAt, true
 		}
 		after = next
 	}
-	reclaim = changed && held(after) != "" && held(after) == held(before)
+	reclaim = changed && after.HeldEmail() != "" && after.HeldEmail() == before.HeldEmail()
 	return after, since, reclaim
 }
 

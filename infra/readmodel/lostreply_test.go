@@ -89,48 +89,6 @@ func TestLostReplies(t *testing.T) {
 		}
 	})
 
-	t.Run("failure record", func(t *testing.T) {
-		msg := uuid.NewString()
-		// Now, not t0: a record whose expiresAt (At + 14 days) is past may be
-		// deleted by DynamoDB Local's TTL between the two calls.
-		at := time.Now().UTC()
-		for i := range 2 {
-			f := readmodel.Failure{MessageID: msg, Consumer: "projector", Error: "boom", ReceiveCount: i + 1, At: at}
-			if err := s.RecordFailure(ctx, f); err != nil {
-				t.Fatal(err)
-			}
-		}
-		r, ok, err := s.Failure(ctx, msg)
-		if err != nil || !ok || r.Failures != 2 {
-			t.Errorf("failure record: %+v, %v, %v; want 2 failures", r, ok, err)
-		}
-	})
-
-	t.Run("mail claim", func(t *testing.T) {
-		ev := uuid.NewString()
-		if _, err := s.ClaimMail(ctx, ev, uuid.NewString(), t0, time.Minute); err != nil {
-			t.Fatalf("claim: %v", err)
-		}
-		m, ok, err := s.Mail(ctx, ev)
-		if err != nil || !ok || m.State != readmodel.MailSending || m.Attempts != 1 {
-			t.Errorf("mail: %+v, %v, %v", m, ok, err)
-		}
-	})
-	t.Run("mail marked sent", func(t *testing.T) {
-		ev := uuid.NewString()
-		tok, err := readmodel.New(plain, table).ClaimMail(ctx, ev, uuid.NewString(), t0, time.Minute) // the claim's reply arrives
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.MarkMailSent(ctx, ev, tok, "m-1", t0.Add(time.Second)); err != nil {
-			t.Fatalf("mark sent: %v", err)
-		}
-		m, ok, err := s.Mail(ctx, ev)
-		if err != nil || !ok || m.State != readmodel.MailSent || m.MessageID != "m-1" {
-			t.Errorf("mail: %+v, %v, %v", m, ok, err)
-		}
-	})
-
 	t.Run("generations", func(t *testing.T) {
 		p := readmodel.ProjectionActorActivity
 		g, err := s.BeginBuild(ctx, p, t0)

@@ -120,7 +120,7 @@ func (s *Store) putFreshUserView(ctx context.Context, g int64, f UserFold) error
 		{Put: s.appliedPutItem(g, id, ProjectionUserView, f.Last, 0)},
 		{Put: &types.Put{TableName: aws.String(s.table), Item: viewItem(g, id, f.View, body)}},
 	}
-	if email := held(f.View); email != "" {
+	if email := f.View.HeldEmail(); email != "" {
 		items = append(items, types.TransactWriteItem{Put: &types.Put{
 			TableName: aws.String(s.table),
 			Item: map[string]types.AttributeValue{
@@ -426,24 +426,20 @@ func (s *Store) FinishBuild(ctx context.Context, projection string, gen int64, a
 	return nil
 }
 
-// owns reports whether a row, by its partition key without generation and
-// its sort key, belongs to projection.
-func owns(projection, logicalPK, sk string) bool {
-	switch projection {
-	case ProjectionUserView:
-		return (strings.HasPrefix(logicalPK, "user#") && (sk == skView || sk == appliedPrefix+ProjectionUserView)) ||
-			(strings.HasPrefix(logicalPK, "email#") && sk == skLookup)
-	case ProjectionActorActivity:
-		return strings.HasPrefix(logicalPK, "actor#") ||
-			(strings.HasPrefix(logicalPK, "user#") && sk == appliedPrefix+ProjectionActorActivity)
-	}
-	return false
+// Owner is a projection as Prune sees it: its name and the rows that are
+// its own (projection.Projection is one).
+type Owner interface {
+	Name() string
+	// Owns reports whether a row, by its partition key without generation
+	// and its sort key, belongs to the projection.
+	Owns(logicalPK, sk string) bool
 }
 
 // Prune deletes the rows of projection's generations other than the active
 // and the building one (those a switch or an abandoned rebuild left), by
 // scanning the table, and returns how many it deleted.
-func (s *Store) Prune(ctx context.Context, projection string) (int, error) {
+func (s *Store) Prune(ctx context.Context, p Owner) (int, error) {
+	projection := p.Name()
 	g, err := s.Generation(ctx, projection)
 	if err != nil {
 		return 0, err
@@ -464,7 +460,7 @@ func (s *Store) Prune(ctx context.Context, projection string) (int, error) {
 			pk, _ := attr.String(item, attrPK)
 			sk, _ := attr.String(item, attrSK)
 			gen, logical := SplitGeneration(pk)
-			if gen == g.Active || gen == g.Building || !owns(projection, logical, sk) {
+			if gen == g.Active || gen == g.Building || !p.Owns(logical, sk) {
 				continue
 			}
 			dels = append(dels, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: key(pk, sk)}})

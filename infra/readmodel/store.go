@@ -1,5 +1,10 @@
 // Package readmodel owns the read-model table: one DynamoDB table (pk S, sk S)
-// whose key prefixes belong to the projections and the notifier.
+// whose key prefixes belong to the projections, the notifier (sent mail:
+// notifier.Mails) and the dead-letter tooling (failed messages:
+// deadletter.Store). Its core is the keys, the generations, the
+// checkpoints and the applied versions, and the item kit the other stores
+// of the table share (item.go); the User service's projections register
+// through infra/userviews (projection.Projection).
 //
 //	user view        pk "user#<id>"               sk "view"
 //	applied version  pk "user#<id>"               sk "applied#<projection>"
@@ -111,7 +116,6 @@ const (
 	skView       = "view"
 	skLookup     = "lookup"
 	skCheckpoint = "checkpoint"
-	skSent       = "sent"
 
 	appliedPrefix = "applied#"
 )
@@ -120,7 +124,6 @@ func userPK(id string) string         { return "user#" + id }
 func emailPK(email string) string     { return "email#" + email }
 func actorPK(sub string) string       { return "actor#" + sub }
 func checkpointPK(name string) string { return "checkpoint#" + name }
-func mailPK(eventID string) string    { return "mail#" + eventID }
 
 func key(pk, sk string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{attrPK: str(pk), attrSK: str(sk)}

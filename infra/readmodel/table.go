@@ -94,3 +94,8 @@ func DeleteTable(ctx context.Context, client *dynamodb.Client, table string) err
 	}
 	return nil
 }
+
+// TTLAttribute is the attribute, epoch seconds, after which DynamoDB's TTL
+// deletes an item of the read-model table: the dead-letter failure records
+// carry it. template.yaml's ReadModelTable and CreateTable turn TTL on it.
+const TTLAttribute = "expiresAt"

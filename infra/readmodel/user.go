@@ -180,10 +180,10 @@ func (s *Store) putUserView(ctx context.Context, g int64, before, after user.Vie
 		{Put: s.appliedPutItem(g, id, ProjectionUserView, last, prev)},
 		{Put: &types.Put{TableName: aws.String(s.table), Item: viewItem(g, id, after, viewJSON)}},
 	}
-	old := held(before)
+	old := before.HeldEmail()
 	if reclaim {
 		old = "" // claim again what after holds; free what before held
-		if h := held(before); h != "" && h != held(after) {
+		if h := before.HeldEmail(); h != "" && h != after.HeldEmail() {
 			frees, err := s.lookupChanges(ctx, g, id, h, "", last, since)
 			if err != nil {
 				return fmt.Errorf("save view of user %s v%d: %w", id, last.Version, err)
@@ -191,7 +191,7 @@ func (s *Store) putUserView(ctx context.Context, g int64, before, after user.Vie
 			items = append(items, frees...)
 		}
 	}
-	lookups, err := s.lookupChanges(ctx, g, id, old, held(after), last, since)
+	lookups, err := s.lookupChanges(ctx, g, id, old, after.HeldEmail(), last, since)
 	if err != nil {
 		return fmt.Errorf("save view of user %s v%d: %w", id, last.Version, err)
 	}
@@ -209,14 +209,6 @@ func (s *Store) putUserView(ctx context.Context, g int64, before, after user.Vie
 		return fmt.Errorf("save view of user %s v%d: %w", id, last.Version, err)
 	}
 	return nil
-}
-
-// held is the address a view holds: a live user's email.
-func held(v user.View) string {
-	if v.Status == "" || v.Status == user.StatusDeleted {
-		return ""
-	}
-	return v.Email
 }
 
 // lookupChanges are the lookup writes, in generation g, of a user going

@@ -2,10 +2,7 @@ package rebuild
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"maps"
-	"reflect"
 	"slices"
 	"sort"
 	"sync"
@@ -13,39 +10,25 @@ import (
 	"time"
 
 	"github.com/chronicle-go/chronicle/domain/es"
-	"github.com/chronicle-go/chronicle/domain/user"
+	"github.com/chronicle-go/chronicle/infra/projection"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 )
 
-// Kinds of Difference.
+// Kinds of Difference every projection may report; each projection adds
+// its own (package userviews: lookup, activity, index).
 const (
-	DiffMissing  = "missing"  // the projection has no row for the aggregate
-	DiffBehind   = "behind"   // the row is at an older version than the event store
-	DiffAhead    = "ahead"    // the row is at a version the event store does not have
-	DiffFields   = "fields"   // same version, other content
-	DiffLookup   = "lookup"   // the email lookup does not name the user holding the address
-	DiffActivity = "activity" // the actor-activity projection is not at the stream's version
-	DiffIndex    = "index"    // the view's user-list index keys do not match the view
+	DiffMissing = projection.DiffMissing // the projection has no row for the aggregate
+	DiffBehind  = projection.DiffBehind  // the row is at an older version than the event store
+	DiffAhead   = projection.DiffAhead   // the row is at a version the event store does not have
+	DiffFields  = projection.DiffFields  // same version, other content
 )
 
 // Difference is one way a projection's row differs from the fold of the
 // aggregate's events.
-type Difference struct {
-	AggregateID  string      `json:"aggregateId"`
-	Kind         string      `json:"kind"`
-	StoreVersion int64       `json:"eventStoreVersion"`
-	ViewVersion  int64       `json:"viewVersion"`
-	Fields       []FieldDiff `json:"fields,omitempty"`
-	Detail       string      `json:"detail,omitempty"`
-}
+type Difference = projection.Difference
 
-// FieldDiff is one field of a view that differs: what the fold says
-// (Want) and what the row holds (Got), as JSON.
-type FieldDiff struct {
-	Field string          `json:"field"`
-	Want  json.RawMessage `json:"want"`
-	Got   json.RawMessage `json:"got"`
-}
+// FieldDiff is one field of a view that differs.
+type FieldDiff = projection.FieldDiff
 
 // AuditOptions tune Audit.
 type AuditOptions struct {
@@ -64,12 +47,12 @@ type Report struct {
 	Aggregates  int64        `json:"aggregates"`
 	Events      int64        `json:"events"`
 	Differences []Difference `json:"differences"`
-	Generation  int64        `json:"generation"` // the user view's active generation
+	Generation  int64        `json:"generation"` // the first projection's active generation (the user view's)
 }
 
-// Audit compares every aggregate's user view (active generation, with its
-// user-list index keys), email lookup and actor-activity version with the fold of its events, by a
-// parallel scan of the events table, and lists the differences.
+// Audit compares every aggregate's rows of every projection (their active
+// generations) with the fold of its events (projection.Projection.Audit),
+// by a parallel scan of the events table, and lists the differences.
 func (r *Rebuilder) Audit(ctx context.Context, opts AuditOptions) (Report, error) {
 	if opts.Segments <= 0 {
 		opts.Segments = DefaultSegments
@@ -91,7 +74,7 @@ func (r *Rebuilder) Audit(ctx context.Context, opts AuditOptions) (Report, error
 	var rep Report
 	for _, g := range gens {
 		st = st.At(g.Projection, g.Active)
-		if g.Projection == readmodel.ProjectionUserView {
+		if len(r.projections) > 0 && g.Projection == r.projections[0].Name() {
 			rep.Generation = g.Active
 		}
 	}
@@ -103,7 +86,7 @@ func (r *Rebuilder) Audit(ctx context.Context, opts AuditOptions) (Report, error
 		diffs  []Difference
 	)
 	check := func(ctx context.Context, recs []es.Record) error {
-		d, err := compare(ctx, st, recs)
+		d, err := r.compare(ctx, st, recs)
 		if err != nil {
 			return err
 		}
@@ -168,7 +151,7 @@ func (r *Rebuilder) Audit(ctx context.Context, opts AuditOptions) (Report, error
 			if err := r.decodeAll(ctx, recs); err != nil {
 				return Report{}, err
 			}
-			d, err := compare(ctx, st, recs)
+			d, err := r.compare(ctx, st, recs)
 			if err != nil {
 				return Report{}, err
 			}
@@ -185,116 +168,16 @@ func (r *Rebuilder) Audit(ctx context.Context, opts AuditOptions) (Report, error
 	return rep, nil
 }
 
-// compare checks one aggregate's rows against the fold of recs.
-func compare(ctx context.Context, st *readmodel.Store, recs []es.Record) ([]Difference, error) {
-	want := readmodel.FoldUser(recs).View
-	id, version := recs[0].AggregateID, recs[len(recs)-1].Version
+// compare checks one aggregate's rows of every projection against the
+// fold of recs, the projections in their order.
+func (r *Rebuilder) compare(ctx context.Context, st *readmodel.Store, recs []es.Record) ([]Difference, error) {
 	var diffs []Difference
-	got, applied, err := st.UserViewForUpdate(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	base := Difference{AggregateID: id, StoreVersion: version, ViewVersion: got.Version}
-	switch {
-	case applied == 0 && got.Version == 0:
-		d := base
-		d.Kind, d.Detail = DiffMissing, "no view"
-		diffs = append(diffs, d)
-	case got.Version < version:
-		d := base
-		d.Kind, d.Detail = DiffBehind, fmt.Sprintf("view at v%d, event store at v%d", got.Version, version)
-		diffs = append(diffs, d)
-	case got.Version > version:
-		d := base
-		d.Kind, d.Detail = DiffAhead, fmt.Sprintf("view at v%d, event store at v%d", got.Version, version)
-		diffs = append(diffs, d)
-	case !reflect.DeepEqual(normalize(got), normalize(want)):
-		d := base
-		d.Kind, d.Fields = DiffFields, fieldDiffs(want, got)
-		diffs = append(diffs, d)
-	}
-	if got.Version > 0 {
-		// A view written before the list index existed, or by a writer
-		// that forgot its keys, is missing from GET /users.
-		detail, err := st.IndexMismatch(ctx, id)
+	for _, pr := range r.projections {
+		d, err := pr.Audit(ctx, st, recs)
 		if err != nil {
 			return nil, err
 		}
-		if detail != "" {
-			d := base
-			d.Kind, d.Detail = DiffIndex, detail
-			diffs = append(diffs, d)
-		}
-	}
-	if applied != got.Version && !(applied == 0 && got.Version == 0) {
-		d := base
-		d.Kind, d.Detail = DiffFields, fmt.Sprintf("applied version %d, view version %d", applied, got.Version)
-		diffs = append(diffs, d)
-	}
-	if want.Status != user.StatusDeleted && want.Email != "" {
-		holder, ok, err := st.UserIDByEmail(ctx, want.Email)
-		if err != nil {
-			return nil, err
-		}
-		if !ok || holder != id {
-			d := base
-			d.Kind = DiffLookup
-			d.Detail = fmt.Sprintf("email %s looks up %q", want.Email, holder)
-			if !ok {
-				d.Detail = fmt.Sprintf("email %s has no lookup", want.Email)
-			}
-			diffs = append(diffs, d)
-		}
-	}
-	act, err := st.ActivityApplied(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if act != version {
-		d := base
-		d.Kind, d.ViewVersion = DiffActivity, act
-		d.Detail = fmt.Sprintf("actor activity at v%d, event store at v%d", act, version)
-		diffs = append(diffs, d)
+		diffs = append(diffs, d...)
 	}
 	return diffs, nil
-}
-
-// normalize makes times comparable: a view read back from JSON has UTC
-// times without monotonic readings.
-func normalize(v user.View) user.View {
-	v.CreatedAt, v.UpdatedAt, v.DeletedAt = v.CreatedAt.UTC(), v.UpdatedAt.UTC(), v.DeletedAt.UTC()
-	return v
-}
-
-// fieldDiffs lists the JSON fields of two views that differ.
-func fieldDiffs(want, got user.View) []FieldDiff {
-	w, g := fields(want), fields(got)
-	keys := map[string]bool{}
-	for k := range w {
-		keys[k] = true
-	}
-	for k := range g {
-		keys[k] = true
-	}
-	var out []FieldDiff
-	for _, k := range slices.Sorted(maps.Keys(keys)) {
-		if string(w[k]) != string(g[k]) {
-			out = append(out, FieldDiff{Field: k, Want: orNull(w[k]), Got: orNull(g[k])})
-		}
-	}
-	return out
-}
-
-func fields(v any) map[string]json.RawMessage {
-	b, _ := json.Marshal(v)
-	var m map[string]json.RawMessage
-	_ = json.Unmarshal(b, &m)
-	return m
-}
-
-func orNull(b json.RawMessage) json.RawMessage {
-	if b == nil {
-		return json.RawMessage("null")
-	}
-	return b
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/readmodel/readmodeltest"
 	"github.com/chronicle-go/chronicle/infra/rebuild"
 	"github.com/chronicle-go/chronicle/infra/rebuild/rebuildtest"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // BenchmarkRebuildUserView rebuilds the user view from 100,000 events
@@ -51,7 +52,7 @@ func BenchmarkRebuildUserView(b *testing.B) {
 	for _, segments := range []int{1, 4} {
 		b.Run(fmt.Sprintf("segments=%d", segments), func(b *testing.B) {
 			rm := readmodeltest.Store(b)
-			rb := rebuild.New(client, table, store, rm, user.NewRegistry(), slog.New(slog.DiscardHandler))
+			rb := rebuild.New(client, table, store, rm, user.NewRegistry(), userviews.Projections(), slog.New(slog.DiscardHandler))
 			var total time.Duration
 			var folded int64
 			for b.Loop() {

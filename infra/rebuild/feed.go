@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 
 	"github.com/chronicle-go/chronicle/domain/es"
-	"github.com/chronicle-go/chronicle/domain/user"
 	"github.com/chronicle-go/chronicle/infra/feed"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 )
@@ -110,16 +109,7 @@ func (s *runState) applyRun(ctx context.Context, target *readmodel.Store, run []
 	id := run[0].AggregateID
 	var lastErr error
 	for range 5 {
-		var (
-			view    user.View
-			applied int64
-			err     error
-		)
-		if s.projection == readmodel.ProjectionUserView {
-			view, applied, err = target.UserViewForUpdate(ctx, id)
-		} else {
-			applied, err = target.ActivityApplied(ctx, id)
-		}
+		state, applied, err := s.pr.Read(ctx, target, id)
 		if err != nil {
 			return err
 		}
@@ -127,11 +117,7 @@ func (s *runState) applyRun(ctx context.Context, target *readmodel.Store, run []
 		if err != nil || len(todo) == 0 {
 			return err
 		}
-		if s.projection == readmodel.ProjectionUserView {
-			err = target.SaveUserViewRun(ctx, view, applied, todo)
-		} else {
-			err = target.SaveActivityRun(ctx, applied, todo)
-		}
+		err = s.pr.Write(ctx, target, state, applied, todo)
 		if !errors.Is(err, readmodel.ErrConflict) {
 			return err
 		}
@@ -142,7 +128,7 @@ func (s *runState) applyRun(ctx context.Context, target *readmodel.Store, run []
 
 // lineUp returns the events of run past applied, preceded by any gap
 // between applied and the run read from the event store, decoded for the
-// user view.
+// projections that read them.
 func (s *runState) lineUp(ctx context.Context, run []es.Record, applied int64) ([]es.Record, error) {
 	i := 0
 	for i < len(run) && run[i].Version <= applied {
@@ -163,7 +149,7 @@ func (s *runState) lineUp(ctx context.Context, run []es.Record, applied int64) (
 		}
 		todo = append(gap, todo...)
 	}
-	if s.projection == readmodel.ProjectionUserView {
+	if s.pr.Decodes() {
 		if err := s.r.registry.DecodeAll(todo); err != nil {
 			return nil, err
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/rebuild"
 	"github.com/chronicle-go/chronicle/infra/rebuild/rebuildtest"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // BenchmarkFeedCatchUp: the catch-up rate of a projection (the user view,
@@ -58,7 +59,7 @@ func BenchmarkFeedCatchUp(b *testing.B) {
 		_ = readmodel.DeleteTable(ctx, client, rmName)
 	})
 	rm := readmodel.New(client, rmName, readmodel.WithGenerationTTL(0))
-	rb := rebuild.New(client, table, store, rm, user.NewRegistry(), slog.New(slog.DiscardHandler))
+	rb := rebuild.New(client, table, store, rm, user.NewRegistry(), userviews.Projections(), slog.New(slog.DiscardHandler))
 	cps := feed.NewCheckpoints(client, rmName)
 	run := func(o rebuild.Options) float64 {
 		res, err := rb.Run(ctx, readmodel.ProjectionUserView, o)

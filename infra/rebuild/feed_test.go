@@ -14,11 +14,13 @@ import (
 	"github.com/chronicle-go/chronicle/domain/user/usertest"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/feed"
+	"github.com/chronicle-go/chronicle/infra/notifier"
 	"github.com/chronicle-go/chronicle/infra/projector"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/rebuild"
 	"github.com/chronicle-go/chronicle/infra/rebuild/rebuildtest"
 	"github.com/chronicle-go/chronicle/infra/relay"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // TestRebuildFromFeedThenFollow: new generations of both projections,
@@ -39,7 +41,7 @@ func TestRebuildFromFeedThenFollow(t *testing.T) {
 	}
 	// Live: commands, each event handed to the projector as the relay would.
 	svc := usertest.Service(e.events)
-	proj := projector.New(e.events, user.NewRegistry(), e.rm, slog.New(slog.DiscardHandler), time.Now)
+	proj := projector.New(e.events, user.NewRegistry(), e.rm, userviews.Projections(), slog.New(slog.DiscardHandler), time.Now)
 	written := 2000
 	exec := func(id string, c user.Command) {
 		t.Helper()
@@ -104,7 +106,7 @@ func TestRebuildFromFeedThenFollow(t *testing.T) {
 	checkViews(t, e, ids)
 	// Every event of the feed, up to now, reached both projections.
 	time.Sleep(window) // the feed shows an event once it is behind the window
-	rep, err := feed.AuditCompleteness(ctx, reader, e.rm, dynamo.FeedCursor{})
+	rep, err := feed.AuditCompleteness(ctx, reader, feed.Stores{Views: e.rm, Mails: notifier.NewMails(e.rm.Client(), e.rm.Table())}, e.rb.Projections(), dynamo.FeedCursor{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/chronicle-go/chronicle/domain/es"
+	"github.com/chronicle-go/chronicle/infra/projection"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 )
 
@@ -60,18 +62,21 @@ type Rebuilder struct {
 	events   EventLoader
 	rm       *readmodel.Store
 	registry *es.Registry
-	log      *slog.Logger
-	now      func() time.Time
-	open     func(ctx context.Context, recs []es.Record) error // OpenWith
+	// projections are those the rebuilder runs, in their order.
+	projections []projection.Projection
+	log         *slog.Logger
+	now         func() time.Time
+	open        func(ctx context.Context, recs []es.Record) error // OpenWith
 }
 
-// New returns a rebuilder reading the events table through client and
-// events, and writing rm.
-func New(client Client, eventsTable string, events EventLoader, rm *readmodel.Store, registry *es.Registry, logger *slog.Logger) *Rebuilder {
+// New returns a rebuilder of projections reading the events table through
+// client and events, decoding with registry, and writing rm.
+func New(client Client, eventsTable string, events EventLoader, rm *readmodel.Store, registry *es.Registry, projections []projection.Projection, logger *slog.Logger) *Rebuilder {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Rebuilder{client: client, table: eventsTable, events: events, rm: rm, registry: registry, log: logger, now: time.Now}
+	return &Rebuilder{client: client, table: eventsTable, events: events, rm: rm, registry: registry,
+		projections: slices.Clone(projections), log: logger, now: time.Now}
 }
 
 // Defaults of Options.
@@ -165,16 +170,16 @@ type Result struct {
 	Done     bool  // the new generation is active
 }
 
-// Projections are the projections Run can rebuild.
-var Projections = readmodel.Projections
+// Projections are the names of the projections Run can rebuild, in their
+// order.
+func (r *Rebuilder) Projections() []string { return projection.Names(r.projections) }
 
-func known(projection string) error {
-	for _, p := range Projections {
-		if p == projection {
-			return nil
-		}
+// known returns the projection named name.
+func (r *Rebuilder) known(name string) (projection.Projection, error) {
+	if p, ok := projection.Find(r.projections, name); ok {
+		return p, nil
 	}
-	return fmt.Errorf("unknown projection %q: want one of %v", projection, Projections)
+	return nil, fmt.Errorf("unknown projection %q: want one of %v", name, r.Projections())
 }
 
 // Run rebuilds projection into a new generation, or resumes the one being
@@ -182,7 +187,8 @@ func known(projection string) error {
 // Cancelling ctx stops it too, with ctx's error; every page it finished is
 // kept.
 func (r *Rebuilder) Run(ctx context.Context, projection string, opts Options) (Result, error) {
-	if err := known(projection); err != nil {
+	pr, err := r.known(projection)
+	if err != nil {
 		return Result{}, err
 	}
 	opts = opts.withDefaults()
@@ -244,7 +250,7 @@ func (r *Rebuilder) Run(ctx context.Context, projection string, opts Options) (R
 			"segments", len(b.Segments), "events", b.Events())
 	}
 
-	run := &runState{r: r, b: b, opts: opts, start: start, projection: projection}
+	run := &runState{r: r, b: b, opts: opts, start: start, projection: projection, pr: pr}
 	run.events.Store(b.Events())
 	run.aggregates.Store(b.Aggregates())
 	res := Result{Previous: g.Active}
@@ -313,6 +319,7 @@ type runState struct {
 	opts       Options
 	start      time.Time
 	projection string
+	pr         projection.Projection // the projection named projection
 
 	events, aggregates, runEvents atomic.Int64
 	mu                            sync.Mutex // serializes Progress calls and b.Segments writes
@@ -366,7 +373,7 @@ func (s *runState) scan(ctx context.Context) error {
 func (s *runState) segment(ctx context.Context, target *readmodel.Store, seg readmodel.Segment) error {
 	sc := &segmentScan{
 		r: s.r, segment: seg.Number, segments: len(s.b.Segments), pageSize: s.opts.PageSize,
-		decode: s.projection == readmodel.ProjectionUserView, startKey: seg.LastKey,
+		decode: s.pr.Decodes(), startKey: seg.LastKey,
 	}
 	write := s.writer(target)
 	for !sc.done {
@@ -401,12 +408,8 @@ func (s *runState) segment(ctx context.Context, target *readmodel.Store, seg rea
 
 // writer writes one whole stream into target.
 func (s *runState) writer(target *readmodel.Store) func(context.Context, []es.Record) error {
-	if s.projection == readmodel.ProjectionActorActivity {
-		return target.PutActivity
-	}
 	return func(ctx context.Context, recs []es.Record) error {
-		_, err := target.PutUserView(ctx, readmodel.FoldUser(recs), false)
-		return err
+		return s.pr.Put(ctx, target, recs, false)
 	}
 }
 
@@ -421,7 +424,7 @@ type Status struct {
 // Status returns the generations of projection and the progress of its
 // build in progress, or else of the one that made the active generation.
 func (r *Rebuilder) Status(ctx context.Context, projection string) (Status, error) {
-	if err := known(projection); err != nil {
+	if _, err := r.known(projection); err != nil {
 		return Status{}, err
 	}
 	g, err := r.rm.Generation(ctx, projection)
@@ -441,7 +444,7 @@ func (r *Rebuilder) Status(ctx context.Context, projection string) (Status, erro
 // stops writing its generation, readers never used it, and the next Run
 // starts a new one. It returns the generation abandoned.
 func (r *Rebuilder) Abort(ctx context.Context, projection string) (int64, error) {
-	if err := known(projection); err != nil {
+	if _, err := r.known(projection); err != nil {
 		return 0, err
 	}
 	g, err := r.rm.Generation(ctx, projection)
@@ -469,7 +472,8 @@ type Repair struct {
 // fixes one view found wrong without rebuilding them all. A row that the
 // live projector moved past the stream read is left alone.
 func (r *Rebuilder) Aggregate(ctx context.Context, projection, id string) (Repair, error) {
-	if err := known(projection); err != nil {
+	pr, err := r.known(projection)
+	if err != nil {
 		return Repair{}, err
 	}
 	recs, err := r.events.Load(ctx, id, 1, 0)
@@ -491,14 +495,7 @@ func (r *Rebuilder) Aggregate(ctx context.Context, projection, id string) (Repai
 		if gen == 0 {
 			continue
 		}
-		st := r.rm.At(projection, gen)
-		switch projection {
-		case readmodel.ProjectionUserView:
-			_, err = st.PutUserView(ctx, readmodel.FoldUser(recs), true)
-		default:
-			err = st.PutActivity(ctx, recs)
-		}
-		if err != nil {
+		if err := pr.Put(ctx, r.rm.At(projection, gen), recs, true); err != nil {
 			return rep, err
 		}
 		rep.Generations = append(rep.Generations, gen)

@@ -29,6 +29,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/rebuild"
 	"github.com/chronicle-go/chronicle/infra/rebuild/rebuildtest"
 	"github.com/chronicle-go/chronicle/infra/relay"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // env is an event store and a read model on the emulator, and a rebuilder
@@ -59,7 +60,7 @@ func newEnv(t *testing.T, events *dynamo.Store, tables dynamo.Tables) env {
 	})
 	rm := readmodel.New(client, rmName, readmodel.WithGenerationTTL(0))
 	return env{client: client, events: events, tables: tables, rm: rm, rmName: rmName,
-		rb: rebuild.New(client, tables.Events, events, rm, user.NewRegistry(), slog.New(slog.DiscardHandler))}
+		rb: rebuild.New(client, tables.Events, events, rm, user.NewRegistry(), userviews.Projections(), slog.New(slog.DiscardHandler))}
 }
 
 // fold is the view the event store says user id should have.
@@ -129,7 +130,7 @@ func TestRebuildInterruptedAndResumed(t *testing.T) {
 	}
 	// Small pages, so that streams straddle pages and segments resume mid-stream.
 	opts := rebuild.Options{Segments: 4, PageSize: 9, Settle: -1}
-	for _, p := range rebuild.Projections {
+	for _, p := range clean.rb.Projections() {
 		res, err := clean.rb.Run(ctx, p, opts)
 		if err != nil || !res.Done || res.Generation != 2 || res.Events != 420 {
 			t.Fatalf("clean rebuild of %s: %+v, %v", p, res, err)
@@ -138,7 +139,7 @@ func TestRebuildInterruptedAndResumed(t *testing.T) {
 	checkViews(t, clean, ids)
 
 	cut := newEnv(t, clean.events, clean.tables)
-	for _, p := range rebuild.Projections {
+	for _, p := range cut.rb.Projections() {
 		runCtx, cancel := context.WithCancel(ctx)
 		o := opts
 		o.Progress = func(pr rebuild.Progress) {
@@ -225,7 +226,7 @@ func TestRebuildFollowsLiveEvents(t *testing.T) {
 	e := newEnv(t, nil, dynamo.Tables{})
 	ctx := t.Context()
 	svc := usertest.Service(e.events)
-	proj := projector.New(e.events, user.NewRegistry(), e.rm, slog.New(slog.DiscardHandler), time.Now)
+	proj := projector.New(e.events, user.NewRegistry(), e.rm, userviews.Projections(), slog.New(slog.DiscardHandler), time.Now)
 	var ids []string
 	project := func(recs []es.Record) {
 		for _, r := range recs {
@@ -280,7 +281,7 @@ func TestRebuildFollowsLiveEvents(t *testing.T) {
 	}
 	checkViews(t, e, ids)
 	// The old generation stays until pruned.
-	n, err := e.rm.Prune(ctx, readmodel.ProjectionUserView)
+	n, err := e.rm.Prune(ctx, userviews.View)
 	if err != nil || n == 0 {
 		t.Fatalf("prune: %d, %v", n, err)
 	}
@@ -297,7 +298,7 @@ func TestAuditAndRepair(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range rebuild.Projections {
+	for _, p := range e.rb.Projections() {
 		if _, err := e.rb.Run(ctx, p, rebuild.Options{Settle: -1}); err != nil {
 			t.Fatal(err)
 		}
@@ -429,11 +430,11 @@ func TestRebuildListsUsersAndAuditRepairsTheIndex(t *testing.T) {
 	}
 	var kinds []string
 	for _, d := range rep.Differences {
-		if d.Kind != rebuild.DiffActivity { // only the user view was rebuilt
+		if d.Kind != userviews.DiffActivity { // only the user view was rebuilt
 			kinds = append(kinds, d.AggregateID+" "+d.Kind)
 		}
 	}
-	if want := []string{victim + " " + rebuild.DiffIndex}; !reflect.DeepEqual(kinds, want) {
+	if want := []string{victim + " " + userviews.DiffIndex}; !reflect.DeepEqual(kinds, want) {
 		t.Fatalf("audit: %v, want %v (%+v)", kinds, want, rep.Differences)
 	}
 	if _, err := e.rb.Aggregate(ctx, readmodel.ProjectionUserView, victim); err != nil {

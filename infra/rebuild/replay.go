@@ -80,7 +80,7 @@ func (h *Replay) slice(ctx context.Context, msg events.SQSMessage) error {
 	if err := json.Unmarshal([]byte(msg.Body), &req); err != nil {
 		return fmt.Errorf("message %s: %w", msg.MessageId, err)
 	}
-	if err := known(req.Projection); err != nil {
+	if _, err := h.rb.known(req.Projection); err != nil {
 		h.log.ErrorContext(ctx, "replay request dropped", "message_id", msg.MessageId, "err", err)
 		return nil // a bad request never gets better: acknowledge it
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/readmodel/readmodeltest"
 	"github.com/chronicle-go/chronicle/infra/rebuild/rebuildtest"
 	"github.com/chronicle-go/chronicle/infra/relay/relaytest"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // TestReplayAcrossInvocations: the replay handler runs a rebuild one
@@ -57,7 +58,7 @@ func TestReplayAcrossInvocations(t *testing.T) {
 	})
 	fnDDB := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, check) })
 	fnSQS := sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.APIOptions = append(o.APIOptions, check) })
-	h := NewReplay(New(fnDDB, tables.Events, dynamo.New(fnDDB, tables), readmodel.New(fnDDB, table), user.NewRegistry(), nil),
+	h := NewReplay(New(fnDDB, tables.Events, dynamo.New(fnDDB, tables), readmodel.New(fnDDB, table), user.NewRegistry(), userviews.Projections(), nil),
 		fnSQS, q.URL, slog.New(slog.DiscardHandler), nil)
 	// A budget always spent: one page per segment per slice.
 	h.margin, h.opts = time.Hour, Options{PageSize: 10, Settle: -1}

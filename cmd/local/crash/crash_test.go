@@ -40,6 +40,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/pii"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/rebuild"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // Environment of the child process (the test binary run as the runner).
@@ -225,13 +226,14 @@ func TestConsumerCrash(t *testing.T) {
 	cipher := pii.NewCipher(keys, user.NewRegistry().PersonalFields, user.State{}.PersonalFields())
 	store := dynamo.New(ddb, dynamo.Tables{Events: res.TableName("EventsTable")}, dynamo.WithCipher(cipher))
 	rm := readmodel.New(ddb, res.TableName("ReadModelTable"), readmodel.WithGenerationTTL(0))
-	rb := rebuild.New(ddb, res.TableName("EventsTable"), store, rm, user.NewRegistry(), nil)
+	rb := rebuild.New(ddb, res.TableName("EventsTable"), store, rm, user.NewRegistry(), userviews.Projections(), nil)
 	rb.OpenWith(cipher.Open)
 	dlqs := map[string]string{}
 	for _, id := range []string{"ProjectionsDLQ", "NotificationsDLQ", "RelayDLQ"} {
 		dlqs[id] = res.QueueURL(id)
 	}
-	op := operator{mails: rm, events: store, resolver: notifier.Resolver{Mails: rm, Events: store, Queue: sqsc,
+	mails := notifier.NewMails(ddb, rm.Table())
+	op := operator{mails: mails, events: store, resolver: notifier.Resolver{Mails: mails, Events: store, Queue: sqsc,
 		QueueURL: notifications, Now: time.Now}}
 	// Each condition is checked until it holds, cheapest first; once all
 	// hold they are checked once more together. The load is over, so a
@@ -348,7 +350,7 @@ func dlqsEmpty(t *testing.T, sqsc *sqs.Client, dlqs map[string]string) (bool, st
 // with the evidence of what SES accepted (here moto's record of sent
 // mails), chronicle mail resolve --sent or --resend.
 type operator struct {
-	mails        *readmodel.Store
+	mails        *notifier.Mails
 	events       *dynamo.Store
 	resolver     notifier.Resolver
 	sent, resent int

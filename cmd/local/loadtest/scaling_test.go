@@ -24,6 +24,8 @@ import (
 	"github.com/chronicle-go/chronicle/cmd/local/internal/runner"
 	"github.com/chronicle-go/chronicle/infra/auth"
 	"github.com/chronicle-go/chronicle/infra/awstest"
+	"github.com/chronicle-go/chronicle/infra/deadletter"
+	"github.com/chronicle-go/chronicle/infra/notifier"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 )
 
@@ -104,6 +106,10 @@ type scalingService struct {
 	viewSeen                   map[string]bool
 	viewsMissing, mailsMissing int
 	mailsHeld                  int // in doubt, for an operator
+	// mails reads the notifier's sent-mail records (mails in doubt).
+	mails *notifier.Mails
+	// failures reads the consumers' failure records (why a message failed).
+	failures *deadletter.Store
 	// latest is the highest version accepted per user by measure.
 	latestMu sync.Mutex
 	latest   map[string]int64
@@ -160,6 +166,8 @@ func startScaling(b *testing.B, stack, stateDir string, c int) *scalingService {
 	}
 	s.r, s.base, s.token = r, "http://"+ln.Addr().String(), token
 	s.views = readmodel.New(dynamodb.NewFromConfig(cfg), r.TableName("ReadModelTable"))
+	s.mails = notifier.NewMails(dynamodb.NewFromConfig(cfg), r.TableName("ReadModelTable"))
+	s.failures = deadletter.New(dynamodb.NewFromConfig(cfg), r.TableName("ReadModelTable"))
 	return s
 }
 

@@ -120,7 +120,7 @@ func (s *scalingService) checkMails(b *testing.B, want int) {
 		s.mailsHeld = 0
 		return
 	}
-	held, err := s.views.MailsInDoubt(b.Context())
+	held, err := s.mails.MailsInDoubt(b.Context())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func (s *scalingService) firstDeadLetter(ctx context.Context, url string) string
 	}
 	msg := out.Messages[0]
 	id := aws.ToString(msg.MessageId)
-	if f, ok, err := s.views.Failure(ctx, id); err == nil && ok {
+	if f, ok, err := s.failures.Failure(ctx, id); err == nil && ok {
 		return fmt.Sprintf("message %s (event %s, %s v%d of %s), %d failed deliveries, the last by the %s: %s",
 			id, f.EventID, f.EventType, f.Version, f.AggregateID, f.Failures, f.Consumer, f.Error)
 	}

@@ -1,4 +1,12 @@
-package readmodel
+// Package deadletter is the dead-letter tooling's memory of why messages
+// failed: the queue consumers (projector, notifier) report each failed
+// delivery (Report), which logs it and records it under the message's id in
+// the read-model table; `chronicle dlq show` reads it back (Store.Failure).
+//
+// SQS keeps no reason when it dead-letters a message, and a message cannot
+// be given attributes on its way to the DLQ, so the reason is kept here,
+// under the message id SQS keeps when it moves the message.
+package deadletter
 
 import (
 	"context"
@@ -12,12 +20,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chronicle-go/chronicle/infra/dynamo/attr"
+	"github.com/chronicle-go/chronicle/infra/readmodel"
 )
-
-// Failed messages. SQS keeps no reason when it dead-letters a message, and
-// a message cannot be given attributes on its way to the DLQ, so the queue
-// consumers record why each delivery failed under the message's id, which
-// SQS keeps when it moves the message: `chronicle dlq show` reads it back.
 
 // Failure is one failed delivery of a queue message.
 type Failure struct {
@@ -54,15 +58,30 @@ const (
 	attrLastAt        = "lastAt"
 	attrFailures      = "failures"
 	failurePrefix     = "failure#"
-	failureExpiration = 14 * 24 * time.Hour // SQS's longest retention
-	attrExpiresAt     = TTLAttribute
-	attrWriteToken    = "writeToken" // the last call's token: RecordFailure
+	failureExpiration = 14 * 24 * time.Hour    // SQS's longest retention
+	attrExpiresAt     = readmodel.TTLAttribute // failure records expire
+	attrWriteToken    = "writeToken"           // the last call's token: RecordFailure
+	attrEventID       = "eventId"
+	attrVersion       = "version"
 )
 
-// TTLAttribute is the attribute, epoch seconds, after which DynamoDB's TTL
-// deletes an item of the read-model table: the failure records carry it.
-// template.yaml's ReadModelTable and CreateTable turn TTL on it.
-const TTLAttribute = "expiresAt"
+// Client is the part of *dynamodb.Client the failure records use: the
+// consumers' roles allow UpdateItem on the read-model table, the CLI
+// GetItem.
+type Client interface {
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+}
+
+// Store keeps the failure records, in the read-model table (pk
+// "failure#<messageId>", sk "failure"). It is safe for concurrent use.
+type Store struct {
+	client Client
+	table  string
+}
+
+// New returns the failure records of the read-model table.
+func New(client Client, table string) *Store { return &Store{client: client, table: table} }
 
 // RecordFailure records a failed delivery of f.MessageID. It uses only
 // UpdateItem, which the consumers' roles allow.
@@ -81,7 +100,7 @@ func (s *Store) RecordFailure(ctx context.Context, f Failure) error {
 	}
 	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: aws.String(s.table),
-		Key:       key(failurePrefix+f.MessageID, skFailure),
+		Key:       readmodel.Key(failurePrefix+f.MessageID, skFailure),
 		UpdateExpression: aws.String("SET #c = :c, #e = :e, #agg = :agg, #ev = :ev, #t = :t, #v = :v, " +
 			"#rc = :rc, #last = :at, #first = if_not_exists(#first, :at), #exp = :exp, #w = :w ADD #n :one"),
 		ConditionExpression: aws.String("attribute_not_exists(#w) OR #w <> :w"),
@@ -91,13 +110,13 @@ func (s *Store) RecordFailure(ctx context.Context, f Failure) error {
 			"#exp": attrExpiresAt, "#n": attrFailures, "#w": attrWriteToken,
 		},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":c": str(f.Consumer), ":e": str(msg), ":agg": str(f.AggregateID), ":ev": str(f.EventID),
-			":t": str(f.EventType), ":v": num(f.Version), ":rc": num(int64(f.ReceiveCount)),
-			":at": str(stamp(f.At)), ":exp": num(f.At.Add(failureExpiration).Unix()), ":one": num(1),
-			":w": str(uuid.NewString()),
+			":c": readmodel.S(f.Consumer), ":e": readmodel.S(msg), ":agg": readmodel.S(f.AggregateID), ":ev": readmodel.S(f.EventID),
+			":t": readmodel.S(f.EventType), ":v": readmodel.N(f.Version), ":rc": readmodel.N(int64(f.ReceiveCount)),
+			":at": readmodel.S(readmodel.Stamp(f.At)), ":exp": readmodel.N(f.At.Add(failureExpiration).Unix()), ":one": readmodel.N(1),
+			":w": readmodel.S(uuid.NewString()),
 		},
 	})
-	if conditionFailed(err) { // the token is there: an earlier attempt applied
+	if readmodel.ConditionFailed(err) { // the token is there: an earlier attempt applied
 		return nil
 	}
 	if err != nil {
@@ -110,7 +129,7 @@ func (s *Store) RecordFailure(ctx context.Context, f Failure) error {
 func (s *Store) Failure(ctx context.Context, messageID string) (FailureRecord, bool, error) {
 	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      aws.String(s.table),
-		Key:            key(failurePrefix+messageID, skFailure),
+		Key:            readmodel.Key(failurePrefix+messageID, skFailure),
 		ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {

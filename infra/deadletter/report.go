@@ -1,4 +1,4 @@
-package relay
+package deadletter
 
 import (
 	"context"
@@ -8,33 +8,33 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/chronicle-go/chronicle/infra/readmodel"
+	"github.com/chronicle-go/chronicle/infra/relay"
 )
 
-// FailureRecorder keeps why a consumer failed a message
-// (readmodel.Store.RecordFailure), for the operator CLI's dlq command.
-type FailureRecorder interface {
-	RecordFailure(ctx context.Context, f readmodel.Failure) error
+// Recorder keeps why a consumer failed a message (Store.RecordFailure),
+// for the operator CLI's dlq command.
+type Recorder interface {
+	RecordFailure(ctx context.Context, f Failure) error
 }
 
-// FailureReport is how a consumer of relayed messages (projector,
+// Report is how a consumer of relayed messages (projector,
 // notifier) reports a message it failed.
-type FailureReport struct {
+type Report struct {
 	Consumer   string // who failed: "projector", "notifier"
 	MaxReceive int    // the queue's maxReceiveCount; 0: unknown
 	Log        *slog.Logger
-	Failures   FailureRecorder // nil: nothing recorded
+	Failures   Recorder // nil: nothing recorded
 	Now        func() time.Time
 }
 
 // Report logs, and records when Failures is set, why msg failed. It
 // reports whether this was the message's last allowed receive: SQS moves it
 // to the dead-letter queue instead of delivering it again.
-func (r FailureReport) Report(ctx context.Context, msg events.SQSMessage, err error) bool {
+func (r Report) Report(ctx context.Context, msg events.SQSMessage, err error) bool {
 	receives, _ := strconv.Atoi(msg.Attributes["ApproximateReceiveCount"])
 	last := r.MaxReceive > 0 && receives >= r.MaxReceive
-	f := readmodel.Failure{MessageID: msg.MessageId, Consumer: r.Consumer, Error: err.Error(), ReceiveCount: receives, At: r.Now().UTC()}
-	if rec, derr := DecodeMessage(msg.Body); derr == nil {
+	f := Failure{MessageID: msg.MessageId, Consumer: r.Consumer, Error: err.Error(), ReceiveCount: receives, At: r.Now().UTC()}
+	if rec, derr := relay.DecodeMessage(msg.Body); derr == nil {
 		f.AggregateID, f.EventID, f.EventType, f.Version = rec.AggregateID, rec.ID, rec.Type, rec.Version
 	}
 	level := slog.LevelWarn

@@ -1,4 +1,4 @@
-package readmodel_test
+package deadletter_test
 
 import (
 	"strconv"
@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chronicle-go/chronicle/infra/awstest"
+	"github.com/chronicle-go/chronicle/infra/deadletter"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 )
 
@@ -25,10 +26,10 @@ func TestFailureRecordsExpire(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = readmodel.DeleteTable(t.Context(), client, table) })
-	s := readmodel.New(client, table)
+	s := deadletter.New(client, table)
 	id := uuid.NewString()
 	at := time.Now().UTC()
-	if err := s.RecordFailure(t.Context(), readmodel.Failure{MessageID: id, Consumer: "projector", Error: "boom", At: at}); err != nil {
+	if err := s.RecordFailure(t.Context(), deadletter.Failure{MessageID: id, Consumer: "projector", Error: "boom", At: at}); err != nil {
 		t.Fatal(err)
 	}
 	out, err := client.Scan(t.Context(), &dynamodb.ScanInput{TableName: aws.String(table)})

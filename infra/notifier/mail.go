@@ -1,4 +1,4 @@
-package readmodel
+package notifier
 
 import (
 	"context"
@@ -10,9 +10,37 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/chronicle-go/chronicle/infra/dynamo/attr"
 	"github.com/google/uuid"
+
+	"github.com/chronicle-go/chronicle/infra/dynamo/attr"
+	"github.com/chronicle-go/chronicle/infra/readmodel"
 )
+
+// Mails keeps the sent-mail records: the notifier's leased claims on the
+// mails it sends, in the read-model table (pk "mail#<eventId>", sk "sent").
+// It is safe for concurrent use.
+type Mails struct {
+	client MailClient
+	table  string
+}
+
+// MailClient is the part of *dynamodb.Client the sent-mail records use.
+type MailClient interface {
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	// Scan serves MailsInDoubt, the operator's.
+	Scan(ctx context.Context, in *dynamodb.ScanInput, optFns ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
+}
+
+var _ MailClient = (*dynamodb.Client)(nil)
+
+// NewMails returns the sent-mail records of the read-model table.
+func NewMails(client MailClient, table string) *Mails { return &Mails{client: client, table: table} }
+
+// Keys of sent-mail items.
+const skSent = "sent"
+
+func mailPK(eventID string) string { return "mail#" + eventID }
 
 // Attributes of sent-mail items.
 const (
@@ -89,11 +117,11 @@ type Mail struct {
 //
 // An SDK retry of the claim after a lost reply finds its own token and
 // answers the claim: the write is recognized, not refused.
-func (s *Store) ClaimMail(ctx context.Context, eventID, aggregateID string, now time.Time, lease time.Duration) (string, error) {
+func (s *Mails) ClaimMail(ctx context.Context, eventID, aggregateID string, now time.Time, lease time.Duration) (string, error) {
 	token := uuid.NewString()
 	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: aws.String(s.table),
-		Key:       key(mailPK(eventID), skSent),
+		Key:       readmodel.Key(mailPK(eventID), skSent),
 		UpdateExpression: aws.String("SET #state = :sending, #lease = :until, #token = :token, #claimed = :now, #agg = :agg " +
 			"ADD #attempts :one"),
 		ConditionExpression: aws.String("attribute_not_exists(pk) OR #state = :retry"),
@@ -102,13 +130,13 @@ func (s *Store) ClaimMail(ctx context.Context, eventID, aggregateID string, now 
 			"#claimed": attrClaimedAt, "#attempts": attrAttempts, "#agg": attrMailAggID,
 		},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":sending": str(string(MailSending)),
-			":retry":   str(string(MailRetry)),
-			":until":   num(now.Add(lease).UnixMilli()),
-			":token":   str(token),
-			":now":     str(stamp(now)),
-			":agg":     str(aggregateID),
-			":one":     num(1),
+			":sending": readmodel.S(string(MailSending)),
+			":retry":   readmodel.S(string(MailRetry)),
+			":until":   readmodel.N(now.Add(lease).UnixMilli()),
+			":token":   readmodel.S(token),
+			":now":     readmodel.S(readmodel.Stamp(now)),
+			":agg":     readmodel.S(aggregateID),
+			":one":     readmodel.N(1),
 		},
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
@@ -132,7 +160,7 @@ func (s *Store) ClaimMail(ctx context.Context, eventID, aggregateID string, now 
 		return "", fmt.Errorf("claim mail of %s: %w", eventID, ErrMailInDoubt)
 	case old.State == MailSending && !old.LeaseUntil.After(now):
 		reason := fmt.Sprintf("the claim of %s expired at %s unconfirmed: its delivery died or ran out of time, perhaps after the mail service accepted the mail",
-			stamp(old.ClaimedAt), stamp(old.LeaseUntil))
+			readmodel.Stamp(old.ClaimedAt), readmodel.Stamp(old.LeaseUntil))
 		err := s.MarkMailUnknown(ctx, eventID, old.token, reason, now)
 		if err != nil && !errors.Is(err, ErrClaimLost) {
 			return "", fmt.Errorf("claim mail of %s: %w", eventID, err)
@@ -155,18 +183,18 @@ func (s *Store) ClaimMail(ctx context.Context, eventID, aggregateID string, now 
 // the claim is someone else's, nothing is written and the error is
 // ErrClaimLost. An SDK retry after a lost reply finds the mail sent under
 // its own token and succeeds.
-func (s *Store) MarkMailSent(ctx context.Context, eventID, token, messageID string, now time.Time) error {
+func (s *Mails) MarkMailSent(ctx context.Context, eventID, token, messageID string, now time.Time) error {
 	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:           aws.String(s.table),
-		Key:                 key(mailPK(eventID), skSent),
+		Key:                 readmodel.Key(mailPK(eventID), skSent),
 		UpdateExpression:    aws.String("SET #state = :sent, #sentAt = :now, #msg = :msg REMOVE #lease"),
 		ConditionExpression: aws.String("#token = :token AND (#state = :sending OR #state = :unknown)"),
 		ExpressionAttributeNames: map[string]string{
 			"#state": attrState, "#sentAt": attrSentAt, "#msg": attrMessageID, "#lease": attrLeaseUntil, "#token": attrToken,
 		},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":sent": str(string(MailSent)), ":sending": str(string(MailSending)), ":unknown": str(string(MailUnknown)),
-			":now": str(stamp(now)), ":msg": str(messageID), ":token": str(token),
+			":sent": readmodel.S(string(MailSent)), ":sending": readmodel.S(string(MailSending)), ":unknown": readmodel.S(string(MailUnknown)),
+			":now": readmodel.S(readmodel.Stamp(now)), ":msg": readmodel.S(messageID), ":token": readmodel.S(token),
 		},
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
@@ -187,16 +215,16 @@ func (s *Store) MarkMailSent(ctx context.Context, eventID, token, messageID stri
 // send that certainly did not reach the mail service (refused, throttled,
 // never connected): the mail becomes MailRetry, claimable at once. A claim
 // no longer held is left alone.
-func (s *Store) ReleaseMail(ctx context.Context, eventID, token string) error {
+func (s *Mails) ReleaseMail(ctx context.Context, eventID, token string) error {
 	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(s.table),
-		Key:                       key(mailPK(eventID), skSent),
+		Key:                       readmodel.Key(mailPK(eventID), skSent),
 		UpdateExpression:          aws.String("SET #state = :retry REMOVE #lease"),
 		ConditionExpression:       aws.String("#token = :token AND #state = :sending"),
 		ExpressionAttributeNames:  map[string]string{"#lease": attrLeaseUntil, "#token": attrToken, "#state": attrState},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":retry": str(string(MailRetry)), ":token": str(token), ":sending": str(string(MailSending))},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":retry": readmodel.S(string(MailRetry)), ":token": readmodel.S(token), ":sending": readmodel.S(string(MailSending))},
 	})
-	if err != nil && !conditionFailed(err) {
+	if err != nil && !readmodel.ConditionFailed(err) {
 		return fmt.Errorf("release mail of %s: %w", eventID, err)
 	}
 	return nil
@@ -205,21 +233,21 @@ func (s *Store) ReleaseMail(ctx context.Context, eventID, token string) error {
 // MarkMailUnknown holds the mail of eventID, claimed with token, for an
 // operator: an attempt may have reached the mail service and nobody knows
 // whether it accepted the mail. A claim no longer held is ErrClaimLost.
-func (s *Store) MarkMailUnknown(ctx context.Context, eventID, token, reason string, now time.Time) error {
+func (s *Mails) MarkMailUnknown(ctx context.Context, eventID, token, reason string, now time.Time) error {
 	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:           aws.String(s.table),
-		Key:                 key(mailPK(eventID), skSent),
+		Key:                 readmodel.Key(mailPK(eventID), skSent),
 		UpdateExpression:    aws.String("SET #state = :unknown, #doubtAt = :now, #reason = :reason REMOVE #lease"),
 		ConditionExpression: aws.String("#token = :token AND (#state = :sending OR #state = :unknown)"),
 		ExpressionAttributeNames: map[string]string{
 			"#state": attrState, "#doubtAt": attrDoubtAt, "#reason": attrDoubtReason, "#lease": attrLeaseUntil, "#token": attrToken,
 		},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":unknown": str(string(MailUnknown)), ":sending": str(string(MailSending)),
-			":now": str(stamp(now)), ":reason": str(reason), ":token": str(token),
+			":unknown": readmodel.S(string(MailUnknown)), ":sending": readmodel.S(string(MailSending)),
+			":now": readmodel.S(readmodel.Stamp(now)), ":reason": readmodel.S(reason), ":token": readmodel.S(token),
 		},
 	})
-	if conditionFailed(err) {
+	if readmodel.ConditionFailed(err) {
 		return fmt.Errorf("mark mail of %s in doubt: %w", eventID, ErrClaimLost)
 	}
 	if err != nil {
@@ -233,25 +261,25 @@ func (s *Store) MarkMailUnknown(ctx context.Context, eventID, token, reason stri
 // which) marks it sent; otherwise it becomes MailRetry, so that the next
 // delivery of its event sends it. A mail that is not in doubt is left alone
 // and the error says where it is.
-func (s *Store) ResolveMail(ctx context.Context, eventID string, sent bool, note string, now time.Time) error {
+func (s *Mails) ResolveMail(ctx context.Context, eventID string, sent bool, note string, now time.Time) error {
 	update := "SET #state = :retry REMOVE #lease"
-	values := map[string]types.AttributeValue{":retry": str(string(MailRetry)), ":unknown": str(string(MailUnknown))}
+	values := map[string]types.AttributeValue{":retry": readmodel.S(string(MailRetry)), ":unknown": readmodel.S(string(MailUnknown))}
 	names := map[string]string{"#state": attrState, "#lease": attrLeaseUntil}
 	if sent {
 		update = "SET #state = :sent, #sentAt = :now, #msg = :note REMOVE #lease"
-		values = map[string]types.AttributeValue{":sent": str(string(MailSent)), ":unknown": str(string(MailUnknown)),
-			":now": str(stamp(now)), ":note": str("operator: " + note)}
+		values = map[string]types.AttributeValue{":sent": readmodel.S(string(MailSent)), ":unknown": readmodel.S(string(MailUnknown)),
+			":now": readmodel.S(readmodel.Stamp(now)), ":note": readmodel.S("operator: " + note)}
 		names = map[string]string{"#state": attrState, "#lease": attrLeaseUntil, "#sentAt": attrSentAt, "#msg": attrMessageID}
 	}
 	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(s.table),
-		Key:                       key(mailPK(eventID), skSent),
+		Key:                       readmodel.Key(mailPK(eventID), skSent),
 		UpdateExpression:          aws.String(update),
 		ConditionExpression:       aws.String("#state = :unknown"),
 		ExpressionAttributeNames:  names,
 		ExpressionAttributeValues: values,
 	})
-	if conditionFailed(err) {
+	if readmodel.ConditionFailed(err) {
 		m, ok, gerr := s.Mail(ctx, eventID)
 		switch {
 		case gerr != nil:
@@ -273,7 +301,7 @@ func (s *Store) ResolveMail(ctx context.Context, eventID string, sent bool, note
 // MailsInDoubt lists the mails held for an operator (MailUnknown), by a
 // scan of the table: an operator's tool, for a list that is empty but after
 // crashes.
-func (s *Store) MailsInDoubt(ctx context.Context) ([]Mail, error) {
+func (s *Mails) MailsInDoubt(ctx context.Context) ([]Mail, error) {
 	var out []Mail
 	var start map[string]types.AttributeValue
 	for {
@@ -281,7 +309,7 @@ func (s *Store) MailsInDoubt(ctx context.Context) ([]Mail, error) {
 			TableName:                 aws.String(s.table),
 			FilterExpression:          aws.String("begins_with(pk, :mail) AND #state = :unknown"),
 			ExpressionAttributeNames:  map[string]string{"#state": attrState},
-			ExpressionAttributeValues: map[string]types.AttributeValue{":mail": str(mailPK("")), ":unknown": str(string(MailUnknown))},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":mail": readmodel.S(mailPK("")), ":unknown": readmodel.S(string(MailUnknown))},
 			ExclusiveStartKey:         start,
 			ConsistentRead:            aws.Bool(true),
 		})
@@ -289,7 +317,7 @@ func (s *Store) MailsInDoubt(ctx context.Context) ([]Mail, error) {
 			return nil, fmt.Errorf("scan mails in doubt: %w", err)
 		}
 		for _, item := range page.Items {
-			pk, err := attr.String(item, attrPK)
+			pk, err := attr.String(item, "pk")
 			if err != nil {
 				return nil, err
 			}
@@ -306,10 +334,10 @@ func (s *Store) MailsInDoubt(ctx context.Context) ([]Mail, error) {
 }
 
 // Mail returns the sent-mail record of eventID, read consistently.
-func (s *Store) Mail(ctx context.Context, eventID string) (Mail, bool, error) {
+func (s *Mails) Mail(ctx context.Context, eventID string) (Mail, bool, error) {
 	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      aws.String(s.table),
-		Key:            key(mailPK(eventID), skSent),
+		Key:            readmodel.Key(mailPK(eventID), skSent),
 		ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
