@@ -68,6 +68,12 @@ type box struct {
 // transaction.
 func newBox(t testing.TB, f *fixture, cfg *aws.Config, oldPath bool) *box {
 	t.Helper()
+	return newBoxKMS(t, f, cfg, oldPath, kms.NewFromConfig(awstest.Config(t)))
+}
+
+// newBoxKMS is newBox with its KMS client.
+func newBoxKMS(t testing.TB, f *fixture, cfg *aws.Config, oldPath bool, km *kms.Client) *box {
+	t.Helper()
 	c := awstest.Config(t)
 	if cfg != nil {
 		c = *cfg
@@ -76,7 +82,7 @@ func newBox(t testing.TB, f *fixture, cfg *aws.Config, oldPath bool) *box {
 	c.APIOptions = append(slices.Clone(c.APIOptions), b.ops.apiOption)
 	ddb := dynamodb.NewFromConfig(c)
 	var err error
-	b.keys, err = pii.NewKeys(kms.NewFromConfig(awstest.Config(t)), ddb, f.keys.Config())
+	b.keys, err = pii.NewKeys(km, ddb, f.keys.Config())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,4 +329,44 @@ func equalB(a, b types.AttributeValue) bool {
 	x, ok1 := a.(*types.AttributeValueMemberB)
 	y, ok2 := b.(*types.AttributeValueMemberB)
 	return ok1 && ok2 && strings.EqualFold(fmt.Sprintf("%x", x.Value), fmt.Sprintf("%x", y.Value))
+}
+
+// TestKeyPutCondition: the key item SealAppend hands to the transaction
+// may be written again by whatever sends it again (its condition holds for
+// its own write), never over another key or a tombstone, and a failed
+// condition returns the item found.
+func TestKeyPutCondition(t *testing.T) {
+	f := newFixture(t, 0)
+	ctx := t.Context()
+	id := uuid.NewString()
+	put := func(c *pii.Cipher) *types.Put {
+		t.Helper()
+		_, _, key, settle, err := c.SealAppend(ctx, []es.Record{createdRecord(t, id)}, nil)
+		must(t, err)
+		if key == nil || settle == nil {
+			t.Fatal("SealAppend of a new subject's first event: no key item")
+		}
+		return key
+	}
+	send := func(p *types.Put) error {
+		_, err := f.ddb.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{{Put: p}}})
+		return err
+	}
+	mine := put(newBox(t, f, nil, false).cipher)
+	must(t, send(mine))
+	if err := send(mine); err != nil { // a new request token: the condition is evaluated again
+		t.Fatalf("the same key item sent again: %v", err)
+	}
+	var canceled *types.TransactionCanceledException
+	err := send(put(newBox(t, f, nil, false).cipher))
+	if !errors.As(err, &canceled) || canceled.CancellationReasons[0].Item["wrapped"] == nil {
+		t.Fatalf("another key over a stored one: %v, want cancelled with the stored item", err)
+	}
+	must(t, f.keys.Forget(ctx, id, time.Now()))
+	if err := send(mine); !errors.As(err, &canceled) {
+		t.Fatalf("a key over a tombstone: %v, want cancelled", err)
+	}
+	if _, ok := keyItem(t, f, id)["forgottenAt"]; !ok {
+		t.Fatal("the tombstone was overwritten")
+	}
 }
