@@ -21,6 +21,7 @@ import (
 
 	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/domain/user"
+	"github.com/chronicle-go/chronicle/domain/user/usertest"
 	"github.com/chronicle-go/chronicle/infra/awstest"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/faults"
@@ -369,4 +370,13 @@ func TestKeyPutCondition(t *testing.T) {
 	if _, ok := keyItem(t, f, id)["forgottenAt"]; !ok {
 		t.Fatal("the tombstone was overwritten")
 	}
+}
+
+// TestUserScenariosSealed: the store's User scenarios where creates race
+// for an email and emails are freed and claimed again, on a store that
+// seals, so that every create there carries its key item.
+func TestUserScenariosSealed(t *testing.T) {
+	f := newFixture(t, 0)
+	t.Run("RacingCreates", func(t *testing.T) { usertest.RacingCreates(t, f.store, 20) })
+	t.Run("EmailLifecycle", func(t *testing.T) { usertest.EmailLifecycle(t, f.store) })
 }
