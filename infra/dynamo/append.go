@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/chronicle-go/chronicle/domain/es"
+	"github.com/chronicle-go/chronicle/infra/dynamo/attr"
 )
 
 // Conditions of the items of an append.
@@ -25,13 +26,6 @@ const (
 	// An idempotency key is unused, or its record has expired (TTL deletes
 	// lazily). Expiry is the same test Idempotency makes: expiresAt <= now.
 	condIdemFree = "attribute_not_exists(pk) OR expiresAt <= :now"
-)
-
-// Cancellation reason codes of TransactionCanceledException.
-const (
-	reasonNone                   = "None"
-	reasonConditionalCheckFailed = "ConditionalCheckFailed"
-	reasonTransactionConflict    = "TransactionConflict"
 )
 
 // part is what one transaction item stands for, so that its cancellation
@@ -340,11 +334,11 @@ func checkGuardKey(key string) error {
 // last, the subject's key item found stored (keyTakenError, which Append
 // resolves by sealing again with that key).
 func cancellation(err error, parts []part) error {
-	var canceled *types.TransactionCanceledException
-	if !errors.As(err, &canceled) {
+	c, ok := attr.Canceled(err)
+	if !ok {
 		return err
 	}
-	reasons := canceled.CancellationReasons
+	reasons := c.Reasons
 	if len(reasons) != len(parts) {
 		return fmt.Errorf("%d cancellation reasons for %d items: %w", len(reasons), len(parts), err)
 	}
@@ -353,7 +347,7 @@ func cancellation(err error, parts []part) error {
 		keyItem map[string]types.AttributeValue
 	)
 	for i, r := range reasons {
-		if aws.ToString(r.Code) == reasonConditionalCheckFailed && failed[parts[i].kind] == nil {
+		if c.Code(i) == attr.ReasonConditionalCheckFailed && failed[parts[i].kind] == nil {
 			failed[parts[i].kind] = &parts[i]
 			if parts[i].kind == partKey {
 				keyItem = r.Item
@@ -374,7 +368,7 @@ func cancellation(err error, parts []part) error {
 			keyItem = map[string]types.AttributeValue{}
 		}
 		return &keyTakenError{item: keyItem}
-	case busy(err):
+	case c.OnlyConflicts():
 		// Not a version conflict: the versions are unknown, so a caller
 		// with If-Match must not be told its version is stale.
 		return fmt.Errorf("concurrent transaction on the same items: %w", es.ErrBusy)
@@ -388,21 +382,8 @@ func cancellation(err error, parts []part) error {
 // is safe (a cancelled transaction wrote nothing) and resolves to success or
 // to one of the errors of cancellation.
 func busy(err error) bool {
-	var canceled *types.TransactionCanceledException
-	if !errors.As(err, &canceled) {
-		return false
-	}
-	conflict := false
-	for _, r := range canceled.CancellationReasons {
-		switch aws.ToString(r.Code) {
-		case "", reasonNone:
-		case reasonTransactionConflict:
-			conflict = true
-		default:
-			return false
-		}
-	}
-	return conflict
+	c, ok := attr.Canceled(err)
+	return ok && c.OnlyConflicts()
 }
 
 // backoff waits before sending a transaction again: full jitter under a

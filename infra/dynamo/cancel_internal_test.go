@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/chronicle-go/chronicle/domain/es"
+	"github.com/chronicle-go/chronicle/infra/dynamo/attr"
 )
 
 // TestCancellationCodes covers the reason codes DynamoDB Local never
@@ -64,7 +65,7 @@ func TestCancellationKeyItem(t *testing.T) {
 		e := &types.TransactionCanceledException{Message: aws.String("Transaction cancelled")}
 		for i, c := range codes {
 			r := types.CancellationReason{Code: aws.String(c)}
-			if i == 2 && c == reasonConditionalCheckFailed {
+			if i == 2 && c == attr.ReasonConditionalCheckFailed {
 				r.Item = found
 			}
 			e.CancellationReasons = append(e.CancellationReasons, r)
