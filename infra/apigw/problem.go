@@ -6,8 +6,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/chronicle-go/chronicle/infra/dynamo/attr"
+
 	"github.com/aws/smithy-go"
 
 	"github.com/chronicle-go/chronicle/domain/es"
@@ -251,14 +251,8 @@ var throttleCodes = map[string]bool{
 // throttled reports DynamoDB throttling: an error code of throttleCodes, or
 // a transaction cancelled because one of its items was throttled.
 func throttled(err error) bool {
-	var canceled *types.TransactionCanceledException
-	if errors.As(err, &canceled) {
-		for _, r := range canceled.CancellationReasons {
-			if aws.ToString(r.Code) == "ThrottlingError" {
-				return true
-			}
-		}
-		return false
+	if canceled, ok := attr.Canceled(err); ok {
+		return canceled.Throttled > 0
 	}
 	var api smithy.APIError
 	return errors.As(err, &api) && throttleCodes[api.ErrorCode()]

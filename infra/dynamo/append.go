@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/chronicle-go/chronicle/domain/es"
+	"github.com/chronicle-go/chronicle/infra/dynamo/attr"
 )
 
 // Conditions of the items of an append.
@@ -25,13 +26,6 @@ const (
 	// An idempotency key is unused, or its record has expired (TTL deletes
 	// lazily). Expiry is the same test Idempotency makes: expiresAt <= now.
 	condIdemFree = "attribute_not_exists(pk) OR expiresAt <= :now"
-)
-
-// Cancellation reason codes of TransactionCanceledException.
-const (
-	reasonNone                   = "None"
-	reasonConditionalCheckFailed = "ConditionalCheckFailed"
-	reasonTransactionConflict    = "TransactionConflict"
 )
 
 // part is what one transaction item stands for, so that its cancellation
@@ -49,30 +43,70 @@ const (
 	partClaim
 	partRelease
 	partIdempotency
+	partKey // a new subject's data key (KeyPutter)
 )
 
 // Append implements es.EventStore with one atomic write: a TransactWriteItems,
 // or a conditional PutItem when the append is a single event and nothing else.
 // The request is validated and checked against the limits before anything is
-// sent.
+// sent. A new subject's data key, when the cipher makes one (KeyPutter), is
+// written in the same transaction.
 func (s *Store) Append(ctx context.Context, req es.AppendRequest) error {
 	if err := req.Validate(); err != nil {
 		return err
 	}
-	req, err := s.seal(ctx, req)
-	if err != nil {
-		return fmt.Errorf("append %s v%d: %w", req.AggregateID, req.ExpectedVersion+1, err)
+	// The key item takes a transaction item of its own: only when there is
+	// room for it.
+	keyInTx := req.Items() < s.limits.MaxTransactionItems
+	err := s.appendSealed(ctx, req, keyInTx)
+	var taken *keyTakenError
+	if errors.As(err, &taken) {
+		// The subject had a key item after all (settle cached it, or its
+		// tombstone): sealed again with it, the append holds no key item.
+		err = s.appendSealed(ctx, req, false)
 	}
-	items, parts, err := s.transaction(req)
-	if err != nil {
-		return fmt.Errorf("append %s v%d: %w", req.AggregateID, req.ExpectedVersion+1, err)
-	}
-	err = s.appendInWindow(ctx, req, func(ctx context.Context) error { return s.append(ctx, req, items, parts) })
 	if err != nil {
 		return fmt.Errorf("append %s v%d: %w", req.AggregateID, req.ExpectedVersion+1, err)
 	}
 	return nil
 }
+
+// appendSealed seals req and appends it; keyInTx: a new subject's key item
+// may be part of the transaction (Store.seal).
+func (s *Store) appendSealed(ctx context.Context, req es.AppendRequest, keyInTx bool) error {
+	req, key, err := s.seal(ctx, req, keyInTx)
+	if err != nil {
+		return err
+	}
+	items, parts, err := s.transaction(req, key)
+	if err != nil {
+		if key != nil {
+			_ = key.settle(ctx, false, nil) // nothing sent
+		}
+		return err
+	}
+	err = s.appendInWindow(ctx, req, func(ctx context.Context) error { return s.append(ctx, req, items, parts) })
+	if key != nil {
+		var taken *keyTakenError
+		if !errors.As(err, &taken) {
+			_ = key.settle(ctx, err == nil, nil) // only a key found can fail
+			return err
+		}
+		if serr := key.settle(ctx, false, taken.item); serr != nil {
+			return fmt.Errorf("the subject's key, found stored: %w", serr)
+		}
+	}
+	return err
+}
+
+// keyTakenError: of the append's items, only the condition of its key item
+// (KeyPutter) failed, on item, the key item the subject had already;
+// nothing was written.
+type keyTakenError struct {
+	item map[string]types.AttributeValue // empty when DynamoDB did not return it
+}
+
+func (e *keyTakenError) Error() string { return "the subject has a key item already" }
 
 // append sends the items of req: one PutItem or one transaction.
 func (s *Store) append(ctx context.Context, req es.AppendRequest, items []types.TransactWriteItem, parts []part) error {
@@ -185,8 +219,8 @@ func ownWrite(old map[string]types.AttributeValue, eventID string) bool {
 }
 
 // transaction builds the items of req, in the order events, claims, releases,
-// idempotency record, and checks them against the store's limits.
-func (s *Store) transaction(req es.AppendRequest) ([]types.TransactWriteItem, []part, error) {
+// idempotency record, the cipher's key item (key, if not nil), and checks them against the store's limits.
+func (s *Store) transaction(req es.AppendRequest, key *keyWrite) ([]types.TransactWriteItem, []part, error) {
 	n := req.Items()
 	tx := make([]types.TransactWriteItem, 0, n)
 	parts := make([]part, 0, n)
@@ -264,6 +298,11 @@ func (s *Store) transaction(req es.AppendRequest) ([]types.TransactWriteItem, []
 		}})
 		parts = append(parts, part{kind: partIdempotency, key: rec.Key})
 	}
+	if key != nil {
+		total += ItemSize(key.put.Item)
+		tx = append(tx, types.TransactWriteItem{Put: key.put})
+		parts = append(parts, part{kind: partKey})
+	}
 	// Limits.Check counts the events; DynamoDB counts every item.
 	if total > s.limits.MaxTransactionBytes {
 		return nil, nil, &es.LimitError{What: "transaction size", Size: total, Limit: s.limits.MaxTransactionBytes}
@@ -291,20 +330,28 @@ func checkGuardKey(key string) error {
 // reasons come one per item, in item order. When several items failed, the
 // answer is the one the in-memory store gives: an idempotency replay first (a
 // repeat must be told it is one, not that it conflicts with its own first
-// run), then a version conflict, a duplicate, a release held by another.
+// run), then a version conflict, a duplicate, a release held by another;
+// last, the subject's key item found stored (keyTakenError, which Append
+// resolves by sealing again with that key).
 func cancellation(err error, parts []part) error {
-	var canceled *types.TransactionCanceledException
-	if !errors.As(err, &canceled) {
+	c, ok := attr.Canceled(err)
+	if !ok {
 		return err
 	}
-	reasons := canceled.CancellationReasons
+	reasons := c.Reasons
 	if len(reasons) != len(parts) {
 		return fmt.Errorf("%d cancellation reasons for %d items: %w", len(reasons), len(parts), err)
 	}
-	var failed [partIdempotency + 1]*part // the first failed item of each kind
+	var (
+		failed  [partKey + 1]*part // the first failed item of each kind
+		keyItem map[string]types.AttributeValue
+	)
 	for i, r := range reasons {
-		if aws.ToString(r.Code) == reasonConditionalCheckFailed && failed[parts[i].kind] == nil {
+		if c.Code(i) == attr.ReasonConditionalCheckFailed && failed[parts[i].kind] == nil {
 			failed[parts[i].kind] = &parts[i]
+			if parts[i].kind == partKey {
+				keyItem = r.Item
+			}
 		}
 	}
 	switch p := failed; {
@@ -316,7 +363,12 @@ func cancellation(err error, parts []part) error {
 		return &es.DuplicateError{Key: p[partClaim].key}
 	case p[partRelease] != nil:
 		return &es.ReleaseError{Key: p[partRelease].key}
-	case busy(err):
+	case p[partKey] != nil:
+		if keyItem == nil {
+			keyItem = map[string]types.AttributeValue{}
+		}
+		return &keyTakenError{item: keyItem}
+	case c.OnlyConflicts():
 		// Not a version conflict: the versions are unknown, so a caller
 		// with If-Match must not be told its version is stale.
 		return fmt.Errorf("concurrent transaction on the same items: %w", es.ErrBusy)
@@ -330,21 +382,8 @@ func cancellation(err error, parts []part) error {
 // is safe (a cancelled transaction wrote nothing) and resolves to success or
 // to one of the errors of cancellation.
 func busy(err error) bool {
-	var canceled *types.TransactionCanceledException
-	if !errors.As(err, &canceled) {
-		return false
-	}
-	conflict := false
-	for _, r := range canceled.CancellationReasons {
-		switch aws.ToString(r.Code) {
-		case "", reasonNone:
-		case reasonTransactionConflict:
-			conflict = true
-		default:
-			return false
-		}
-	}
-	return conflict
+	c, ok := attr.Canceled(err)
+	return ok && c.OnlyConflicts()
 }
 
 // backoff waits before sending a transaction again: full jitter under a

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/chronicle-go/chronicle/domain/es"
+	"github.com/chronicle-go/chronicle/infra/dynamo/attr"
 )
 
 // TestCancellationCodes covers the reason codes DynamoDB Local never
@@ -52,5 +53,33 @@ func TestCancellationCodes(t *testing.T) {
 				t.Errorf("got %v, want no kernel error", got)
 			}
 		})
+	}
+}
+
+// TestCancellationKeyItem: the cipher's key item (KeyPutter) found taken is
+// the answer only when nothing else failed; with it, the item found.
+func TestCancellationKeyItem(t *testing.T) {
+	parts := []part{{kind: partEvent, version: 1}, {kind: partClaim, key: "email#a"}, {kind: partKey}}
+	found := map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "id"}}
+	canceled := func(codes ...string) error {
+		e := &types.TransactionCanceledException{Message: aws.String("Transaction cancelled")}
+		for i, c := range codes {
+			r := types.CancellationReason{Code: aws.String(c)}
+			if i == 2 && c == attr.ReasonConditionalCheckFailed {
+				r.Item = found
+			}
+			e.CancellationReasons = append(e.CancellationReasons, r)
+		}
+		return e
+	}
+	var taken *keyTakenError
+	if err := cancellation(canceled("None", "None", "ConditionalCheckFailed"), parts); !errors.As(err, &taken) || taken.item["pk"] == nil {
+		t.Errorf("only the key item failed: %v, want the key item found", err)
+	}
+	if err := cancellation(canceled("None", "ConditionalCheckFailed", "ConditionalCheckFailed"), parts); !errors.Is(err, es.ErrDuplicate) {
+		t.Errorf("the claim and the key item failed: %v, want ErrDuplicate", err)
+	}
+	if err := cancellation(canceled("ConditionalCheckFailed", "None", "ConditionalCheckFailed"), parts); !errors.Is(err, es.ErrConflict) {
+		t.Errorf("the event and the key item failed: %v, want ErrConflict", err)
 	}
 }

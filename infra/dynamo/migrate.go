@@ -187,7 +187,7 @@ func moveGuard(ctx context.Context, client MigrateClient, table string, m Migrat
 			ExpressionAttributeValues: ownerValue,
 		}},
 	}})
-	var tc *types.TransactionCanceledException
+	canceled, isCanceled := attr.Canceled(err)
 	switch {
 	case err == nil:
 		if ok, err := held(); err != nil || !ok {
@@ -197,8 +197,8 @@ func moveGuard(ctx context.Context, client MigrateClient, table string, m Migrat
 			return dropGuard(ctx, client, table, hashed, owner, p)
 		}
 		p.Done++
-	case errors.As(err, &tc):
-		if len(tc.CancellationReasons) == 2 && aws.ToString(tc.CancellationReasons[0].Code) == "ConditionalCheckFailed" {
+	case isCanceled:
+		if len(canceled.Reasons) == 2 && canceled.Code(0) == attr.ReasonConditionalCheckFailed {
 			p.Conflicts++
 			p.Conflicting = append(p.Conflicting, owner)
 		} else {

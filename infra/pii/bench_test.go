@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/google/uuid"
 
@@ -14,6 +15,14 @@ import (
 	"github.com/chronicle-go/chronicle/infra/awstest"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/pii"
+	"github.com/chronicle-go/chronicle/infra/simlatency"
+)
+
+// createRounds is how many creates each way the warm-create figures time;
+// createSimLatency the round trips they add for a region's figures.
+const (
+	createRounds     = 30
+	createSimLatency = "dynamodb=4ms,kms=4ms"
 )
 
 // BenchmarkPIIFigures: what sealing personal data costs, on DynamoDB
@@ -173,6 +182,75 @@ func piiFigures(b *testing.B) {
 	b.ReportMetric(exec(c, user.Rename{Name: "Kay"}), "kms-warm")
 	b.ReportMetric(exec(coldContainer(b, f), user.Rename{Name: "Kay E"}), "kms-rename-cold")
 	b.ReportMetric(exec(coldContainer(b, f), user.ChangeEmail{Email: id[:8] + "@kms2.example"}), "kms-email-cold")
+}
+
+// BenchmarkCreateFigures: the p50 of a create in a warm container (the
+// guard secret cached), its user's key item in the create's transaction
+// against a PutItem of its own before it (as before), interleaved, on the
+// emulators and with createSimLatency added to every DynamoDB and KMS
+// call; and the DynamoDB calls of a create each way (make bench's pii
+// group).
+//
+//	go run ./cmd/emulators -- go test -run '^$' -bench CreateFigures -benchtime 1x ./infra/pii/
+func BenchmarkCreateFigures(b *testing.B) {
+	for range b.N {
+		createFigures(b)
+	}
+}
+
+func createFigures(b *testing.B) {
+	f := newFixture(b, 0)
+	ctx := b.Context()
+	p50 := func(d []time.Duration) float64 {
+		slices.Sort(d)
+		return float64(d[len(d)/2]) / float64(time.Millisecond)
+	}
+	delays, err := simlatency.Parse(createSimLatency)
+	if err != nil {
+		b.Fatal(err)
+	}
+	simCfg := awstest.Config(b)
+	simCfg.APIOptions = append(simCfg.APIOptions, delays.APIOption())
+	for _, sim := range []bool{false, true} {
+		var cfg *aws.Config
+		km := kms.NewFromConfig(awstest.Config(b))
+		if sim {
+			cfg, km = &simCfg, kms.NewFromConfig(simCfg)
+		}
+		boxes := [2]*box{newBoxKMS(b, f, cfg, false, km), newBoxKMS(b, f, cfg, true, km)}
+		var times [2][]time.Duration
+		for i := range createRounds + 2 {
+			for j := range boxes {
+				x := boxes[(i+j)%2]
+				id := uuid.NewString()
+				start := time.Now()
+				if _, err := x.create(ctx, id, id[:8]+"@tx.bench.example", "idem-"+id); err != nil {
+					b.Fatal(err)
+				}
+				if i >= 2 { // the first two make the guard secret's read
+					times[(i+j)%2] = append(times[(i+j)%2], time.Since(start))
+				}
+			}
+		}
+		suffix := ""
+		if sim {
+			suffix = "-simlat"
+		}
+		b.ReportMetric(p50(times[0]), "create"+suffix+"-p50-ms")
+		b.ReportMetric(p50(times[1]), "create"+suffix+"-keyput-p50-ms")
+		if !sim {
+			// The DynamoDB calls of one more create each way.
+			for i, metric := range []string{"ddb-create-warm", "ddb-create-warm-keyput"} {
+				id := uuid.NewString()
+				boxes[i].ops.take()
+				if _, err := boxes[i].create(ctx, id, id[:8]+"@tx.bench.example", ""); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(len(boxes[i].ops.take())), metric)
+			}
+		}
+	}
+
 }
 
 // coldC is a container that has cached nothing yet.

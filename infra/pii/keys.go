@@ -240,22 +240,13 @@ func (k *Keys) fromItem(ctx context.Context, id string, item map[string]types.At
 // condition that id has no key item. When it has one (another writer, or
 // this put sent again by the SDK after a lost reply), the stored item wins.
 func (k *Keys) create(ctx context.Context, id string) (entry, error) {
-	out, err := k.kms.GenerateDataKey(ctx, &kms.GenerateDataKeyInput{
-		KeyId:             aws.String(k.cfg.KMSKeyID),
-		KeySpec:           kmstypes.DataKeySpecAes256,
-		EncryptionContext: map[string]string{contextSubject: id},
-	})
-	k.Calls.add(1, 0)
+	made, err := k.generate(ctx, id)
 	if err != nil {
-		return entry{}, fmt.Errorf("generate the key of %s: %w", id, err)
+		return entry{}, err
 	}
 	_, err = k.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: aws.String(k.cfg.Table),
-		Item: map[string]types.AttributeValue{
-			attrPK:        &types.AttributeValueMemberS{Value: id},
-			attrWrapped:   &types.AttributeValueMemberB{Value: out.CiphertextBlob},
-			attrCreatedAt: &types.AttributeValueMemberS{Value: k.cfg.Now().UTC().Format(time.RFC3339Nano)},
-		},
+		TableName:           aws.String(k.cfg.Table),
+		Item:                k.item(made),
 		ConditionExpression: aws.String("attribute_not_exists(pk)"),
 	})
 	var ccf *types.ConditionalCheckFailedException
@@ -265,11 +256,88 @@ func (k *Keys) create(ctx context.Context, id string) (entry, error) {
 	case err != nil:
 		return entry{}, fmt.Errorf("store the key of %s: %w", id, err)
 	}
+	return made.entry, nil
+}
+
+// newKey is a data key made by KMS, usable at once, and its wrapped form,
+// which the keys table is to hold.
+type newKey struct {
+	entry
+	wrapped []byte
+}
+
+// generate makes a new data key for id, without storing it.
+func (k *Keys) generate(ctx context.Context, id string) (newKey, error) {
+	out, err := k.kms.GenerateDataKey(ctx, &kms.GenerateDataKeyInput{
+		KeyId:             aws.String(k.cfg.KMSKeyID),
+		KeySpec:           kmstypes.DataKeySpecAes256,
+		EncryptionContext: map[string]string{contextSubject: id},
+	})
+	k.Calls.add(1, 0)
+	if err != nil {
+		return newKey{}, fmt.Errorf("generate the key of %s: %w", id, err)
+	}
 	aead, err := newAEAD(out.Plaintext)
 	if err != nil {
-		return entry{}, fmt.Errorf("the key of %s: %w", id, err)
+		return newKey{}, fmt.Errorf("the key of %s: %w", id, err)
 	}
-	return entry{id: id, state: stateLive, aead: aead, raw: out.Plaintext}, nil
+	return newKey{entry: entry{id: id, state: stateLive, aead: aead, raw: out.Plaintext}, wrapped: out.CiphertextBlob}, nil
+}
+
+// item is the key item of made.
+func (k *Keys) item(made newKey) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{
+		attrPK:        &types.AttributeValueMemberS{Value: made.id},
+		attrWrapped:   &types.AttributeValueMemberB{Value: made.wrapped},
+		attrCreatedAt: &types.AttributeValueMemberS{Value: k.cfg.Now().UTC().Format(time.RFC3339Nano)},
+	}
+}
+
+// putInTransaction is the write of made's key item for the transaction of
+// the append that sealed with it. Its condition: the subject has no key
+// item, or has this very one (an attempt of the same transaction that
+// applied; the SDK's retries share its request token, so DynamoDB answers
+// those without evaluating anything, but a condition that holds for its
+// own write keeps the put idempotent whatever sends it again). A tombstone
+// never matches: a forget is never overwritten. A failed condition returns
+// the item found, which settle takes as the subject's key.
+func (k *Keys) putInTransaction(made newKey) *types.Put {
+	return &types.Put{
+		TableName:                           aws.String(k.cfg.Table),
+		Item:                                k.item(made),
+		ConditionExpression:                 aws.String("attribute_not_exists(pk) OR #wrapped = :wrapped"),
+		ExpressionAttributeNames:            map[string]string{"#wrapped": attrWrapped},
+		ExpressionAttributeValues:           map[string]types.AttributeValue{":wrapped": &types.AttributeValueMemberB{Value: made.wrapped}},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}
+}
+
+// settle learns the outcome of the transaction that held made's key item:
+// applied, the key is the subject's and is cached; taken (the condition
+// failed on that item; empty when DynamoDB did not return it), the item
+// found is the subject's key, or its tombstone, and is cached instead, so
+// that sealing again uses it. Otherwise (cancelled for another reason, or
+// an outcome unknown) nothing is cached: the next seal finds out.
+func (k *Keys) settle(ctx context.Context, made newKey, applied bool, taken map[string]types.AttributeValue) error {
+	switch {
+	case applied:
+		k.remember(made.entry)
+	case taken != nil:
+		var (
+			e   entry
+			err error
+		)
+		if len(taken) == 0 {
+			e, err = k.read(ctx, made.id)
+		} else {
+			e, err = k.fromItem(ctx, made.id, taken)
+		}
+		if err != nil {
+			return err
+		}
+		k.remember(e)
+	}
+	return nil
 }
 
 // Forget destroys the key of id: its item becomes a tombstone, whatever it

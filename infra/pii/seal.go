@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
 	"github.com/chronicle-go/chronicle/domain/es"
 )
 
@@ -71,13 +73,67 @@ func (c *Cipher) Keys() *Keys { return c.keys }
 // is left as it is: the caller may keep it). A subject without a key gets
 // one; a forgotten subject's records are refused with ErrForgotten.
 func (c *Cipher) Seal(ctx context.Context, recs []es.Record) ([]es.Record, error) {
+	return c.sealRecords(ctx, recs, &keying{})
+}
+
+// SealSnapshot returns s with the personal fields of its state sealed.
+func (c *Cipher) SealSnapshot(ctx context.Context, s es.Snapshot) (es.Snapshot, error) {
+	return c.sealSnapshot(ctx, s, &keying{})
+}
+
+// SealAppend seals recs and snap (nil: none) as Seal and SealSnapshot do,
+// except that a new subject's key (its stream starts with recs and no
+// container told this one of a key) is made by KMS but not stored: key is
+// the put of its key item, for the append's own transaction to hold (nil
+// when no key was made), so that a create is one KMS call and one
+// DynamoDB call, and its key is stored if and only if its events are. The
+// caller must then call settle with the outcome: applied, or the item the
+// put's condition failed on (taken; an empty map when DynamoDB did not
+// return it), which is the subject's key after all (a stream whose first
+// attempt stored one, or a tombstone); the caller then seals again, with
+// that key, and appends without a key item. It implements
+// dynamo.KeyPutter.
+func (c *Cipher) SealAppend(ctx context.Context, recs []es.Record, snap *es.Snapshot) (
+	sealed []es.Record, sealedSnap *es.Snapshot, key *types.Put,
+	settle func(ctx context.Context, applied bool, taken map[string]types.AttributeValue) error, err error,
+) {
+	ky := &keying{deferKey: true}
+	if sealed, err = c.sealRecords(ctx, recs, ky); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if snap != nil {
+		s, err := c.sealSnapshot(ctx, *snap, ky)
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		sealedSnap = &s
+	}
+	if ky.made == nil {
+		return sealed, sealedSnap, nil, nil, nil
+	}
+	made := *ky.made
+	settle = func(ctx context.Context, applied bool, taken map[string]types.AttributeValue) error {
+		return c.keys.settle(ctx, made, applied, taken)
+	}
+	return sealed, sealedSnap, c.keys.putInTransaction(made), settle, nil
+}
+
+// keying is how one seal gets its subject's key.
+type keying struct {
+	fresh    bool    // the subject's stream starts with the record being sealed (Keys.keyOf)
+	deferKey bool    // a fresh subject's new key is made but left to the caller to store (SealAppend)
+	made     *newKey // the key made that way, which the rest of the seal uses
+}
+
+func (c *Cipher) sealRecords(ctx context.Context, recs []es.Record, ky *keying) ([]es.Record, error) {
 	out := recs
 	for i, r := range recs {
 		fields := c.fields(r.Type)
 		if len(fields) == 0 {
 			continue
 		}
-		data, err := c.seal(ctx, r.AggregateID, r.Version == 1, r.Type, r.Data, fields)
+		ky.fresh = r.Version == 1
+		data, err := c.seal(ctx, r.AggregateID, ky, r.Type, r.Data, fields)
 		if err != nil {
 			return nil, fmt.Errorf("seal %s v%d of %s: %w", r.Type, r.Version, r.AggregateID, err)
 		}
@@ -89,12 +145,12 @@ func (c *Cipher) Seal(ctx context.Context, recs []es.Record) ([]es.Record, error
 	return out, nil
 }
 
-// SealSnapshot returns s with the personal fields of its state sealed.
-func (c *Cipher) SealSnapshot(ctx context.Context, s es.Snapshot) (es.Snapshot, error) {
+func (c *Cipher) sealSnapshot(ctx context.Context, s es.Snapshot, ky *keying) (es.Snapshot, error) {
 	if len(c.snapshot) == 0 {
 		return s, nil
 	}
-	state, err := c.seal(ctx, s.AggregateID, false, snapshotType, s.State, c.snapshot)
+	ky.fresh = false
+	state, err := c.seal(ctx, s.AggregateID, ky, snapshotType, s.State, c.snapshot)
 	if err != nil {
 		return es.Snapshot{}, fmt.Errorf("seal the snapshot of %s at v%d: %w", s.AggregateID, s.Version, err)
 	}
@@ -102,9 +158,30 @@ func (c *Cipher) SealSnapshot(ctx context.Context, s es.Snapshot) (es.Snapshot, 
 	return s, nil
 }
 
-// seal seals the personal fields of data, under the key of id; fresh: id's
-// stream starts with data (Keys.keyOf).
-func (c *Cipher) seal(ctx context.Context, id string, fresh bool, typ string, data json.RawMessage, fields []string) (json.RawMessage, error) {
+// sealKey returns the key that seals the personal data of id.
+func (k *Keys) sealKey(ctx context.Context, id string, ky *keying) (entry, error) {
+	if ky.made != nil && ky.made.id == id {
+		return ky.made.entry, nil
+	}
+	if ky.deferKey && ky.fresh {
+		if e, ok := k.cached(id); ok {
+			if e.state != stateNone {
+				return e, nil
+			}
+		} else {
+			made, err := k.generate(ctx, id)
+			if err != nil {
+				return entry{}, err
+			}
+			ky.made = &made
+			return made.entry, nil
+		}
+	}
+	return k.keyOf(ctx, id, true, ky.fresh)
+}
+
+// seal seals the personal fields of data, under the key of id.
+func (c *Cipher) seal(ctx context.Context, id string, ky *keying, typ string, data json.RawMessage, fields []string) (json.RawMessage, error) {
 	obj, err := object(data, fields)
 	if err != nil || obj == nil {
 		return data, err
@@ -124,7 +201,7 @@ func (c *Cipher) seal(ctx context.Context, id string, fresh bool, typ string, da
 			continue
 		}
 		if k.aead == nil {
-			if k, err = c.keys.keyOf(ctx, id, true, fresh); err != nil {
+			if k, err = c.keys.sealKey(ctx, id, ky); err != nil {
 				return nil, err
 			}
 			if k.state != stateLive {

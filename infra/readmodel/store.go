@@ -38,7 +38,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -151,13 +150,12 @@ func stamp(t time.Time) string { return t.UTC().Format(stampLayout) }
 func ownApplied(err error, rec es.Record) bool {
 	var old map[string]types.AttributeValue
 	var ccf *types.ConditionalCheckFailedException
-	var canceled *types.TransactionCanceledException
+	canceled, isCanceled := attr.Canceled(err)
 	switch {
 	case errors.As(err, &ccf):
 		old = ccf.Item
-	case errors.As(err, &canceled) && len(canceled.CancellationReasons) > 0 &&
-		aws.ToString(canceled.CancellationReasons[0].Code) == "ConditionalCheckFailed":
-		old = canceled.CancellationReasons[0].Item
+	case isCanceled && canceled.Code(0) == attr.ReasonConditionalCheckFailed:
+		old = canceled.Reasons[0].Item
 	}
 	id, errID := attr.String(old, attrEventID)
 	v, errV := attr.Int(old, attrVersion)
@@ -184,19 +182,6 @@ func conditionFailed(err error) bool {
 	if errors.As(err, &ccf) {
 		return true
 	}
-	var canceled *types.TransactionCanceledException
-	if !errors.As(err, &canceled) {
-		return false
-	}
-	retry := false
-	for _, r := range canceled.CancellationReasons {
-		switch aws.ToString(r.Code) {
-		case "", "None":
-		case "ConditionalCheckFailed", "TransactionConflict":
-			retry = true
-		default:
-			return false
-		}
-	}
-	return retry
+	canceled, ok := attr.Canceled(err)
+	return ok && canceled.ConditionsOrConflicts()
 }
