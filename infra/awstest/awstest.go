@@ -44,6 +44,12 @@ func Config(tb testing.TB) aws.Config {
 		opts = append(opts, config.WithCredentialsProvider(
 			credentials.NewStaticCredentialsProvider("test", "test", "")))
 	}
+	// DynamoDB Local answers a write that waited too long for an item's
+	// lock with a 500 ("This request will succeed in actual DynamoDB API"),
+	// and on a loaded machine a hot item's writers can wait past the SDK's
+	// three retries. That is the emulator's artefact, not the store's
+	// behaviour under test: the tests' clients retry longer.
+	opts = append(opts, config.WithRetryMaxAttempts(10))
 	cfg, err := config.LoadDefaultConfig(tb.Context(), opts...)
 	if err != nil {
 		tb.Fatalf("load AWS config: %v", err)
