@@ -1,7 +1,6 @@
 package notifier_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -11,7 +10,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/awstest"
 	"github.com/chronicle-go/chronicle/infra/faults"
 	"github.com/chronicle-go/chronicle/infra/notifier"
-	"github.com/chronicle-go/chronicle/infra/readmodel"
+	"github.com/chronicle-go/chronicle/infra/readmodel/readmodeltest"
 )
 
 // TestLostReplies runs the sent-mail records' conditional writes through a
@@ -23,18 +22,7 @@ func TestLostReplies(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	in := faults.New(7)
-	plain := awstest.DynamoDB(t)
-	table := awstest.TableName("readmodel")
-	if err := readmodel.CreateTable(ctx, plain, table); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := readmodel.DeleteTable(ctx, plain, table); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
+	table := readmodeltest.Table(t)
 	s := notifier.NewMails(dynamodb.NewFromConfig(faults.WithLostReplies(awstest.Config(t), in, 1)), table)
 
 	t.Run("mail claim", func(t *testing.T) {
@@ -49,7 +37,7 @@ func TestLostReplies(t *testing.T) {
 	})
 	t.Run("mail marked sent", func(t *testing.T) {
 		ev := uuid.NewString()
-		tok, err := notifier.NewMails(plain, table).ClaimMail(ctx, ev, uuid.NewString(), t0, time.Minute) // the claim's reply arrives
+		tok, err := notifier.NewMails(awstest.DynamoDB(t), table).ClaimMail(ctx, ev, uuid.NewString(), t0, time.Minute) // the claim's reply arrives
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -21,6 +21,14 @@ const cleanupTimeout = time.Minute
 // Store returns a read-model store over a new table.
 func Store(tb testing.TB) *readmodel.Store {
 	tb.Helper()
+	return readmodel.New(awstest.DynamoDB(tb), Table(tb))
+}
+
+// Table creates a new read-model table, deleted when the test ends, and
+// returns its name: for the table's other stores (mail leases, failure
+// records) and for clients a test wraps (faults).
+func Table(tb testing.TB) string {
+	tb.Helper()
 	client := awstest.DynamoDB(tb)
 	table := awstest.TableName("readmodel")
 	if err := readmodel.CreateTable(tb.Context(), client, table); err != nil {
@@ -33,7 +41,7 @@ func Store(tb testing.TB) *readmodel.Store {
 			tb.Errorf("cleanup: %v", err)
 		}
 	})
-	return readmodel.New(client, table)
+	return table
 }
 
 // EventStore returns a DynamoDB event store over new tables, and their names.
