@@ -165,9 +165,10 @@ func startScaling(b *testing.B, stack, stateDir string, c int) *scalingService {
 		b.Fatal(err)
 	}
 	s.r, s.base, s.token = r, "http://"+ln.Addr().String(), token
-	s.views = readmodel.New(dynamodb.NewFromConfig(cfg), r.TableName("ReadModelTable"))
-	s.mails = notifier.NewMails(dynamodb.NewFromConfig(cfg), r.TableName("ReadModelTable"))
-	s.failures = deadletter.New(dynamodb.NewFromConfig(cfg), r.TableName("ReadModelTable"))
+	ddb, table := dynamodb.NewFromConfig(cfg), r.TableName("ReadModelTable")
+	s.views = readmodel.New(ddb, table)
+	s.mails = notifier.NewMails(ddb, table)
+	s.failures = deadletter.New(ddb, table)
 	return s
 }
 
