@@ -5,6 +5,8 @@ import (
 	"testing"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/chronicle-go/chronicle/domain/text"
 )
 
 // checkNameByRule is checkName as the rules read, one pass per rule: the
@@ -19,7 +21,7 @@ func checkNameByRule(name string) string {
 		return "must be at most 200 characters"
 	case strings.IndexFunc(name, unicode.IsControl) >= 0:
 		return "must not contain control characters"
-	case strings.IndexFunc(name, isBidiControl) >= 0:
+	case strings.IndexFunc(name, text.IsBidiControl) >= 0:
 		return "must not contain bidirectional override or isolate characters"
 	case strings.ContainsRune(name, utf8.RuneError):
 		return "must be valid UTF-8 (contains U+FFFD)"
