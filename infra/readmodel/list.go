@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/google/uuid"
 
+	"github.com/chronicle-go/chronicle/domain/es/backoff"
 	"github.com/chronicle-go/chronicle/domain/user"
 	"github.com/chronicle-go/chronicle/infra/dynamo/attr"
 )
@@ -323,7 +324,7 @@ func (s *Store) viewsOf(ctx context.Context, entries []listEntry) (map[string]us
 			// Keys left unprocessed (throttling) are asked for again.
 			pending = out.UnprocessedKeys
 			if len(pending) > 0 {
-				if err := jitter(ctx, min(attempt, 6)); err != nil {
+				if err := backoff.Sleep(ctx, retryPause.Delay(attempt+1, 0)); err != nil {
 					return nil, err
 				}
 			}
