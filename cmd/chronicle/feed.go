@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/chronicle-go/chronicle/domain/es/backoff"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 )
 
@@ -87,11 +88,7 @@ func feedCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
 			if !*follow {
 				break
 			}
-			t := time.NewTimer(*poll)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-			case <-t.C:
+			if backoff.Sleep(ctx, *poll) == nil {
 				continue
 			}
 			break

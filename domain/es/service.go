@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/chronicle-go/chronicle/domain/es/backoff"
 )
 
 // Options tune a Service. Zero values take the defaults.
@@ -224,7 +225,7 @@ func (s *Service[S, C]) execute(ctx context.Context, id string, cmd C, x ExecOpt
 			return res, fmt.Errorf("execute on %s: gave up after %d attempts in %s: %w",
 				id, attempt, time.Since(start).Round(time.Millisecond), err)
 		}
-		if err := sleep(ctx, pause); err != nil {
+		if err := backoff.Sleep(ctx, pause); err != nil {
 			return res, fmt.Errorf("execute on %s: %w", id, err)
 		}
 	}
@@ -413,26 +414,10 @@ func (s *Service[S, C]) snapshot(ctx context.Context, agg Aggregate[S], now time
 // retries sooner than fresh ones, which would otherwise win every round
 // (a writer whose command just committed loads the new version first).
 func (s *Service[S, C]) backoff(prev, elapsed, budget time.Duration) time.Duration {
-	lo := s.opts.Backoff
-	hi := min(max(3*prev, lo+1), s.opts.MaxBackoff)
+	lo, hi := backoff.Policy{Base: s.opts.Backoff, Cap: s.opts.MaxBackoff}.Window(0, prev)
 	if budget > 0 && elapsed > 0 {
 		left := max(float64(budget-elapsed)/float64(budget), 0)
 		hi = lo + time.Duration(float64(hi-lo)*left)
 	}
-	if hi <= lo {
-		return lo
-	}
-	return lo + rand.N(hi-lo)
-}
-
-// sleep waits d, or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return backoff.Draw(lo, hi)
 }

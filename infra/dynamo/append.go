@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/chronicle-go/chronicle/domain/es"
+	"github.com/chronicle-go/chronicle/domain/es/backoff"
 	"github.com/chronicle-go/chronicle/infra/dynamo/attr"
 )
 
@@ -130,7 +130,7 @@ func (s *Store) append(ctx context.Context, req es.AppendRequest, items []types.
 		if !busy(err) || attempt > s.conflictRetries {
 			return cancellation(err, parts)
 		}
-		if err := backoff(ctx, attempt); err != nil {
+		if err := backoff.Sleep(ctx, retryBusy.Delay(attempt, 0)); err != nil {
 			return err
 		}
 	}
@@ -386,16 +386,6 @@ func busy(err error) bool {
 	return ok && c.OnlyConflicts()
 }
 
-// backoff waits before sending a transaction again: full jitter under a
-// ceiling that doubles from 10 ms.
-func backoff(ctx context.Context, attempt int) error {
-	ceiling := min(10*time.Millisecond<<(attempt-1), 200*time.Millisecond)
-	t := time.NewTimer(rand.N(ceiling) + time.Millisecond)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+// retryBusy is the wait before sending a transaction again: full jitter
+// under a ceiling that doubles from 10 ms to 200 ms, and at least 1 ms.
+var retryBusy = backoff.Policy{Base: 10 * time.Millisecond, Cap: 200 * time.Millisecond, Min: time.Millisecond, Mode: backoff.FullJitter}

@@ -72,6 +72,15 @@ const TTLAttribute = "expiresAt"
 // ItemFromRecord returns the events-table item of r. Data is stored as a
 // string so that stream images and the console show readable JSON; empty
 // metadata fields are left out.
+//
+// It and RecordFromItem are written by hand, not with the SDK's
+// attributevalue package, because that is slower on the hottest path of
+// every append, load and stream batch, and its reader would not say which
+// attribute is missing. BenchmarkEventItemCodec (December 2026, 60
+// interleaved rounds, least ns/op of each): encode 3.9 µs and 29 allocs by
+// hand, 8.1 µs and 42 allocs with MarshalMap (2.1×); decode 0.6 µs and 1
+// alloc by hand, 4.3 µs and 7 allocs with UnmarshalMap (7×).
+// TestAttributeValueEventItem proves the two write the same items.
 func ItemFromRecord(r es.Record) map[string]types.AttributeValue {
 	item := make(map[string]types.AttributeValue, 11)
 	item[attrPK] = &types.AttributeValueMemberS{Value: r.AggregateID}

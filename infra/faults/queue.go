@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/chronicle-go/chronicle/domain/es/backoff"
 )
 
 // SQSHandler is an SQS handler: (*projector.Projector).Handle.
@@ -174,7 +176,7 @@ func (d *queueDriver) poll(ctx context.Context) error {
 				return nil
 			}
 			stop := d.timed(&d.stats.IdleTime)
-			pause(ctx, 50*time.Millisecond)
+			_ = backoff.Sleep(ctx, 50*time.Millisecond)
 			stop()
 			continue
 		}
@@ -407,7 +409,7 @@ func (d *queueDriver) drained(ctx context.Context) (bool, error) {
 	// that window and closer than a visibility timeout.
 	for i := range 2 {
 		if i > 0 {
-			pause(ctx, 300*time.Millisecond)
+			_ = backoff.Sleep(ctx, 300*time.Millisecond)
 		}
 		empty, err := d.empty(ctx)
 		if err != nil || !empty {
@@ -480,14 +482,4 @@ func (d *queueDriver) snapshot() QueueStats {
 	st.Receives = maps.Clone(d.stats.Receives)
 	st.FirstReceived = maps.Clone(d.stats.FirstReceived)
 	return st
-}
-
-// pause waits for d or until ctx ends.
-func pause(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/chronicle-go/chronicle/domain/es"
+	"github.com/chronicle-go/chronicle/domain/es/backoff"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/dynamo/attr"
 )
@@ -195,12 +196,8 @@ func (s *Subscription) run(ctx context.Context, follow bool) (Progress, error) {
 		if !follow {
 			return p, nil
 		}
-		t := time.NewTimer(poll)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if backoff.Sleep(ctx, poll) != nil {
 			return p, nil
-		case <-t.C:
 		}
 	}
 }

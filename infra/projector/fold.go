@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/chronicle-go/chronicle/domain/es"
+	"github.com/chronicle-go/chronicle/domain/es/backoff"
 	"github.com/chronicle-go/chronicle/infra/projection"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 )
@@ -56,7 +56,7 @@ func (p *Projector) project(ctx context.Context, pr projection.Projection, rm *r
 		if attempt == maxAttempts-1 {
 			break
 		}
-		if err := pause(ctx, attempt); err != nil {
+		if err := backoff.Sleep(ctx, racePause.Delay(attempt+1, 0)); err != nil {
 			return reached, nil, err
 		}
 	}
@@ -88,14 +88,7 @@ func lineUp(ctx context.Context, p *Projector, recs []es.Record, applied int64) 
 	return run, nil
 }
 
-// pause waits up to 5 ms times 2^attempt, at random, or until ctx ends.
-func pause(ctx context.Context, attempt int) error {
-	t := time.NewTimer(rand.N(5 * time.Millisecond << attempt))
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+// racePause is the wait before a projection reads again after losing a
+// race: full jitter under a ceiling that doubles from 5 ms (maxAttempts
+// bounds it: no cap).
+var racePause = backoff.Policy{Base: 5 * time.Millisecond, Mode: backoff.FullJitter}

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/google/uuid"
 
+	"github.com/chronicle-go/chronicle/domain/es/backoff"
 	"github.com/chronicle-go/chronicle/domain/user"
 	"github.com/chronicle-go/chronicle/infra/dynamo/attr"
 )
@@ -76,6 +77,14 @@ func listed(v user.View) bool {
 // JSON), with the list index's keys when v is listed. Every writer of a
 // view writes the whole item from here, so the index keys never disagree
 // with the view.
+//
+// It and viewFromItem are written by hand, not with the SDK's
+// attributevalue package, because that is slower: BenchmarkViewItemCodec
+// (December 2026, 60 interleaved rounds, least ns/op of each): encode 2.3 µs
+// and 16 allocs by hand, 3.4 µs and 20 allocs with MarshalMap (1.4×);
+// decode, the view's JSON included, 4.5 µs and 11 allocs by hand, 5.9 µs
+// and 15 allocs with UnmarshalMap (1.3×). TestAttributeValueViewItem
+// proves the two write the same items.
 func viewItem(g int64, id string, v user.View, body []byte) map[string]types.AttributeValue {
 	item := map[string]types.AttributeValue{
 		attrPK: str(genPK(g, userPK(id))), attrSK: str(skView),
@@ -323,7 +332,7 @@ func (s *Store) viewsOf(ctx context.Context, entries []listEntry) (map[string]us
 			// Keys left unprocessed (throttling) are asked for again.
 			pending = out.UnprocessedKeys
 			if len(pending) > 0 {
-				if err := jitter(ctx, min(attempt, 6)); err != nil {
+				if err := backoff.Sleep(ctx, retryPause.Delay(attempt+1, 0)); err != nil {
 					return nil, err
 				}
 			}

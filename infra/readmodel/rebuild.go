@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/dynamo/attr"
 
 	"github.com/chronicle-go/chronicle/domain/es"
+	"github.com/chronicle-go/chronicle/domain/es/backoff"
 	"github.com/chronicle-go/chronicle/domain/user"
 )
 
@@ -102,7 +102,7 @@ func (s *Store) PutUserView(ctx context.Context, f UserFold, force bool) (bool, 
 		if !errors.Is(err, ErrConflict) {
 			return false, err
 		}
-		if err := jitter(ctx, attempt); err != nil {
+		if err := backoff.Sleep(ctx, retryPause.Delay(attempt+1, 0)); err != nil {
 			return false, err
 		}
 	}
@@ -195,7 +195,7 @@ func (s *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) error
 			}
 			pending = out.UnprocessedItems
 			if len(pending) > 0 {
-				if err := jitter(ctx, min(attempt, 6)); err != nil {
+				if err := backoff.Sleep(ctx, retryPause.Delay(attempt+1, 0)); err != nil {
 					return err
 				}
 			}
@@ -205,17 +205,10 @@ func (s *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) error
 	return nil
 }
 
-// jitter waits up to 10 ms times 2^attempt, at random, or until ctx ends.
-func jitter(ctx context.Context, attempt int) error {
-	t := time.NewTimer(rand.N(10*time.Millisecond<<attempt) + time.Millisecond)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+// retryPause is the wait before a write (after a conflict) or a batch
+// (after unprocessed items: throttling) is sent again: full jitter under a
+// ceiling that doubles from 10 ms to 640 ms, and at least 1 ms.
+var retryPause = backoff.Policy{Base: 10 * time.Millisecond, Cap: 640 * time.Millisecond, Min: time.Millisecond, Mode: backoff.FullJitter}
 
 // Build is the progress of a rebuild of one generation of a projection:
 // the events table is scanned in Segments parallel segments, each resuming

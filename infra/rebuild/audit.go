@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chronicle-go/chronicle/domain/es"
+	"github.com/chronicle-go/chronicle/domain/es/backoff"
 	"github.com/chronicle-go/chronicle/infra/projection"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 )
@@ -135,7 +136,7 @@ func (r *Rebuilder) Audit(ctx context.Context, opts AuditOptions) (Report, error
 	rep.Events, rep.Aggregates = events.Load(), aggs.Load()
 
 	if opts.Recheck > 0 && len(diffs) > 0 {
-		if err := sleep(ctx, opts.Recheck); err != nil {
+		if err := backoff.Sleep(ctx, opts.Recheck); err != nil {
 			return Report{}, err
 		}
 		ids := map[string]bool{}

@@ -38,6 +38,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/chronicle-go/chronicle/domain/es"
+	"github.com/chronicle-go/chronicle/domain/es/backoff"
 	"github.com/chronicle-go/chronicle/infra/projection"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 )
@@ -263,7 +264,7 @@ func (r *Rebuilder) Run(ctx context.Context, projection string, opts Options) (R
 		p := run.progress(PhaseSettling)
 		p.Wait = wait
 		run.report(p)
-		if err := sleep(ctx, wait); err != nil {
+		if err := backoff.Sleep(ctx, wait); err != nil {
 			return Result{Progress: run.progress(PhasePaused)}, err
 		}
 	}
@@ -501,15 +502,4 @@ func (r *Rebuilder) Aggregate(ctx context.Context, projection, id string) (Repai
 		rep.Generations = append(rep.Generations, gen)
 	}
 	return rep, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

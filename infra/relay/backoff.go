@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/chronicle-go/chronicle/domain/es/backoff"
 )
 
 // VisibilityChanger is the SQS call Backoff makes: *sqs.Client.
@@ -31,11 +33,7 @@ const (
 // BackoffDelay is how long a message that failed on its receives-th
 // receive stays invisible: 1 s, 2 s, 4 s ... BackoffMax.
 func BackoffDelay(receives int) time.Duration {
-	d := BackoffBase
-	for i := 1; i < receives && d < BackoffMax; i++ {
-		d *= 2
-	}
-	return min(d, BackoffMax)
+	return backoff.Policy{Base: BackoffBase, Cap: BackoffMax, Mode: backoff.Exponential}.Delay(receives, 0)
 }
 
 // Backoff makes the messages a consumer reports failed (its

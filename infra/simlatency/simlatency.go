@@ -14,6 +14,8 @@ import (
 
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/smithy-go/middleware"
+
+	"github.com/chronicle-go/chronicle/domain/es/backoff"
 )
 
 // EnvVar holds the delays of the load tests' clients, as Parse reads them.
@@ -84,12 +86,8 @@ func (d Delays) APIOption() func(*middleware.Stack) error {
 		return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("SimulatedLatency",
 			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
 				if delay := d.of(awsmiddleware.GetServiceID(ctx)); delay > 0 {
-					t := time.NewTimer(delay)
-					select {
-					case <-ctx.Done():
-						t.Stop()
-						return middleware.FinalizeOutput{}, middleware.Metadata{}, ctx.Err()
-					case <-t.C:
+					if err := backoff.Sleep(ctx, delay); err != nil {
+						return middleware.FinalizeOutput{}, middleware.Metadata{}, err
 					}
 				}
 				return next.HandleFinalize(ctx, in)

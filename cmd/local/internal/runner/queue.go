@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/chronicle-go/chronicle/domain/es/backoff"
 	"github.com/chronicle-go/chronicle/infra/template"
 )
 
@@ -26,10 +27,14 @@ const (
 	// idleWait is the long poll of an idle queue, in seconds.
 	idleWait = 2
 	// While batches are in flight, an empty receive is retried after a
-	// pause that doubles from busyMin to busyMax.
+	// pause that doubles from busyMin to busyMax (busyPause).
 	busyMin = 10 * time.Millisecond
 	busyMax = 100 * time.Millisecond
 )
+
+// busyPause is the pause after an empty receive while batches are in
+// flight.
+var busyPause = backoff.Policy{Base: busyMin, Cap: busyMax, Mode: backoff.Exponential}
 
 // pollQueue runs an SQS event source mapping until ctx ends. Messages a
 // batch reports failed, and every message of a batch that fails as a whole,
@@ -76,7 +81,7 @@ type queuePoller struct {
 }
 
 func (p *queuePoller) poll(ctx context.Context) {
-	pause := busyMin
+	empty := 0 // receives in a row that found nothing, outside a long poll
 	for ctx.Err() == nil {
 		p.mu.Lock()
 		quiet := p.active.Load() == 0 && time.Since(p.lastFailure) > p.visibility
@@ -84,7 +89,7 @@ func (p *queuePoller) poll(ctx context.Context) {
 		wait := 0
 		if quiet {
 			if !p.longPolling.CompareAndSwap(false, true) {
-				sleep(ctx, busyMax) // another poller waits on the queue for all
+				_ = backoff.Sleep(ctx, busyMax) // another poller waits on the queue for all
 				continue
 			}
 			if p.active.Load() > 0 { // a batch started meanwhile: no long poll
@@ -105,12 +110,12 @@ func (p *queuePoller) poll(ctx context.Context) {
 		}
 		if len(msgs) == 0 {
 			if wait == 0 {
-				sleep(ctx, pause)
-				pause = min(pause*2, busyMax)
+				empty++
+				_ = backoff.Sleep(ctx, busyPause.Delay(empty, 0))
 			}
 			continue
 		}
-		pause = busyMin
+		empty = 0
 		// A received batch is finished even when the runner stops:
 		// otherwise it would wait out the visibility timeout.
 		failed := p.r.handleMessages(context.WithoutCancel(ctx), p.m, p.q, p.fn, msgs)
@@ -162,7 +167,7 @@ func (r *Runner) receive(ctx context.Context, receiving *sync.Mutex, q queueInfo
 		if err != nil {
 			if ctx.Err() == nil {
 				r.log.Warn("receive", "queue", q.name, "error", err)
-				sleep(ctx, time.Second)
+				_ = backoff.Sleep(ctx, time.Second)
 			}
 			return msgs
 		}
@@ -172,7 +177,7 @@ func (r *Runner) receive(ctx context.Context, receiving *sync.Mutex, q queueInfo
 		case len(msgs) == 0 || left <= 0:
 			return msgs
 		case len(out.Messages) == 0:
-			sleep(ctx, min(left, busyMax))
+			_ = backoff.Sleep(ctx, min(left, busyMax))
 		}
 		wait = 0
 	}

@@ -16,6 +16,7 @@ import (
 	streamtypes "github.com/aws/aws-sdk-go-v2/service/dynamodbstreams/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/chronicle-go/chronicle/domain/es/backoff"
 	"github.com/chronicle-go/chronicle/infra/relay"
 )
 
@@ -119,10 +120,8 @@ func (r *Runner) pollStream(ctx context.Context, m streamMapping) {
 		if err == nil {
 			first = false
 		}
-		select {
-		case <-ctx.Done():
+		if backoff.Sleep(ctx, shardListInterval) != nil {
 			return
-		case <-time.After(shardListInterval):
 		}
 	}
 }
@@ -226,13 +225,13 @@ func (p *streamPoller) readShard(ctx context.Context, st *shardState, pos stream
 				return
 			}
 			if trimmed != nil {
-				sleep(ctx, shardPollInterval)
+				_ = backoff.Sleep(ctx, shardPollInterval)
 			}
 			continue
 		case err != nil:
 			if ctx.Err() == nil {
 				p.r.log.Warn("get records", "table", ev.Table, "shard", st.id, "error", err)
-				sleep(ctx, time.Second)
+				_ = backoff.Sleep(ctx, time.Second)
 			}
 			continue
 		}
@@ -261,7 +260,7 @@ func (p *streamPoller) readShard(ctx context.Context, st *shardState, pos stream
 			if len(batch) > 0 {
 				wait = min(wait, window-time.Since(batchStart))
 			}
-			sleep(ctx, wait)
+			_ = backoff.Sleep(ctx, wait)
 		}
 	}
 }
@@ -319,7 +318,7 @@ func (p *streamPoller) process(ctx context.Context, shard string, recs []streamt
 			continue
 		}
 		pending[0] = rest
-		sleep(ctx, backoff(retries))
+		_ = backoff.Sleep(ctx, batchRetry.Delay(retries, 0))
 	}
 	return true
 }
@@ -404,24 +403,9 @@ func (p *streamPoller) onFailure(ctx context.Context, shard string, recs []strea
 	}
 }
 
-// backoff is the pause before the n-th retry of a batch.
-func backoff(n int) time.Duration {
-	d := retryBackoffMin << min(n-1, 10)
-	return min(d, retryBackoffMax)
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
+// batchRetry is the pause before the n-th retry of a failed batch:
+// doubling from retryBackoffMin to retryBackoffMax.
+var batchRetry = backoff.Policy{Base: retryBackoffMin, Cap: retryBackoffMax, Mode: backoff.Exponential}
 
 // arrivals gives records read at now the arrival time DynamoDB would: it
 // rounds ApproximateCreationDateTime down to the second, DynamoDB Local to
