@@ -15,6 +15,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/httpapi"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
+	"github.com/chronicle-go/chronicle/infra/teamapi"
 )
 
 // querySettings is what the queries function reads from its environment.
@@ -48,9 +49,17 @@ func Queries(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*httpapi.Queri
 	}
 	store := dynamo.New(ddb, s.tables, opts...)
 	rm := readmodel.New(ddb, s.readModel)
+	users := userService(store, s.snapshotEvery, 0)
+	teams, err := teamapi.NewQueries(teamapi.QueriesDeps{
+		Teams: teamService(store, s.snapshotEvery, 0), Users: users, Events: store, Guards: store,
+		Views: teamViews(ddb, s.readModel),
+	})
+	if err != nil {
+		return nil, err
+	}
 	return httpapi.NewQueries(httpapi.QueriesDeps{
 		Open:        open,
-		Users:       userService(store, s.snapshotEvery, 0),
+		Users:       users,
 		Events:      store,
 		Feed:        store,
 		ReadModel:   rm,
@@ -58,8 +67,14 @@ func Queries(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*httpapi.Queri
 		Projections: s.projections,
 		Health:      health(store, rm),
 		Logger:      logger,
-	})
+	}, httpapi.WithAPI(teams.API()))
 }
+
+// teamViews is the read model of teams in the read-model table, which
+// GET /teams/{id} reads before the event store and GET /users/{id}/teams
+// reads alone. None yet: the Team projections' reader (infra/teamviews)
+// is wired here when it lands.
+func teamViews(_ *dynamodb.Client, _ string) teamapi.Views { return nil }
 
 // probeID is an aggregate id no item has.
 const probeID = "00000000-0000-0000-0000-000000000000"
