@@ -20,14 +20,15 @@ import (
 
 // querySettings is what the queries function reads from its environment.
 type querySettings struct {
-	tables        dynamo.Tables // Events and Snapshots: queries never touch the guards
+	tables        dynamo.Tables // Events and Snapshots; Guards, read only for the user a principal acts on teams through
 	snapshotEvery int           // as the commands function's: 0 reads no snapshots
 	readModel     string
 	projections   []httpapi.Projection
 }
 
 // Queries builds the handler of the query routes from EVENTS_TABLE,
-// SNAPSHOTS_TABLE and READMODEL_TABLE (required), SNAPSHOT_INTERVAL (as for
+// GUARDS_TABLE (read only: the sub# guard, the user a principal acts on
+// teams through), SNAPSHOTS_TABLE and READMODEL_TABLE (required), SNAPSHOT_INTERVAL (as for
 // Commands: users load from their latest snapshot unless it is 0) and
 // PROJECTION_QUEUES (optional: without it GET /ops/projections reports no
 // queue depths).
@@ -92,7 +93,7 @@ func health(events httpapi.EventLoader, rm httpapi.ReadModel) func(context.Conte
 func loadQuerySettings(getenv Getenv) (querySettings, error) {
 	r := required{getenv: getenv}
 	s := querySettings{
-		tables:    dynamo.Tables{Events: r.get("EVENTS_TABLE"), Snapshots: r.get("SNAPSHOTS_TABLE")},
+		tables:    dynamo.Tables{Events: r.get("EVENTS_TABLE"), Guards: r.get("GUARDS_TABLE"), Snapshots: r.get("SNAPSHOTS_TABLE")},
 		readModel: r.get("READMODEL_TABLE"),
 	}
 	if err := r.err(); err != nil {
