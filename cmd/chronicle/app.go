@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/chronicle-go/chronicle/domain/es"
+	"github.com/chronicle-go/chronicle/domain/team"
 	"github.com/chronicle-go/chronicle/domain/user"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
@@ -168,6 +169,17 @@ func (a *app) eventStore(ctx context.Context) (*dynamo.Store, *es.Service[user.S
 		so.SnapshotEvery = 1 // read snapshots; the tool never writes any
 	}
 	return store, user.NewService(snapshotGuard{store, tables.Snapshots != ""}, so), nil
+}
+
+// teamService is the Team service over store, for loads: it reads
+// snapshots as eventStore's user service does, and writes nothing.
+func (a *app) teamService(store *dynamo.Store) *team.Service {
+	read := a.snapshots() != ""
+	so := es.Options{}
+	if read {
+		so.SnapshotEvery = 1
+	}
+	return team.NewService(snapshotGuard{store, read}, so)
 }
 
 // snapshotGuard reads snapshots only when a snapshots table is known, and

@@ -57,7 +57,7 @@ func (a *app) cipher(ctx context.Context, ddb *dynamodb.Client) (*pii.Cipher, er
 		return nil, err
 	}
 	reg := user.NewRegistry()
-	return pii.NewCipher(keys, reg.PersonalFields, user.State{}.PersonalFields(), pii.ForgetOn(reg.Erases)), nil
+	return pii.NewCipher(keys, reg.PersonalFields, map[string][]string{user.AggregateType: user.State{}.PersonalFields()}, pii.ForgetOn(reg.Erases)), nil
 }
 
 // sealedTables is what the commands that write sealed personal data need:

@@ -17,11 +17,38 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chronicle-go/chronicle/domain/es"
+	"github.com/chronicle-go/chronicle/domain/team"
 	"github.com/chronicle-go/chronicle/domain/user"
 )
 
 // errNoUser: the user has no events (at that point).
 var errNoUser = errors.New("no such user")
+
+// errNoTeam: the team has no events (at that point).
+var errNoTeam = errors.New("no such team")
+
+// aggregateType is the type of the aggregate whose stream is id, as its
+// first stored record names it: history and state take a user's id or a
+// team's and tell them apart by what is stored. A stream with no record
+// is a user's (for the message: there is no such user).
+func aggregateType(ctx context.Context, store es.EventStore, id string) (string, error) {
+	recs, err := store.Load(ctx, id, 1, 1)
+	if err != nil {
+		return "", err
+	}
+	if len(recs) == 0 || recs[0].AggregateType == "" {
+		return user.AggregateType, nil
+	}
+	return recs[0].AggregateType, nil
+}
+
+// notFound is the error of an aggregate of type kind without events.
+func notFound(kind string) error {
+	if kind == team.AggregateType {
+		return errNoTeam
+	}
+	return errNoUser
+}
 
 // userID checks and canonicalizes the id argument.
 func userID(args []string, want int) (string, error) {
@@ -104,6 +131,10 @@ func historyCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error 
 		if err != nil {
 			return err
 		}
+		kind, err := aggregateType(ctx, store, id)
+		if err != nil {
+			return err
+		}
 		to := int64(0)
 		if *limit > 0 {
 			to = *from + int64(*limit) - 1
@@ -113,7 +144,7 @@ func historyCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error 
 			return err
 		}
 		if len(recs) == 0 && *from <= 1 {
-			return fmt.Errorf("user %s: %w", id, errNoUser)
+			return fmt.Errorf("%s %s: %w", kind, id, notFound(kind))
 		}
 		if a.asJSON {
 			out := struct {
@@ -125,7 +156,7 @@ func historyCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error 
 			}
 			return a.printJSON(out)
 		}
-		fmt.Fprintf(a.stdout, "user %s: %d event(s)\n", id, len(recs))
+		fmt.Fprintf(a.stdout, "%s %s: %d event(s)\n", kind, id, len(recs))
 		printEvents(a.stdout, recs)
 		return nil
 	}
@@ -133,13 +164,16 @@ func historyCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error 
 
 // ---------------------------------------------------------------- state
 
-// stateJSON is a user as it was: the API's state shape.
-type stateJSON struct {
-	ID      string     `json:"id"`
-	Version int64      `json:"version"`
-	AsOf    time.Time  `json:"asOf"`
-	State   user.State `json:"state"`
+// stateOf is an aggregate as it was: the API's state shape.
+type stateOf[S any] struct {
+	ID      string    `json:"id"`
+	Version int64     `json:"version"`
+	AsOf    time.Time `json:"asOf"`
+	State   S         `json:"state"`
 }
+
+// stateJSON is a user as it was.
+type stateJSON = stateOf[user.State]
 
 // change is one field that differs between two states.
 type change struct {
@@ -170,48 +204,64 @@ func stateCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
 		if err != nil {
 			return err
 		}
-		if *diff != "" {
-			return a.stateDiff(ctx, store, svc, id, *diff)
+		kind, err := aggregateType(ctx, store, id)
+		if err != nil {
+			return err
 		}
-		var agg es.Aggregate[user.State]
-		switch {
-		case *at != "":
-			t, err := parseTime(*at)
-			if err != nil {
-				return err
-			}
-			agg, err = svc.LoadAsOf(ctx, id, t)
-			if err != nil {
-				return err
-			}
-		case *version != 0:
-			if *version < 0 {
-				return usagef("--version must be positive")
-			}
-			agg, err = svc.LoadAt(ctx, id, *version)
-			if err != nil {
-				return err
-			}
-		default:
-			if agg, err = svc.Load(ctx, id); err != nil {
-				return err
-			}
+		if kind == team.AggregateType {
+			return showState(ctx, a, store, a.teamService(store), kind, id, *at, *version, *diff)
 		}
-		if agg.Version == 0 {
-			return fmt.Errorf("user %s did not exist then: %w", id, errNoUser)
-		}
-		s := stateJSON{ID: id, Version: agg.Version, AsOf: agg.UpdatedAt.UTC(), State: agg.State}
-		if a.asJSON {
-			return a.printJSON(s)
-		}
-		fmt.Fprintf(a.stdout, "user %s at v%d (last changed %s):\n", id, agg.Version, agg.UpdatedAt.UTC().Format(timeLayout))
-		printState(a.stdout, agg.State)
-		return nil
+		return showState(ctx, a, store, svc, kind, id, *at, *version, *diff)
 	}
 }
 
+// showState prints the state of aggregate id, of type kind, as it was at
+// a time, at a version, or now, or what changed between two versions.
+func showState[S, C any](ctx context.Context, a *app, store es.EventStore, svc *es.Service[S, C], kind, id, at string, version int64, diff string) error {
+	if diff != "" {
+		return stateDiff(ctx, a, store, svc, kind, id, diff)
+	}
+	var (
+		agg es.Aggregate[S]
+		err error
+	)
+	switch {
+	case at != "":
+		t, err := parseTime(at)
+		if err != nil {
+			return err
+		}
+		agg, err = svc.LoadAsOf(ctx, id, t)
+		if err != nil {
+			return err
+		}
+	case version != 0:
+		if version < 0 {
+			return usagef("--version must be positive")
+		}
+		agg, err = svc.LoadAt(ctx, id, version)
+		if err != nil {
+			return err
+		}
+	default:
+		if agg, err = svc.Load(ctx, id); err != nil {
+			return err
+		}
+	}
+	if agg.Version == 0 {
+		return fmt.Errorf("%s %s did not exist then: %w", kind, id, notFound(kind))
+	}
+	st := stateOf[S]{ID: id, Version: agg.Version, AsOf: agg.UpdatedAt.UTC(), State: agg.State}
+	if a.asJSON {
+		return a.printJSON(st)
+	}
+	fmt.Fprintf(a.stdout, "%s %s at v%d (last changed %s):\n", kind, id, agg.Version, agg.UpdatedAt.UTC().Format(timeLayout))
+	printState(a.stdout, agg.State)
+	return nil
+}
+
 // printState prints a state's fields, one a line.
-func printState(w io.Writer, s user.State) {
+func printState(w io.Writer, s any) {
 	m := jsonFields(s)
 	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
 	for _, k := range slices.Sorted(maps.Keys(m)) {
@@ -228,7 +278,7 @@ func jsonFields(v any) map[string]json.RawMessage {
 }
 
 // changes lists the fields that differ between two states.
-func changes(from, to user.State) []change {
+func changes(from, to any) []change {
 	f, t := jsonFields(from), jsonFields(to)
 	keys := map[string]bool{}
 	for k := range f {
@@ -293,7 +343,7 @@ func parseDiff(s string) (from, to int64, err error) {
 	return from, to, nil
 }
 
-func (a *app) stateDiff(ctx context.Context, store es.EventStore, svc *es.Service[user.State, user.Command], id, spec string) error {
+func stateDiff[S, C any](ctx context.Context, a *app, store es.EventStore, svc *es.Service[S, C], kind, id, spec string) error {
 	from, to, err := parseDiff(spec)
 	if err != nil {
 		return err
@@ -302,7 +352,7 @@ func (a *app) stateDiff(ctx context.Context, store es.EventStore, svc *es.Servic
 	if err != nil {
 		return err
 	}
-	var after es.Aggregate[user.State]
+	var after es.Aggregate[S]
 	if to == 0 {
 		after, err = svc.Load(ctx, id)
 	} else {
@@ -312,13 +362,13 @@ func (a *app) stateDiff(ctx context.Context, store es.EventStore, svc *es.Servic
 		return err
 	}
 	if after.Version == 0 {
-		return fmt.Errorf("user %s: %w", id, errNoUser)
+		return fmt.Errorf("%s %s: %w", kind, id, notFound(kind))
 	}
 	if to != 0 && after.Version < to {
-		return fmt.Errorf("user %s is at v%d; it has no v%d", id, after.Version, to)
+		return fmt.Errorf("%s %s is at v%d; it has no v%d", kind, id, after.Version, to)
 	}
 	if before.Version < from {
-		return fmt.Errorf("user %s is at v%d; it has no v%d", id, after.Version, from)
+		return fmt.Errorf("%s %s is at v%d; it has no v%d", kind, id, after.Version, from)
 	}
 	recs, err := store.Load(ctx, id, from+1, after.Version)
 	if err != nil {
@@ -328,13 +378,13 @@ func (a *app) stateDiff(ctx context.Context, store es.EventStore, svc *es.Servic
 	if a.asJSON {
 		out := struct {
 			ID      string      `json:"id"`
-			From    stateJSON   `json:"from"`
-			To      stateJSON   `json:"to"`
+			From    stateOf[S]  `json:"from"`
+			To      stateOf[S]  `json:"to"`
 			Changes []change    `json:"changes"`
 			Events  []eventJSON `json:"events"`
 		}{ID: id, Changes: cs, Events: []eventJSON{},
-			From: stateJSON{ID: id, Version: before.Version, AsOf: before.UpdatedAt.UTC(), State: before.State},
-			To:   stateJSON{ID: id, Version: after.Version, AsOf: after.UpdatedAt.UTC(), State: after.State}}
+			From: stateOf[S]{ID: id, Version: before.Version, AsOf: before.UpdatedAt.UTC(), State: before.State},
+			To:   stateOf[S]{ID: id, Version: after.Version, AsOf: after.UpdatedAt.UTC(), State: after.State}}
 		if out.Changes == nil {
 			out.Changes = []change{}
 		}
@@ -343,7 +393,7 @@ func (a *app) stateDiff(ctx context.Context, store es.EventStore, svc *es.Servic
 		}
 		return a.printJSON(out)
 	}
-	fmt.Fprintf(a.stdout, "user %s: v%d → v%d\n", id, before.Version, after.Version)
+	fmt.Fprintf(a.stdout, "%s %s: v%d → v%d\n", kind, id, before.Version, after.Version)
 	printChanges(a.stdout, cs)
 	fmt.Fprintf(a.stdout, "events v%d..v%d:\n", before.Version+1, after.Version)
 	printEvents(a.stdout, recs)

@@ -70,8 +70,8 @@ type command struct {
 }
 
 var commands = []command{
-	{"history", "<id> [--from N] [--limit N]", "the events of a user: what, when, who and why", historyCmd},
-	{"state", "<id> [--at TIME | --version N | --diff A..B]", "a user as it was at a time or version, or what changed between two versions", stateCmd},
+	{"history", "<id> [--from N] [--limit N]", "the events of a user or a team (told apart by what is stored): what, when, who and why", historyCmd},
+	{"state", "<id> [--at TIME | --version N | --diff A..B]", "a user or a team as it was at a time or version, or what changed between two versions", stateCmd},
 	{"users", "[--status active|suspended] [--limit N] [--cursor C]", "the live users from the read model, newest first", usersCmd},
 	{"what-if", "<id> [--at TIME] [--actor SUB] '<command or event JSON>'", "apply a command or event to a past state; nothing is written", whatIfCmd},
 	{"rebuild", "<projection|all> [--segments N] [--aggregate ID] [--status] [--abort] [--prune] [--restart] [--remote]", "rebuild a projection from the event store", rebuildCmd},

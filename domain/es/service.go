@@ -392,7 +392,7 @@ func (s *Service[S, C]) snapshotOf(agg Aggregate[S], now time.Time) (Snapshot, e
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("snapshot %s v%d: %w", agg.ID, agg.Version, err)
 	}
-	return Snapshot{AggregateID: agg.ID, Version: agg.Version, SchemaVersion: s.decider.StateSchema,
+	return Snapshot{AggregateID: agg.ID, AggregateType: s.decider.Type, Version: agg.Version, SchemaVersion: s.decider.StateSchema,
 		State: state, UpdatedAt: agg.UpdatedAt, TakenAt: now}, nil
 }
 

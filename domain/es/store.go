@@ -94,7 +94,12 @@ type IdempotencyRecord struct {
 // Snapshot is an aggregate's state at a version, encoded as JSON. A snapshot
 // whose SchemaVersion differs from the decider's StateSchema is ignored.
 type Snapshot struct {
-	AggregateID   string
+	AggregateID string
+	// AggregateType is the decider's Type: what the state is the state
+	// of, for adapters whose handling depends on it (which fields of the
+	// state are personal data). Empty in snapshots stored before it was
+	// recorded.
+	AggregateType string
 	Version       int64
 	SchemaVersion int
 	State         json.RawMessage

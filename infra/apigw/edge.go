@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"runtime/debug"
+	"slices"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
@@ -50,6 +51,11 @@ type Config struct {
 	Handlers map[string]Handler
 	// Errors turns errors into problems.
 	Errors Errors
+	// More are further APIs the function serves beside the one above (a
+	// function serving the routes of several aggregates): their routes
+	// join Routes, their handlers join Handlers, and the errors of their
+	// routes become problems by their own Errors.
+	More []API
 	// NewID makes the request id of a request without a usable
 	// X-Request-Id.
 	NewID func() string
@@ -57,11 +63,58 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Edge serves the routes of one function. It is safe for concurrent use.
-type Edge struct{ cfg Config }
+// API is one aggregate's API as an edge serves it beside another
+// (Config.More): its whole route table, the handlers of the routes the
+// edge's function serves, by pattern, and its errors.
+type API struct {
+	Routes   []Route
+	Handlers map[string]Handler
+	Errors   Errors
+}
 
-// New returns the edge of cfg.Function.
-func New(cfg Config) *Edge { return &Edge{cfg: cfg} }
+// Edge serves the routes of one function. It is safe for concurrent use.
+type Edge struct {
+	cfg Config
+	// errorsOf are the errors of the routes of Config.More, by pattern;
+	// the other routes' are Config.Errors.
+	errorsOf map[string]Errors
+}
+
+// New returns the edge of cfg.Function. It panics when two of its APIs
+// declare one pattern: a programming error, found at start-up.
+func New(cfg Config) *Edge {
+	e := &Edge{cfg: cfg}
+	if len(cfg.More) == 0 {
+		return e
+	}
+	e.cfg.Routes = slices.Clone(cfg.Routes)
+	e.cfg.Handlers = maps.Clone(cfg.Handlers)
+	e.errorsOf = map[string]Errors{}
+	for _, api := range cfg.More {
+		for _, r := range api.Routes {
+			if slices.ContainsFunc(e.cfg.Routes, func(o Route) bool { return o.Pattern == r.Pattern }) {
+				panic(fmt.Sprintf("apigw: route %q is declared by two APIs", r.Pattern))
+			}
+			e.cfg.Routes = append(e.cfg.Routes, r)
+			e.errorsOf[r.Pattern] = api.Errors
+		}
+		maps.Copy(e.cfg.Handlers, api.Handlers)
+	}
+	return e
+}
+
+// Routes is the whole route table the edge routes by: its API's and
+// those of Config.More.
+func (e *Edge) Routes() []Route { return slices.Clone(e.cfg.Routes) }
+
+// problem is the problem answer of err on the route of pattern: by the
+// errors of the API that declares the route.
+func (e *Edge) problem(pattern string, err error) Problem {
+	if x, ok := e.errorsOf[pattern]; ok {
+		return x.Problem(err)
+	}
+	return e.cfg.Errors.Problem(err)
+}
 
 // Problem is the problem answer of err (Errors.Problem).
 func (e *Edge) Problem(err error) Problem { return e.cfg.Errors.Problem(err) }
@@ -83,7 +136,7 @@ func (e *Edge) Serve(ctx context.Context, req events.APIGatewayProxyRequest) (re
 	c.RequestID = requestID(&req, e.cfg.NewID)
 	rep, herr := e.dispatch(ctx, c)
 	if herr != nil {
-		p := e.Problem(herr)
+		p := e.problem(c.Route.Pattern, herr)
 		if p.Status >= 500 {
 			e.cfg.Logger.ErrorContext(ctx, "request failed", append(LogAttrs(ctx, c, p.Status), slog.Any("error", herr))...)
 		}

@@ -227,7 +227,7 @@ func idempotencyFromItem(key string, item map[string]types.AttributeValue) (es.I
 }
 
 func snapshotItem(s es.Snapshot) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{
+	item := map[string]types.AttributeValue{
 		attrPK:            &types.AttributeValueMemberS{Value: s.AggregateID},
 		attrVersion:       &types.AttributeValueMemberN{Value: strconv.FormatInt(s.Version, 10)},
 		attrSchemaVersion: &types.AttributeValueMemberN{Value: strconv.Itoa(s.SchemaVersion)},
@@ -235,6 +235,10 @@ func snapshotItem(s es.Snapshot) map[string]types.AttributeValue {
 		attrUpdatedAt:     &types.AttributeValueMemberS{Value: formatTime(s.UpdatedAt)},
 		attrTakenAt:       &types.AttributeValueMemberS{Value: formatTime(s.TakenAt)},
 	}
+	if s.AggregateType != "" {
+		item[attrAggregateType] = &types.AttributeValueMemberS{Value: s.AggregateType}
+	}
+	return item
 }
 
 func snapshotFromItem(item map[string]types.AttributeValue) (es.Snapshot, error) {
@@ -255,6 +259,13 @@ func snapshotFromItem(item map[string]types.AttributeValue) (es.Snapshot, error)
 		return es.Snapshot{}, fmt.Errorf("decode snapshot item: %w", err)
 	}
 	s.State = []byte(state)
+	if _, ok := item[attrAggregateType]; ok { // absent from snapshots stored before it was recorded
+		typ, err := attr.String(item, attrAggregateType)
+		if err != nil {
+			return es.Snapshot{}, fmt.Errorf("decode snapshot item: %w", err)
+		}
+		s.AggregateType = typ
+	}
 	return s, nil
 }
 
@@ -377,6 +388,6 @@ func streamSnapshot(item map[string]types.AttributeValue, r es.Record) (es.Snaps
 	if err := errors.Join(err1, err2, err3); err != nil {
 		return es.Snapshot{}, false, fmt.Errorf("decode the snapshot of %s v%d: %w", r.AggregateID, r.Version, err)
 	}
-	return es.Snapshot{AggregateID: r.AggregateID, Version: r.Version, SchemaVersion: int(schema),
+	return es.Snapshot{AggregateID: r.AggregateID, AggregateType: r.AggregateType, Version: r.Version, SchemaVersion: int(schema),
 		State: []byte(state), UpdatedAt: r.OccurredAt, TakenAt: taken}, true, nil
 }

@@ -29,7 +29,7 @@ type Migrator interface {
 	GuardKey(ctx context.Context, key string) (string, error)
 	IsGuardHash(key string) bool
 	SealStored(ctx context.Context, id, typ string, data json.RawMessage) (json.RawMessage, bool, error)
-	SealStoredSnapshot(ctx context.Context, id string, state json.RawMessage) (json.RawMessage, bool, error)
+	SealStoredSnapshot(ctx context.Context, id, aggregateType string, state json.RawMessage) (json.RawMessage, bool, error)
 }
 
 // MigrateClient is the part of the DynamoDB client the migration uses.
@@ -262,7 +262,12 @@ func MigrateEvents(ctx context.Context, client MigrateClient, table string, m Mi
 			set[attrData] = sealedAttr{old: data, new: string(sealed)}
 		}
 		if snap, ok := item[attrSnapState].(*types.AttributeValueMemberS); ok {
-			sealed, changed, err := m.SealStoredSnapshot(ctx, id, json.RawMessage(snap.Value))
+			aggType, _ := item[attrAggregateType].(*types.AttributeValueMemberS) // absent: an older item
+			var typ string
+			if aggType != nil {
+				typ = aggType.Value
+			}
+			sealed, changed, err := m.SealStoredSnapshot(ctx, id, typ, json.RawMessage(snap.Value))
 			if err != nil {
 				return err
 			}
@@ -289,7 +294,11 @@ func MigrateSnapshots(ctx context.Context, client MigrateClient, table string, m
 		if err := errors.Join(err1, err2); err != nil {
 			return fmt.Errorf("decode snapshot item: %w", err)
 		}
-		sealed, changed, err := m.SealStoredSnapshot(ctx, id, json.RawMessage(state))
+		var typ string
+		if t, ok := item[attrAggregateType].(*types.AttributeValueMemberS); ok { // absent: an older item
+			typ = t.Value
+		}
+		sealed, changed, err := m.SealStoredSnapshot(ctx, id, typ, json.RawMessage(state))
 		if err != nil || !changed {
 			return err
 		}

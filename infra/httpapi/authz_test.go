@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chronicle-go/chronicle/api/apitest"
+	"github.com/chronicle-go/chronicle/domain/team"
 )
 
 // Roles of the authorization matrix.
@@ -28,6 +30,11 @@ const (
 	roleStrDead   = "other, deleted"  // a plain user, on someone else's deleted user
 	roleNoUserYet = "user, no user"   // a plain user that has no user yet (create)
 	roleOtherSub  = "user, other sub" // a plain user creating a user for another identity
+	// Team routes: the target user owns the target team (roleOwner is
+	// its owner), roleMember's user is a member of it, roleStranger's an
+	// outsider; roleUnknown and roleAdminGone name a team (or user) that
+	// does not exist, roleNoUserYet is a principal without a user.
+	roleMember = "team member" // a plain user whose user is a member (not an owner) of the target team
 )
 
 // authzRoute is a route of the matrix and the expected status per role.
@@ -39,8 +46,10 @@ type authzRoute struct {
 
 // TestAuthorizationMatrix runs every route as every role, through the
 // gateway (the real authorizer) and the handlers, each cell against a fresh
-// target user: the contract's rules, and 403 for a user one may not see whether
-// or not it exists.
+// target user (and, for the team routes, a fresh team it owns, with one
+// member): the contract's rules, and 403 for a user or a team one may not
+// see whether or not it exists. The team routes' expectations are derived
+// from team.Policy, the rules as data.
 func TestAuthorizationMatrix(t *testing.T) {
 	t.Parallel()
 	const (
@@ -88,6 +97,28 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{method: "GET", path: "/healthz", want: map[string]int{
 			roleAnonymous: ok, roleNoContext: ok, roleOwner: ok, roleStranger: ok, roleAdmin: ok,
 		}},
+
+		// Teams: creating one is not an action on a team; any principal
+		// with an active user may, owning it; an admin names the owner.
+		{method: "POST", path: "/teams", body: `{"name":"New"}`, want: map[string]int{
+			roleAnonymous: 401, roleNoContext: 401, roleOwner: created, roleStranger: created, roleNoUserYet: 403,
+			roleAdmin: 400, // an admin without a user must name the owner
+		}},
+		{method: "POST", path: "/teams", body: `{"name":"New","owner":"{id}"}`, want: map[string]int{
+			roleAnonymous: 401, roleNoContext: 401, roleOwner: 403, roleStranger: 403, roleNoUserYet: 403, roleAdmin: created,
+		}},
+		{method: "PUT", path: "/teams/{team}/name", body: `{"name":"Renamed"}`,
+			want: byPolicy(func(team.Actor) team.Action { return team.ActionRename }, ok)},
+		{method: "PUT", path: "/teams/{team}/members/{newuser}", body: `{"role":"member"}`,
+			want: byPolicy(func(team.Actor) team.Action { return team.ActionSetMember }, ok)},
+		{method: "DELETE", path: "/teams/{team}/members/{member}", // the member leaves, or is removed
+			want: byPolicy(func(a team.Actor) team.Action { return team.ActionOf(team.RemoveMember{UserID: matrixMember}, a) }, ok)},
+		{method: "GET", path: "/teams/{team}", want: byPolicy(func(team.Actor) team.Action { return team.ActionRead }, ok)},
+		{method: "GET", path: "/teams/{team}/history", want: byPolicy(func(team.Actor) team.Action { return team.ActionRead }, ok)},
+		{method: "GET", path: "/users/{id}/teams", want: map[string]int{ // the user itself, or an admin
+			roleAnonymous: 401, roleNoContext: 401, roleOwner: ok, roleMember: 403, roleStranger: 403, roleNoUserYet: 403,
+			roleAdmin: ok, roleUnknown: 403, roleAdminGone: 404,
+		}},
 	}
 
 	s := newMemoryService(t)
@@ -117,9 +148,25 @@ func TestAuthorizationMatrix(t *testing.T) {
 		return w.ID, sub, email
 	}
 
+	// newTeam is a team owned by the user of ownerSub, with one member,
+	// and an active user that is not in it.
+	newTeam := func(t *testing.T, ownerSub string) (teamID, memberID, memberSub, newUserID string) {
+		a := g.do(ctx, t, jsonRequest("POST", "/teams", `{"name":"Target team"}`, bearer(t, ownerSub)))
+		var w writeBody
+		if a.status != created || json.Unmarshal([]byte(a.body), &w) != nil {
+			t.Fatalf("create team: %v", a)
+		}
+		memberID, memberSub, _ = newTarget(t, false, false)
+		if a := g.do(ctx, t, jsonRequest("PUT", "/teams/"+w.ID+"/members/"+memberID, `{"role":"member"}`, bearer(t, ownerSub))); a.status != ok {
+			t.Fatalf("add member: %v", a)
+		}
+		newUserID, _, _ = newTarget(t, false, false)
+		return w.ID, memberID, memberSub, newUserID
+	}
+
 	var table strings.Builder
 	for _, rt := range routes {
-		for _, role := range []string{roleAnonymous, roleNoContext, roleNoUserYet, roleOtherSub, roleOwner, roleStranger, roleAdmin,
+		for _, role := range []string{roleAnonymous, roleNoContext, roleNoUserYet, roleOtherSub, roleOwner, roleMember, roleStranger, roleAdmin,
 			roleUnknown, roleAdminGone, roleOwnerDead, roleStrDead, roleAdminDead} {
 			want, ok := rt.want[role]
 			if !ok {
@@ -133,16 +180,24 @@ func TestAuthorizationMatrix(t *testing.T) {
 				dead := strings.HasSuffix(role, "deleted")
 				suspended := strings.HasSuffix(rt.path, "/reactivate") && !dead
 				id, sub, email := newTarget(t, suspended, dead)
+				var teamID, memberID, memberSub, newUserID string
+				if strings.Contains(rt.path, "teams") && rt.method != "POST" {
+					teamID, memberID, memberSub, newUserID = newTeam(t, sub)
+				}
 				if role == roleUnknown || role == roleAdminGone {
 					id, email = uuid.Must(uuid.NewV7()).String(), "nobody-"+newSub("m")+"@example.com"
+					teamID = uuid.Must(uuid.NewV7()).String()
 				}
 				replacer := strings.NewReplacer("{id}", id, "{sub}", sub, "{email}", email,
-					"{new}", "new-"+newSub("m")+"@example.com", "{newsub}", "someone-"+newSub("m"))
+					"{new}", "new-"+newSub("m")+"@example.com", "{newsub}", "someone-"+newSub("m"),
+					"{team}", teamID, "{member}", memberID, "{newuser}", newUserID)
 				req := jsonRequest(rt.method, replacer.Replace(rt.path), replacer.Replace(rt.body))
 				var auth [2]string
 				switch role {
 				case roleOwner, roleOwnerDead:
 					auth = bearer(t, sub)
+				case roleMember:
+					auth = bearer(t, memberSub)
 				case roleStranger, roleUnknown, roleStrDead:
 					_, other, _ := newTarget(t, false, false) // a plain user with a user of its own
 					auth = bearer(t, other)
@@ -198,4 +253,29 @@ func (g *gateway) direct(ctx context.Context, tb testing.TB, r httpRequest) http
 	}
 	apitest.ValidateProxy(tb, ev, resp)
 	return httpAnswer{status: resp.StatusCode, headers: resp.Headers, body: resp.Body}
+}
+
+// matrixMember stands for the member's user id in the actions byPolicy
+// derives: the member role's actor is that user.
+const matrixMember = "member"
+
+// byPolicy is the expected status of a route on a team, by role, derived
+// from team.Policy: success where the role's place in the team may take
+// the route's action (actionOf: the action the route is for that actor),
+// 403 elsewhere, whether or not the team exists; an admin may do
+// everything, and is told 404 of a team that does not exist.
+func byPolicy(actionOf func(team.Actor) team.Action, success int) map[string]int {
+	want := map[string]int{roleAnonymous: 401, roleNoContext: 401, roleStranger: 403, roleUnknown: 403, roleNoUserYet: 403,
+		roleAdmin: success, roleAdminGone: 404}
+	for role, place := range map[string]team.Role{roleOwner: team.RoleOwner, roleMember: team.RoleMember} {
+		actor := team.Actor{UserID: string(place)}
+		if place == team.RoleMember {
+			actor.UserID = matrixMember
+		}
+		want[role] = 403
+		if slices.Contains(team.Policy[actionOf(actor)], place) {
+			want[role] = success
+		}
+	}
+	return want
 }

@@ -25,12 +25,9 @@ const (
 	// maxSubLength bounds an actor's sub in a path (user.MaxSubLength).
 	maxSubLength = user.MaxSubLength
 	// Paging.
-	defaultLimit = 100
-	maxLimit     = 1000
+	defaultLimit = apigw.DefaultLimit
+	maxLimit     = apigw.MaxLimit
 )
-
-// headerMinVersion is the header of read-your-writes.
-const headerMinVersion = "X-Min-Version"
 
 // Path parameters of the routes.
 const (
@@ -47,6 +44,7 @@ type settings struct {
 	now     func() time.Time
 	metrics *metrics.Recorder // nil: none
 	keys    KeyShredder       // nil: POST /users/{id}/forget answers 500
+	more    []apigw.API       // the other APIs the function serves
 }
 
 // KeyShredder destroys the data key of a user (pii.Keys): what makes its
@@ -59,6 +57,12 @@ type KeyShredder interface {
 // destroys. Without it, POST /users/{id}/forget fails with 500 before it
 // writes anything.
 func WithKeys(k KeyShredder) Option { return func(s *settings) { s.keys = k } }
+
+// WithAPI makes the function's edge serve api beside the User API: the
+// routes of another aggregate on the same function (the Team API's
+// commands on the commands function, its queries on the queries
+// function). Its routes' errors are worded by its own apigw.Errors.
+func WithAPI(api apigw.API) Option { return func(s *settings) { s.more = append(s.more, api) } }
 
 // WithIDs sets the source of new ids: request ids (when the client sends no
 // X-Request-Id), command ids and the ids of created users. Default: UUID v7.
@@ -86,7 +90,7 @@ func newSettings(opts []Option) settings {
 // newEdge is the edge of function over handlers.
 func newEdge(function string, handlers map[string]apigw.Handler, logger *slog.Logger, set settings) *apigw.Edge {
 	return apigw.New(apigw.Config{Function: function, Routes: Routes, Handlers: handlers,
-		Errors: userErrors, NewID: set.newID, Logger: logger})
+		Errors: userErrors, More: set.more, NewID: set.newID, Logger: logger})
 }
 
 // userErrors turns the User API's errors into problems: the User service's

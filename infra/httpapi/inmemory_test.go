@@ -14,9 +14,11 @@ import (
 
 	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/domain/es/memory"
+	"github.com/chronicle-go/chronicle/domain/team"
 	"github.com/chronicle-go/chronicle/domain/user"
 	"github.com/chronicle-go/chronicle/infra/httpapi"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
+	"github.com/chronicle-go/chronicle/infra/teamapi"
 )
 
 // memoryService is the User service held entirely in memory, for the
@@ -27,23 +29,33 @@ import (
 type memoryService struct {
 	store *syncReadModel
 	svc   *es.Service[user.State, user.Command]
+	teams *team.Service
 	cmds  *httpapi.Commands
 	qs    *httpapi.Queries
 }
 
 func newMemoryService(tb testing.TB) *memoryService {
 	tb.Helper()
-	rm := newSyncReadModel(memory.New())
+	mem := memory.New()
+	rm := newSyncReadModel(mem)
 	svc := user.NewService(rm, es.Options{SnapshotEvery: 3, MaxAttempts: 8})
+	teams := team.NewService(rm, es.Options{SnapshotEvery: 3, MaxAttempts: 8})
 	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	qs, err := httpapi.NewQueries(httpapi.QueriesDeps{
-		Users: svc, Events: rm, ReadModel: rm, Logger: logger,
-		Health: func(context.Context) error { return nil },
-	})
+	// Both functions serve the Team API beside the User API, as lambdafn
+	// wires them.
+	tq, err := teamapi.NewQueries(teamapi.QueriesDeps{Teams: teams, Users: svc, Events: rm, Guards: mem, Views: rm})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &memoryService{store: rm, svc: svc, cmds: httpapi.NewCommands(svc, logger), qs: qs}
+	qs, err := httpapi.NewQueries(httpapi.QueriesDeps{
+		Users: svc, Events: rm, ReadModel: rm, Logger: logger,
+		Health: func(context.Context) error { return nil },
+	}, httpapi.WithAPI(tq.API()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tc := teamapi.NewCommands(teamapi.CommandsDeps{Teams: teams, Users: svc, Guards: mem, Logger: logger})
+	return &memoryService{store: rm, svc: svc, teams: teams, cmds: httpapi.NewCommands(svc, logger, httpapi.WithAPI(tc.API())), qs: qs}
 }
 
 // syncReadModel is a fuzz- and test-only stand-in for the projector and the
@@ -57,6 +69,7 @@ type syncReadModel struct {
 	registry *es.Registry
 
 	mu       sync.Mutex
+	teams    map[string]team.View // the read model of teams
 	views    map[string]user.View
 	emails   map[string]string      // live address → user id
 	activity map[string][]es.Record // by actor, oldest first
@@ -70,7 +83,9 @@ var (
 )
 
 func newSyncReadModel(store es.Store) *syncReadModel {
-	return &syncReadModel{Store: store, registry: user.NewRegistry(),
+	reg := user.NewRegistry()
+	team.Register(reg)
+	return &syncReadModel{Store: store, registry: reg, teams: map[string]team.View{},
 		views: map[string]user.View{}, emails: map[string]string{}, activity: map[string][]es.Record{}}
 }
 
@@ -89,6 +104,12 @@ func (m *syncReadModel) Append(ctx context.Context, req es.AppendRequest) error 
 			}
 			r.Event = ev
 		}
+		if r.AggregateType == team.AggregateType {
+			m.teams[r.AggregateID] = team.ApplyView(m.teams[r.AggregateID], r)
+			m.applied++
+			m.last = r
+			continue
+		}
 		before := m.views[r.AggregateID]
 		after := user.ApplyView(before, r)
 		m.views[r.AggregateID] = after
@@ -105,6 +126,27 @@ func (m *syncReadModel) Append(ctx context.Context, req es.AppendRequest) error 
 		m.last = r
 	}
 	return nil
+}
+
+// Team is the read model's view of team id (teamapi.Views).
+func (m *syncReadModel) Team(_ context.Context, id string) (team.View, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, ok := m.teams[id]
+	return v, ok, nil
+}
+
+// UserTeams lists the teams of user id (teamapi.Views).
+func (m *syncReadModel) UserTeams(_ context.Context, id string) ([]team.Membership, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []team.Membership
+	for tid, v := range m.teams {
+		if ms, ok := team.Memberships(tid, v.State())[id]; ok {
+			out = append(out, ms)
+		}
+	}
+	return out, nil
 }
 
 func held(v user.View) string {

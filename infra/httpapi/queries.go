@@ -2,12 +2,9 @@ package httpapi
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -33,9 +30,7 @@ type UserLoader interface {
 
 // EventLoader reads the records of a stream with from <= version <= to (to
 // <= 0: no bound), in version order: *dynamo.Store is one.
-type EventLoader interface {
-	Load(ctx context.Context, aggregateID string, from, to int64) ([]es.Record, error)
-}
+type EventLoader = apigw.EventLoader
 
 // ReadModel is what the queries read from the read-model table:
 // *readmodel.Store is one.
@@ -150,8 +145,8 @@ func (q *Queries) Handle(ctx context.Context, req events.APIGatewayProxyRequest)
 
 // Where a GET /users/{id} answer came from (X-Source).
 const (
-	sourceProjection = "projection"
-	sourceEventStore = "event-store"
+	sourceProjection = apigw.SourceProjection
+	sourceEventStore = apigw.SourceEventStore
 )
 
 // userAnswer is a live user, as GET /users/{id} answers it.
@@ -237,21 +232,7 @@ func (q *Queries) view(ctx context.Context, id string, minVersion int64, consist
 }
 
 // minVersion is the larger of ?minVersion and X-Min-Version (0: none).
-func minVersion(req *events.APIGatewayProxyRequest) (int64, error) {
-	n, err := apigw.QueryInt(req, "minVersion", 1, apigw.MaxInt, 0)
-	if err != nil {
-		return 0, err
-	}
-	v, ok, err := apigw.SingleHeader(req, headerMinVersion)
-	if err != nil || !ok {
-		return n, err
-	}
-	h, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || h < 1 {
-		return 0, apigw.BadField(headerMinVersion, "must be an integer of at least 1")
-	}
-	return max(n, h), nil
-}
+func minVersion(req *events.APIGatewayProxyRequest) (int64, error) { return apigw.MinVersion(req) }
 
 // viewReply answers a view: 200, or 410 for a deleted user.
 func viewReply(v user.View, source string) apigw.Reply {
@@ -391,41 +372,11 @@ func (q *Queries) holder(ctx context.Context, email string) (user.View, string, 
 	return v, source, true, nil
 }
 
-// eventAnswer is one event of a history or of an actor's activity.
-type eventAnswer struct {
-	EventID       string          `json:"eventId"`
-	AggregateID   string          `json:"aggregateId,omitempty"` // activity only
-	Version       int64           `json:"version"`
-	Type          string          `json:"type"`
-	OccurredAt    time.Time       `json:"occurredAt"`
-	Actor         string          `json:"actor"`
-	Reason        string          `json:"reason"`
-	CorrelationID string          `json:"correlationId"`
-	CausationID   string          `json:"causationId"`
-	Data          json.RawMessage `json:"data"`
-}
+// eventAnswer is one event of a history or of an actor's activity: the
+// answer every API gives (apigw.EventAnswer).
+type eventAnswer = apigw.EventAnswer
 
-func eventOf(r es.Record, withAggregate bool) eventAnswer {
-	e := eventAnswer{
-		EventID: r.ID, Version: r.Version, Type: r.Type, OccurredAt: r.OccurredAt.UTC(),
-		Actor: r.Metadata.Actor, Reason: r.Metadata.Reason,
-		CorrelationID: r.Metadata.CorrelationID, CausationID: r.Metadata.CausationID,
-		Data: r.Data,
-	}
-	if !json.Valid(e.Data) {
-		e.Data = json.RawMessage("null")
-	}
-	if withAggregate {
-		e.AggregateID = r.AggregateID
-	}
-	return e
-}
-
-type historyAnswer struct {
-	ID         string        `json:"id"`
-	Events     []eventAnswer `json:"events"`
-	NextCursor string        `json:"nextCursor,omitempty"`
-}
+func eventOf(r es.Record, withAggregate bool) eventAnswer { return apigw.EventOf(r, withAggregate) }
 
 // GET /users/{id}/history?fromVersion=&limit=&cursor=
 func (q *Queries) history(ctx context.Context, c *apigw.Call) (apigw.Reply, error) {
@@ -437,49 +388,19 @@ func (q *Queries) history(ctx context.Context, c *apigw.Call) (apigw.Reply, erro
 	if err != nil {
 		return apigw.Reply{}, err
 	}
-	from, err := apigw.QueryInt(c.Req, "fromVersion", 1, apigw.MaxInt, 1)
+	hq, err := apigw.HistoryParams(c.Req, id)
 	if err != nil {
 		return apigw.Reply{}, err
-	}
-	limit, err := apigw.QueryInt(c.Req, "limit", 1, maxLimit, defaultLimit)
-	if err != nil {
-		return apigw.Reply{}, err
-	}
-	if cur, ok, err := apigw.QueryValue(c.Req, "cursor"); err != nil {
-		return apigw.Reply{}, err
-	} else if ok { // the cursor carries on from where the last page ended
-		if from, err = decodeHistoryCursor(cur, id); err != nil {
-			return apigw.Reply{}, err
-		}
 	}
 	if err := q.mayRead(ctx, p, id); err != nil {
 		return apigw.Reply{}, err
 	}
-	// One more than asked for tells whether there is a next page.
-	recs, err := q.deps.Events.Load(ctx, id, from, from+limit)
+	ans, found, err := apigw.History(ctx, q.deps.Events, id, hq)
 	if err != nil {
 		return apigw.Reply{}, err
 	}
-	if len(recs) == 0 { // no such user, or past the end of its history
-		exists := false
-		if from > 1 {
-			first, err := q.deps.Events.Load(ctx, id, 1, 1)
-			if err != nil {
-				return apigw.Reply{}, err
-			}
-			exists = len(first) > 0
-		}
-		if !exists {
-			return apigw.Reply{}, user.ErrNotFound
-		}
-	}
-	ans := historyAnswer{ID: id, Events: make([]eventAnswer, 0, min(len(recs), int(limit)))}
-	if int64(len(recs)) > limit {
-		recs = recs[:limit]
-		ans.NextCursor = encodeHistoryCursor(id, recs[len(recs)-1].Version+1)
-	}
-	for _, r := range recs {
-		ans.Events = append(ans.Events, eventOf(r, false))
+	if !found {
+		return apigw.Reply{}, user.ErrNotFound
 	}
 	return apigw.Reply{Status: http.StatusOK, Body: ans}, nil
 }
@@ -499,25 +420,6 @@ func (q *Queries) mayRead(ctx context.Context, p auth.Principal, id string) erro
 		return apigw.Deny("You may only read the user linked to your identity.")
 	}
 	return nil
-}
-
-// A history cursor is opaque to clients: the user id and the next version.
-func encodeHistoryCursor(id string, next int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(id + "@" + strconv.FormatInt(next, 10)))
-}
-
-func decodeHistoryCursor(cursor, id string) (int64, error) {
-	bad := apigw.BadField("cursor", "must be a nextCursor of the same history")
-	b, err := base64.RawURLEncoding.DecodeString(cursor)
-	if err != nil {
-		return 0, bad
-	}
-	cid, v, ok := strings.Cut(string(b), "@")
-	n, err := strconv.ParseInt(v, 10, 64)
-	if !ok || cid != id || err != nil || n < 1 {
-		return 0, bad
-	}
-	return n, nil
 }
 
 type stateAnswer struct {

@@ -7,15 +7,18 @@ import (
 
 	"github.com/chronicle-go/chronicle/infra/apigw"
 	"github.com/chronicle-go/chronicle/infra/httpapi"
+	"github.com/chronicle-go/chronicle/infra/teamapi"
 	"github.com/chronicle-go/chronicle/infra/template"
 )
 
-// TestRoutesAreTheTemplates: the route table the functions route by
-// (httpapi.Routes) and template.yaml, which API Gateway and the local
+// TestRoutesAreTheTemplates: the route tables the functions route by
+// (httpapi.Routes and teamapi.Routes, which the functions' edges compose)
+// and template.yaml, which API Gateway and the local
 // runner route by, declare the same routes on the same functions; and the
 // table is one http.ServeMux accepts.
 func TestRoutesAreTheTemplates(t *testing.T) {
-	if err := apigw.CheckRoutes(httpapi.Routes); err != nil {
+	routes := append(slices.Clone(httpapi.Routes), teamapi.Routes...)
+	if err := apigw.CheckRoutes(routes); err != nil {
 		t.Fatal(err)
 	}
 	tpl, err := template.Load("../../template.yaml", template.WithParameters(map[string]string{
@@ -35,7 +38,7 @@ func TestRoutesAreTheTemplates(t *testing.T) {
 		}
 	}
 	inTable := map[string]string{}
-	for _, r := range httpapi.Routes {
+	for _, r := range routes {
 		inTable[r.Pattern] = r.Function
 	}
 	for _, p := range slices.Sorted(maps.Keys(inTable)) {

@@ -10,6 +10,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/httpapi"
 	"github.com/chronicle-go/chronicle/infra/metrics"
+	"github.com/chronicle-go/chronicle/infra/teamapi"
 )
 
 // commandSettings is what the commands function reads from its environment.
@@ -45,6 +46,12 @@ func Commands(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*httpapi.Comm
 	}
 	store := dynamo.New(ddb, s.tables, opts...)
 	svc := userService(store, s.snapshotEvery, s.cacheSize)
+	// The Team API on the same function and store: teams' commands read
+	// whether a user is active from the same User service.
+	teams := teamapi.NewCommands(teamapi.CommandsDeps{
+		Teams: teamService(store, s.snapshotEvery, s.cacheSize), Users: svc, Guards: store, Logger: logger,
+	})
+	hopts = append(hopts, httpapi.WithAPI(teams.API()))
 	return httpapi.NewCommands(svc, logger, hopts...), nil
 }
 

@@ -152,7 +152,7 @@ func TestCommandSettings(t *testing.T) {
 
 func TestQuerySettings(t *testing.T) {
 	base := func(extra map[string]string) map[string]string {
-		m := map[string]string{"EVENTS_TABLE": "e", "SNAPSHOTS_TABLE": "s", "READMODEL_TABLE": "r"}
+		m := map[string]string{"EVENTS_TABLE": "e", "GUARDS_TABLE": "g", "SNAPSHOTS_TABLE": "s", "READMODEL_TABLE": "r"}
 		for k, v := range extra {
 			m[k] = v
 		}
@@ -166,10 +166,10 @@ func TestQuerySettings(t *testing.T) {
 	}{
 		{
 			name: "template's environment",
-			env: base(map[string]string{"GUARDS_TABLE": "g", "SNAPSHOT_INTERVAL": "25",
+			env: base(map[string]string{"SNAPSHOT_INTERVAL": "25",
 				"PROJECTION_QUEUES": "user-view=https://q/p|https://q/pd;actor-activity=https://q/p|https://q/pd;welcome-mail=https://q/n|https://q/nd"}),
 			want: querySettings{
-				tables:        dynamo.Tables{Events: "e", Snapshots: "s"},
+				tables:        dynamo.Tables{Events: "e", Guards: "g", Snapshots: "s"},
 				snapshotEvery: 25,
 				readModel:     "r",
 				projections: []httpapi.Projection{
@@ -183,14 +183,14 @@ func TestQuerySettings(t *testing.T) {
 			name: "no queues, no DLQ, spaces",
 			env:  base(map[string]string{"PROJECTION_QUEUES": " user-view = https://q/p ; ", "SNAPSHOT_INTERVAL": "0"}),
 			want: querySettings{
-				tables: dynamo.Tables{Events: "e", Snapshots: "s"}, readModel: "r",
+				tables: dynamo.Tables{Events: "e", Guards: "g", Snapshots: "s"}, readModel: "r",
 				projections: []httpapi.Projection{{Name: "user-view", QueueURL: "https://q/p"}},
 			},
 		},
 		{name: "default interval", env: base(nil), want: querySettings{
-			tables: dynamo.Tables{Events: "e", Snapshots: "s"}, snapshotEvery: 100, readModel: "r",
+			tables: dynamo.Tables{Events: "e", Guards: "g", Snapshots: "s"}, snapshotEvery: 100, readModel: "r",
 		}},
-		{name: "missing", env: map[string]string{"EVENTS_TABLE": "e"}, wantErr: "SNAPSHOTS_TABLE, READMODEL_TABLE"},
+		{name: "missing", env: map[string]string{"EVENTS_TABLE": "e"}, wantErr: "GUARDS_TABLE, SNAPSHOTS_TABLE, READMODEL_TABLE"},
 		{name: "malformed", env: base(map[string]string{"PROJECTION_QUEUES": "https://q/p"}), wantErr: "PROJECTION_QUEUES"},
 		{name: "bad interval", env: base(map[string]string{"SNAPSHOT_INTERVAL": "often"}), wantErr: "SNAPSHOT_INTERVAL"},
 		{name: "no queue URL", env: base(map[string]string{"PROJECTION_QUEUES": "user-view=|https://q/pd"}), wantErr: "PROJECTION_QUEUES"},

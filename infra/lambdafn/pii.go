@@ -29,5 +29,5 @@ func userCipher(cfg aws.Config, ddb *dynamodb.Client, getenv Getenv) (*pii.Ciphe
 		return nil, err
 	}
 	reg := user.NewRegistry()
-	return pii.NewCipher(keys, reg.PersonalFields, user.State{}.PersonalFields(), pii.ForgetOn(reg.Erases)), nil
+	return pii.NewCipher(keys, reg.PersonalFields, map[string][]string{user.AggregateType: user.State{}.PersonalFields()}, pii.ForgetOn(reg.Erases)), nil
 }

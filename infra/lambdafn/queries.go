@@ -15,18 +15,20 @@ import (
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/httpapi"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
+	"github.com/chronicle-go/chronicle/infra/teamapi"
 )
 
 // querySettings is what the queries function reads from its environment.
 type querySettings struct {
-	tables        dynamo.Tables // Events and Snapshots: queries never touch the guards
+	tables        dynamo.Tables // Events and Snapshots; Guards, read only for the user a principal acts on teams through
 	snapshotEvery int           // as the commands function's: 0 reads no snapshots
 	readModel     string
 	projections   []httpapi.Projection
 }
 
 // Queries builds the handler of the query routes from EVENTS_TABLE,
-// SNAPSHOTS_TABLE and READMODEL_TABLE (required), SNAPSHOT_INTERVAL (as for
+// GUARDS_TABLE (read only: the sub# guard, the user a principal acts on
+// teams through), SNAPSHOTS_TABLE and READMODEL_TABLE (required), SNAPSHOT_INTERVAL (as for
 // Commands: users load from their latest snapshot unless it is 0) and
 // PROJECTION_QUEUES (optional: without it GET /ops/projections reports no
 // queue depths).
@@ -48,9 +50,17 @@ func Queries(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*httpapi.Queri
 	}
 	store := dynamo.New(ddb, s.tables, opts...)
 	rm := readmodel.New(ddb, s.readModel)
+	users := userService(store, s.snapshotEvery, 0)
+	teams, err := teamapi.NewQueries(teamapi.QueriesDeps{
+		Teams: teamService(store, s.snapshotEvery, 0), Users: users, Events: store, Guards: store,
+		Views: teamViews(ddb, s.readModel),
+	})
+	if err != nil {
+		return nil, err
+	}
 	return httpapi.NewQueries(httpapi.QueriesDeps{
 		Open:        open,
-		Users:       userService(store, s.snapshotEvery, 0),
+		Users:       users,
 		Events:      store,
 		Feed:        store,
 		ReadModel:   rm,
@@ -58,8 +68,14 @@ func Queries(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*httpapi.Queri
 		Projections: s.projections,
 		Health:      health(store, rm),
 		Logger:      logger,
-	})
+	}, httpapi.WithAPI(teams.API()))
 }
+
+// teamViews is the read model of teams in the read-model table, which
+// GET /teams/{id} reads before the event store and GET /users/{id}/teams
+// reads alone. None yet: the Team projections' reader (infra/teamviews)
+// is wired here when it lands.
+func teamViews(_ *dynamodb.Client, _ string) teamapi.Views { return nil }
 
 // probeID is an aggregate id no item has.
 const probeID = "00000000-0000-0000-0000-000000000000"
@@ -77,7 +93,7 @@ func health(events httpapi.EventLoader, rm httpapi.ReadModel) func(context.Conte
 func loadQuerySettings(getenv Getenv) (querySettings, error) {
 	r := required{getenv: getenv}
 	s := querySettings{
-		tables:    dynamo.Tables{Events: r.get("EVENTS_TABLE"), Snapshots: r.get("SNAPSHOTS_TABLE")},
+		tables:    dynamo.Tables{Events: r.get("EVENTS_TABLE"), Guards: r.get("GUARDS_TABLE"), Snapshots: r.get("SNAPSHOTS_TABLE")},
 		readModel: r.get("READMODEL_TABLE"),
 	}
 	if err := r.err(); err != nil {

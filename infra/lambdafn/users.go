@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/chronicle-go/chronicle/domain/es"
+	"github.com/chronicle-go/chronicle/domain/team"
 	"github.com/chronicle-go/chronicle/domain/user"
 )
 
@@ -54,4 +55,10 @@ func stateCacheSize(getenv Getenv) (int, error) {
 // function, which never executes a command, passes 0.
 func userService(store es.Store, snapshotEvery, cacheSize int) *user.Service {
 	return user.NewService(store, es.Options{SnapshotEvery: snapshotEvery, CacheSize: cacheSize})
+}
+
+// teamService is the Team service of both the commands and the queries
+// function, on the users' store, tuned as userService is.
+func teamService(store es.Store, snapshotEvery, cacheSize int) *team.Service {
+	return team.NewService(store, es.Options{SnapshotEvery: snapshotEvery, CacheSize: cacheSize})
 }

@@ -26,9 +26,15 @@ func (c *Cipher) SealStored(ctx context.Context, id, typ string, data json.RawMe
 	return out, changed, nil
 }
 
-// SealStoredSnapshot is SealStored for a snapshot's state.
-func (c *Cipher) SealStoredSnapshot(ctx context.Context, id string, state json.RawMessage) (json.RawMessage, bool, error) {
-	out, changed, err := c.sealPlain(ctx, id, snapshotType, state, c.snapshot)
+// SealStoredSnapshot is SealStored for the state of a snapshot of an
+// aggregate of type aggregateType ("": a snapshot stored before snapshots
+// recorded it).
+func (c *Cipher) SealStoredSnapshot(ctx context.Context, id, aggregateType string, state json.RawMessage) (json.RawMessage, bool, error) {
+	fields := c.snapshotFields(aggregateType)
+	if len(fields) == 0 {
+		return state, false, nil
+	}
+	out, changed, err := c.sealPlain(ctx, id, snapshotType, state, fields)
 	if err != nil {
 		return nil, false, fmt.Errorf("seal a snapshot of %s in place: %w", id, err)
 	}

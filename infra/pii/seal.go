@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -34,18 +36,33 @@ type Cipher struct {
 	keys *Keys
 	// fields returns the personal fields of an event type.
 	fields func(typ string) []string
-	// snapshot lists the personal fields of the aggregate's state.
-	snapshot []string
+	// snapshots lists the personal fields of each aggregate type's state
+	// (the snapshot shape), by aggregate type; a type it does not name has
+	// none, so its snapshots get no key and no sealed field.
+	snapshots map[string][]string
+	// legacy is every field snapshots lists: those of a snapshot stored
+	// before snapshots recorded their aggregate type.
+	legacy []string
 	// erases reports the event types after which a subject is forgotten
 	// (es.Erasure); nil: none.
 	erases func(typ string) bool
 }
 
 // NewCipher returns the cipher of keys for the events fields declares
-// (es.Registry.PersonalFields) and a state whose personal fields are
-// snapshot.
-func NewCipher(keys *Keys, fields func(typ string) []string, snapshot []string, opts ...CipherOption) *Cipher {
-	c := &Cipher{keys: keys, fields: fields, snapshot: snapshot}
+// (es.Registry.PersonalFields) and the states whose personal fields
+// snapshots lists by aggregate type (es.Snapshot.AggregateType; user:
+// map[string][]string{user.AggregateType: user.State{}.PersonalFields()}). The streams of an aggregate type that
+// declares no personal field in its events or its state (a team) never
+// get a data key.
+func NewCipher(keys *Keys, fields func(typ string) []string, snapshots map[string][]string, opts ...CipherOption) *Cipher {
+	c := &Cipher{keys: keys, fields: fields, snapshots: snapshots}
+	for _, typ := range slices.Sorted(maps.Keys(snapshots)) {
+		for _, f := range snapshots[typ] {
+			if !slices.Contains(c.legacy, f) {
+				c.legacy = append(c.legacy, f)
+			}
+		}
+	}
 	for _, o := range opts {
 		o(c)
 	}
@@ -145,12 +162,22 @@ func (c *Cipher) sealRecords(ctx context.Context, recs []es.Record, ky *keying) 
 	return out, nil
 }
 
+// snapshotFields are the personal fields of the state of an aggregate of
+// type aggregateType ("": unknown).
+func (c *Cipher) snapshotFields(aggregateType string) []string {
+	if aggregateType == "" {
+		return c.legacy
+	}
+	return c.snapshots[aggregateType]
+}
+
 func (c *Cipher) sealSnapshot(ctx context.Context, s es.Snapshot, ky *keying) (es.Snapshot, error) {
-	if len(c.snapshot) == 0 {
+	fields := c.snapshotFields(s.AggregateType)
+	if len(fields) == 0 {
 		return s, nil
 	}
 	ky.fresh = false
-	state, err := c.seal(ctx, s.AggregateID, ky, snapshotType, s.State, c.snapshot)
+	state, err := c.seal(ctx, s.AggregateID, ky, snapshotType, s.State, fields)
 	if err != nil {
 		return es.Snapshot{}, fmt.Errorf("seal the snapshot of %s at v%d: %w", s.AggregateID, s.Version, err)
 	}
@@ -248,10 +275,11 @@ func (c *Cipher) Open(ctx context.Context, recs []es.Record) error {
 
 // OpenSnapshot opens the personal fields of s's state.
 func (c *Cipher) OpenSnapshot(ctx context.Context, s *es.Snapshot) error {
-	if len(c.snapshot) == 0 {
+	fields := c.snapshotFields(s.AggregateType)
+	if len(fields) == 0 {
 		return nil
 	}
-	state, err := c.open(ctx, s.AggregateID, snapshotType, s.State, c.snapshot)
+	state, err := c.open(ctx, s.AggregateID, snapshotType, s.State, fields)
 	if err != nil {
 		return fmt.Errorf("open the snapshot of %s at v%d: %w", s.AggregateID, s.Version, err)
 	}
@@ -340,26 +368,47 @@ func aad(id, typ, field string) []byte {
 // always gives the same key, so uniqueness holds. The secret is a data key
 // of its own in the keys table, unwrapped once per container.
 func (c *Cipher) GuardKey(ctx context.Context, key string) (string, error) {
-	secret, err := c.keys.guardSecret(ctx)
+	secret, err := c.keys.guardSecret(ctx, true)
 	if err != nil {
 		return "", err
 	}
+	return guardKeyOf(secret, key), nil
+}
+
+// LookupGuardKey is GuardKey for a read: when the stack has no guard
+// secret yet, no value can be held and ok is false, and no secret is made
+// (the read side's role may not write keys). It implements
+// dynamo.GuardKeyLookup.
+func (c *Cipher) LookupGuardKey(ctx context.Context, key string) (string, bool, error) {
+	secret, err := c.keys.guardSecret(ctx, false)
+	if err != nil || secret == nil {
+		return "", false, err
+	}
+	return guardKeyOf(secret, key), true, nil
+}
+
+func guardKeyOf(secret []byte, key string) string {
 	prefix, _, ok := strings.Cut(key, "#")
 	if !ok {
 		prefix = "key"
 	}
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte(key))
-	return prefix + "#" + guardHashMark + base64.RawURLEncoding.EncodeToString(m.Sum(nil)), nil
+	return prefix + "#" + guardHashMark + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-func (k *Keys) guardSecret(ctx context.Context) ([]byte, error) {
+// guardSecret returns the stack's guard secret, made when there is none
+// and create is set; nil when there is none and create is not.
+func (k *Keys) guardSecret(ctx context.Context, create bool) ([]byte, error) {
 	k.guardMu.Lock()
 	defer k.guardMu.Unlock()
 	if k.guardKey != nil {
 		return k.guardKey, nil
 	}
 	e, err := k.read(ctx, guardSubject)
+	if err == nil && e.state == stateNone && !create {
+		return nil, nil
+	}
 	if err == nil && e.state == stateNone {
 		e, err = k.create(ctx, guardSubject)
 	}

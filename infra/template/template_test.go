@@ -115,6 +115,14 @@ func TestRoutes(t *testing.T) {
 		"POST /users/{id}/what-if":    "QueriesFunction",
 		"GET /console":                "QueriesFunction", // the audit console: a page, no data
 		"GET /console/{asset}":        "QueriesFunction",
+		// Teams, on the same functions.
+		"POST /teams":                         "CommandsFunction",
+		"PUT /teams/{id}/name":                "CommandsFunction",
+		"PUT /teams/{id}/members/{userId}":    "CommandsFunction",
+		"DELETE /teams/{id}/members/{userId}": "CommandsFunction",
+		"GET /teams/{id}":                     "QueriesFunction",
+		"GET /teams/{id}/history":             "QueriesFunction",
+		"GET /users/{id}/teams":               "QueriesFunction",
 	}
 	// Routes without the authorizer: they hold no data.
 	public := map[string]bool{"GET /healthz": true, "GET /console": true, "GET /console/{asset}": true}

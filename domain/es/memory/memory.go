@@ -200,3 +200,15 @@ func itemSize(r es.Record) int {
 		len(m.Actor) + len(m.Reason) + len(m.CorrelationID) + len(m.CausationID) + len(m.CommandID) + len(m.RequestID) +
 		len(m.TraceParent)
 }
+
+// GuardOwner returns the aggregate that holds the unique value key, as
+// dynamo.Store.GuardOwner does.
+func (s *Store) GuardOwner(ctx context.Context, key string) (string, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return "", false, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	owner, ok := s.guards[key]
+	return owner, ok, nil
+}

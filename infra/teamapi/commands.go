@@ -1,0 +1,287 @@
+package teamapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/chronicle-go/chronicle/domain/es"
+	"github.com/chronicle-go/chronicle/domain/team"
+	"github.com/chronicle-go/chronicle/infra/apigw"
+	"github.com/chronicle-go/chronicle/infra/auth"
+	"github.com/chronicle-go/chronicle/infra/tracing"
+)
+
+// CommandsDeps are what the command routes use.
+type CommandsDeps struct {
+	Teams  *team.Service // the events, idempotency records and snapshots of teams
+	Users  UserLoader    // whether an owner or a joining member is active
+	Guards Guards        // the user linked to the caller's identity
+	Logger *slog.Logger  // one line per failed snapshot (slog.Default() when nil)
+}
+
+// Commands serves the Team API's write side: POST /teams, PUT
+// /teams/{id}/name, PUT and DELETE /teams/{id}/members/{userId}. It has no
+// edge of its own: the commands function's edge serves it beside the User
+// API (API). It is safe for concurrent use.
+type Commands struct {
+	deps CommandsDeps
+	set  settings
+}
+
+// NewCommands returns the Team API's command handlers over deps.
+func NewCommands(deps CommandsDeps, opts ...Option) *Commands {
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	return &Commands{deps: deps, set: newSettings(opts)}
+}
+
+// API is the Team API as the commands function's edge serves it.
+func (h *Commands) API() apigw.API {
+	return apigw.API{Routes: Routes, Errors: teamErrors, Handlers: map[string]apigw.Handler{
+		routeCreate:       h.create,
+		routeRename:       h.rename,
+		routeSetMember:    h.setMember,
+		routeRemoveMember: h.removeMember,
+	}}
+}
+
+// The bodies of the commands: every member a string (apigw.DecodeBody).
+type (
+	// POST /teams
+	createBody struct {
+		Name  apigw.String `json:"name"`
+		Owner apigw.String `json:"owner"`
+	}
+	// PUT /teams/{id}/name
+	renameBody struct {
+		Name apigw.String `json:"name"`
+	}
+	// PUT /teams/{id}/members/{userId}
+	setMemberBody struct {
+		Role apigw.String `json:"role"`
+	}
+	// DELETE /teams/{id}/members/{userId}
+	removeMemberBody struct {
+		Reason apigw.String `json:"reason"`
+	}
+)
+
+// writeAnswer is the body of every successful command.
+type writeAnswer struct {
+	ID      string `json:"id"`
+	Version int64  `json:"version"`
+}
+
+// POST /teams {"name"[,"owner"]}: the owner is the caller's own user; an
+// admin may name another (and must, without a user of its own). The owner
+// must be active: 409 otherwise. A caller without a user, which could own
+// nothing, gets 403.
+func (h *Commands) create(ctx context.Context, c *apigw.Call) (apigw.Reply, error) {
+	p, err := c.Principal()
+	if err != nil {
+		return apigw.Reply{}, err
+	}
+	pre, err := apigw.WriteHeaders(c.Req)
+	if err != nil {
+		return apigw.Reply{}, err
+	}
+	var body createBody
+	b, err := apigw.DecodeBody(c.Req, true, &body)
+	if err != nil {
+		return apigw.Reply{}, err
+	}
+	if body.Owner.Set && !p.IsAdmin() {
+		return apigw.Reply{}, apigw.Deny(`Only an admin may name the owner: a team is owned by its creator's user.`)
+	}
+	owner := strings.TrimSpace(body.Owner.Value)
+	if !body.Owner.Set {
+		// The caller's own user: validated first, so that a 400 needs no read.
+		if _, err := team.Validate(team.Rename{Name: body.Name.Value}); err != nil {
+			return apigw.Reply{}, err
+		}
+		a, err := actorOf(ctx, h.deps.Guards, p, true)
+		if err != nil {
+			return apigw.Reply{}, err
+		}
+		switch {
+		case a.UserID == "" && a.Admin:
+			return apigw.Reply{}, apigw.BadField("owner", "is required: your identity is linked to no user")
+		case a.UserID == "":
+			return apigw.Reply{}, apigw.Deny("Your identity is linked to no user: create your user (POST /users) before a team.")
+		}
+		owner = a.UserID
+	}
+	cmd, err := team.Validate(team.Create{Name: body.Name.Value, Owner: owner})
+	if err != nil {
+		return apigw.Reply{}, err
+	}
+	create := cmd.(team.Create)
+	if create.OwnerActive, err = userActive(ctx, h.deps.Users, create.Owner); err != nil {
+		return apigw.Reply{}, err
+	}
+	return h.exec(ctx, c, p, h.set.newID(), create, "", pre, b, http.StatusCreated, team.Actor{Admin: true})
+}
+
+// PUT /teams/{id}/name {"name"}: an owner or an admin.
+func (h *Commands) rename(ctx context.Context, c *apigw.Call) (apigw.Reply, error) {
+	var body renameBody
+	return h.teamCommand(ctx, c, true, &body, func(string) team.Command { return team.Rename{Name: body.Name.Value} })
+}
+
+// PUT /teams/{id}/members/{userId} {"role"}: an owner or an admin adds a
+// member or gives it another role. Only an active user may join (409).
+func (h *Commands) setMember(ctx context.Context, c *apigw.Call) (apigw.Reply, error) {
+	var body setMemberBody
+	return h.teamCommand(ctx, c, true, &body, func(member string) team.Command {
+		return team.SetMember{UserID: member, Role: team.Role(strings.TrimSpace(body.Role.Value))}
+	})
+}
+
+// DELETE /teams/{id}/members/{userId} [{"reason"}]: an owner or an admin
+// removes a member; a member leaves (its own user). The last owner cannot
+// leave (409).
+func (h *Commands) removeMember(ctx context.Context, c *apigw.Call) (apigw.Reply, error) {
+	var body removeMemberBody
+	return h.teamCommand(ctx, c, false, &body, func(member string) team.Command {
+		return team.RemoveMember{UserID: member, Reason: body.Reason.Value}
+	})
+}
+
+// teamCommand runs a command on an existing team, which team.Policy
+// decides who may run. The path, the write headers and the body are
+// checked first (400 before any read); then the caller's user is looked
+// up, and the policy checked on the state the command is decided on (403
+// whether or not the team exists, before a failed precondition). command
+// makes the command from the decoded body and the {userId} parameter, if
+// the route has one.
+func (h *Commands) teamCommand(ctx context.Context, c *apigw.Call, bodyRequired bool, body any,
+	command func(member string) team.Command) (apigw.Reply, error) {
+	p, err := c.Principal()
+	if err != nil {
+		return apigw.Reply{}, err
+	}
+	id, err := pathID(c, paramID)
+	if err != nil {
+		return apigw.Reply{}, err
+	}
+	var member string
+	if _, ok := c.Params[paramUserID]; ok {
+		if member, err = pathID(c, paramUserID); err != nil {
+			return apigw.Reply{}, err
+		}
+	}
+	pre, err := apigw.WriteHeaders(c.Req)
+	if err != nil {
+		return apigw.Reply{}, err
+	}
+	b, err := apigw.DecodeBody(c.Req, bodyRequired, body)
+	if err != nil {
+		return apigw.Reply{}, err
+	}
+	cmd, err := team.Validate(command(member))
+	if err != nil {
+		return apigw.Reply{}, err
+	}
+	actor, err := actorOf(ctx, h.deps.Guards, p, false)
+	if err != nil {
+		return apigw.Reply{}, err
+	}
+	if !actor.Admin && actor.UserID == "" {
+		return apigw.Reply{}, team.ErrForbidden // no user: a member of no team
+	}
+	var reason string
+	switch tc := cmd.(type) {
+	case team.SetMember:
+		// Whether the user may join is a fact of the user's stream, read
+		// there, consistently. Adding a member with the role it has is a
+		// no-op whatever this says.
+		if tc.UserActive, err = userActive(ctx, h.deps.Users, tc.UserID); err != nil {
+			return apigw.Reply{}, err
+		}
+		cmd = tc
+	case team.RemoveMember:
+		reason = tc.Reason
+	}
+	return h.exec(ctx, c, p, id, cmd, reason, pre, b, http.StatusOK, actor)
+}
+
+// exec runs a valid command as actor and answers {"id","version"}, with
+// ETag, and Location for a created team. A replay of an idempotent request
+// answers as the first one did.
+func (h *Commands) exec(ctx context.Context, c *apigw.Call, p auth.Principal, id string, cmd team.Command, reason string,
+	pre apigw.Preconditions, body []byte, status int, actor team.Actor) (apigw.Reply, error) {
+	ctx, span := tracing.Start(ctx, "command "+commandName(cmd),
+		trace.WithAttributes(tracing.AggregateID.String(id)))
+	defer span.End()
+	tracing.Annotate(span, c.RequestID)
+	causation := c.Req.RequestContext.RequestID
+	if causation == "" {
+		causation = c.RequestID
+	}
+	x := es.ExecOptions{
+		// A create's id was made up a moment ago: nothing to read.
+		Absent:          status == http.StatusCreated,
+		ExpectedVersion: pre.IfMatch,
+		Metadata: es.Metadata{
+			Actor:         p.Sub,
+			Reason:        reason,
+			CorrelationID: c.RequestID,
+			CausationID:   causation,
+			CommandID:     h.set.newID(),
+			RequestID:     c.Req.RequestContext.RequestID,
+			TraceParent:   tracing.TraceParent(ctx),
+		},
+	}
+	if !actor.Admin {
+		// The policy is checked by the service on the state it decides
+		// on, so that a warm command still makes one call; on a cached
+		// state a 403 is confirmed on the stream's.
+		action := team.ActionOf(cmd, actor)
+		x.Authorize = func(state any) error {
+			s, _ := state.(team.State)
+			return team.Authorize(s, actor, action)
+		}
+	}
+	if pre.IdempotencyKey != "" {
+		x.Idempotency = &es.IdempotencyKey{
+			Key:         apigw.IdempotencyScope(p.Sub, pre.IdempotencyKey),
+			RequestHash: apigw.RequestHash(c.Req.HTTPMethod, apigw.PathOf(c.Route.Resource(), c.Params), body),
+		}
+	}
+	res, err := h.deps.Teams.Execute(ctx, id, cmd, x)
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+		return apigw.Reply{}, err
+	}
+	span.SetAttributes(tracing.Version.Int64(res.Version))
+	if res.SnapshotErr != nil { // never fails the command; the next load replays more events
+		h.deps.Logger.WarnContext(ctx, "snapshot failed", append(apigw.LogAttrs(ctx, c, status),
+			slog.String("aggregate_id", res.ID), slog.Int64("version", res.Version), slog.Any("error", res.SnapshotErr))...)
+	}
+	headers := map[string]string{"ETag": apigw.ETag(res.Version)}
+	if status == http.StatusCreated {
+		headers["Location"] = "/teams/" + res.ID
+	}
+	return apigw.Reply{Status: status, Body: writeAnswer{ID: res.ID, Version: res.Version}, Headers: headers}, nil
+}
+
+// commandName names cmd in traces.
+func commandName(cmd team.Command) string {
+	switch cmd.(type) {
+	case team.Create:
+		return "team.create"
+	case team.Rename:
+		return "team.rename"
+	case team.SetMember:
+		return "team.set_member"
+	case team.RemoveMember:
+		return "team.remove_member"
+	}
+	return "team.unknown"
+}
