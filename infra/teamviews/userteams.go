@@ -57,7 +57,9 @@ import (
 // rest again. Such a row shows the later content until the state item
 // reaches that version, which it does when the longer run's events are
 // delivered again (they are committed events).
-type userTeams struct{}
+type userTeams struct {
+	chunk int // member rows per transaction; 0: chunkRows (a test makes it small)
+}
 
 // teamState is what user-teams keeps of a team: its state at Version.
 type teamState struct {
@@ -80,7 +82,7 @@ func (userTeams) Read(ctx context.Context, rm *readmodel.Store, id string) (proj
 
 // Write folds run into before and writes the rows the run touches with the
 // team's state (see userTeams).
-func (userTeams) Write(ctx context.Context, rm *readmodel.Store, before projection.State, applied int64, run []es.Record) error {
+func (u userTeams) Write(ctx context.Context, rm *readmodel.Store, before projection.State, applied int64, run []es.Record) error {
 	st, ok := before.(teamState)
 	if !ok {
 		return fmt.Errorf("user-teams: state %T, want teamState", before)
@@ -100,7 +102,7 @@ func (userTeams) Write(ctx context.Context, rm *readmodel.Store, before projecti
 			touched[u] = true
 		}
 	}
-	return write(ctx, rm, applied, s, run[len(run)-1], touched)
+	return write(ctx, rm, u.rows(), applied, s, run[len(run)-1], touched)
 }
 
 // touch adds the users r names to touched and reports whether r renames
@@ -128,7 +130,7 @@ const maxPutAttempts = 5
 // Put writes the fold of stream, touching every user the stream ever
 // named (so a repair deletes the rows of those who left), unless the
 // state item is at or past its last version (with force: past it).
-func (userTeams) Put(ctx context.Context, rm *readmodel.Store, stream []es.Record, force bool) error {
+func (u userTeams) Put(ctx context.Context, rm *readmodel.Store, stream []es.Record, force bool) error {
 	if len(stream) == 0 {
 		return nil
 	}
@@ -148,10 +150,10 @@ func (userTeams) Put(ctx context.Context, rm *readmodel.Store, stream []es.Recor
 		if st.Version > last.Version || (st.Version == last.Version && !force) {
 			return nil
 		}
-		for u := range st.State.Members {
-			touched[u] = true
+		for m := range st.State.Members {
+			touched[m] = true
 		}
-		err = write(ctx, rm, st.Version, after, last, touched)
+		err = write(ctx, rm, u.rows(), st.Version, after, last, touched)
 		if !errors.Is(err, readmodel.ErrConflict) {
 			return err
 		}
@@ -240,14 +242,20 @@ func normalState(s team.State) team.State {
 const maxTransactItems = 100
 
 // chunkRows is how many member rows go in one transaction with the state
-// item (or its ConditionCheck); a variable so that a test can make a small
-// team take the chunked path.
-var chunkRows = maxTransactItems - 1
+// item (or its ConditionCheck).
+const chunkRows = maxTransactItems - 1
+
+func (u userTeams) rows() int {
+	if u.chunk > 0 {
+		return min(u.chunk, chunkRows)
+	}
+	return chunkRows
+}
 
 // write writes the rows of touched users for a team going to state after
 // at last's version, with the state item, on condition that it is still
-// at prev (see userTeams).
-func write(ctx context.Context, rm *readmodel.Store, prev int64, after team.State, last es.Record, touched map[string]bool) error {
+// at prev, chunk rows per transaction at most (see userTeams).
+func write(ctx context.Context, rm *readmodel.Store, chunk int, prev int64, after team.State, last es.Record, touched map[string]bool) error {
 	g, err := rm.GenerationOf(ctx, ProjectionUserTeams)
 	if err != nil {
 		return err
@@ -259,7 +267,7 @@ func write(ctx context.Context, rm *readmodel.Store, prev int64, after team.Stat
 	if err != nil {
 		return err
 	}
-	if len(users) <= chunkRows {
+	if len(users) <= chunk {
 		items := []types.TransactWriteItem{head}
 		for _, u := range users {
 			if m, ok := rows[u]; ok {
@@ -280,8 +288,8 @@ func write(ctx context.Context, rm *readmodel.Store, prev int64, after team.Stat
 			gone = append(gone, u)
 		}
 	}
-	for start := 0; start < len(items); start += chunkRows {
-		end := min(start+chunkRows, len(items))
+	for start := 0; start < len(items); start += chunk {
+		end := min(start+chunk, len(items))
 		final := end == len(items)
 		first := w.check()
 		if final {
