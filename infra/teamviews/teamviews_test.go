@@ -300,11 +300,18 @@ func scenario(t *testing.T, rm *readmodel.Store, size int, prs []projection.Proj
 // shorter run) leaves rows at a later version than the state item. The
 // shorter run written next leaves them (it would move them back) and
 // completes; the following run brings every row to the fold.
+// The shorter run is written in chunks, and in one transaction.
 func TestRowsAheadOfAnUnfinishedChunkedWrite(t *testing.T) {
 	t.Parallel()
-	ctx := t.Context()
 	rm := readmodeltest.Store(t)
-	ut := teamviews.UserTeamsChunked(5)
+	t.Run("chunks", func(t *testing.T) { rowsAhead(t, rm, teamviews.UserTeamsChunked(5), teamviews.UserTeamsChunked(5)) })
+	t.Run("one transaction", func(t *testing.T) { rowsAhead(t, rm, teamviews.UserTeamsChunked(5), teamviews.UserTeams) })
+}
+
+// rowsAhead leaves the rows of an unfinished write of chunked, then
+// writes the shorter and the following run with ut.
+func rowsAhead(t *testing.T, rm *readmodel.Store, chunked, ut projection.Projection) {
+	ctx := t.Context()
 	prs := []projection.Projection{teamviews.View, ut}
 	id, owner := newID(), newID()
 	members := make([]string, 12)
@@ -330,7 +337,7 @@ func TestRowsAheadOfAnUnfinishedChunkedWrite(t *testing.T) {
 	// The longer run (rename, removal) writes everything; then the state
 	// item is put back where it was and members[0]'s tombstone left, as a
 	// crash before the last chunk leaves them.
-	applyTo(t, rm, ut, []es.Record{rename, removal})
+	applyTo(t, rm, chunked, []es.Record{rename, removal})
 	putRaw(t, rm, map[string]types.AttributeValue{
 		"pk": readmodel.S("team#" + id), "sk": readmodel.S("applied#" + teamviews.ProjectionUserTeams),
 		"state": readmodel.S(mustJSON(t, foldState(recs[:base]))), "version": readmodel.N(int64(base)),
@@ -353,6 +360,37 @@ func TestRowsAheadOfAnUnfinishedChunkedWrite(t *testing.T) {
 	}
 	if n := rawRows(t, rm, members[0]); n != 0 {
 		t.Errorf("member who left: %d items, want none", n)
+	}
+}
+
+// TestWriteSentAgain: a write sent again from the same read (a lost reply
+// retried above the SDK, with a new request token) finds its own write
+// and succeeds; another run from the same read is a conflict.
+func TestWriteSentAgain(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	rm := readmodeltest.Store(t)
+	for _, pr := range []projection.Projection{teamviews.View, teamviews.UserTeams, teamviews.UserTeamsChunked(2)} {
+		id := newID()
+		run := []es.Record{record(id, 1, team.Created{Name: "Platform", Owner: newID()})}
+		for v := int64(2); v <= 5; v++ {
+			run = append(run, record(id, v, team.MemberAdded{UserID: newID(), Role: team.RoleMember}))
+		}
+		state, applied, err := pr.Read(ctx, rm, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for attempt := range 2 {
+			if err := pr.Write(ctx, rm, state, applied, run); err != nil {
+				t.Errorf("%s: attempt %d: %v", pr.Name(), attempt, err)
+			}
+		}
+		if err := pr.Write(ctx, rm, state, applied, run[:3]); !errors.Is(err, readmodel.ErrConflict) {
+			t.Errorf("%s: a shorter run from the same read: %v, want ErrConflict", pr.Name(), err)
+		}
+		if diffs, err := pr.Audit(ctx, rm, run); err != nil || len(diffs) > 0 {
+			t.Errorf("%s: audit: %+v, %v", pr.Name(), diffs, err)
+		}
 	}
 }
 

@@ -52,9 +52,12 @@ import (
 // tombstone row (gone, at the write's version) rather than a delete, so
 // that the shorter writer cannot put the row back; the tombstones are
 // deleted once the state item has moved, and readers skip any left (a
-// crash in between). A row whose condition fails is at a later version
-// than the write (the longer run's): the write leaves it and sends the
-// rest again. Such a row shows the later content until the state item
+// crash in between). A chunked write sent again after it applied (a lost
+// reply retried with a new request token) finds its own last event in the
+// state item at its first ConditionCheck and stops there: the state item
+// moves only once every row is written. A row whose condition fails is
+// at a later version than the write (the longer run's): the write leaves
+// it and sends the rest again. Such a row shows the later content until the state item
 // reaches that version, which it does when the longer run's events are
 // delivered again (they are committed events).
 type userTeams struct {
@@ -276,7 +279,8 @@ func write(ctx context.Context, rm *readmodel.Store, chunk int, prev int64, afte
 				items = append(items, w.rowDelete(u))
 			}
 		}
-		return w.transact(ctx, items, true)
+		_, err := w.transact(ctx, items, true)
+		return err
 	}
 	var gone []string
 	var items []types.TransactWriteItem
@@ -295,8 +299,12 @@ func write(ctx context.Context, rm *readmodel.Store, chunk int, prev int64, afte
 		if final {
 			first = head // the state item moves with the last chunk
 		}
-		if err := w.transact(ctx, append([]types.TransactWriteItem{first}, items[start:end]...), final); err != nil {
+		done, err := w.transact(ctx, append([]types.TransactWriteItem{first}, items[start:end]...), final)
+		if err != nil {
 			return err
+		}
+		if done {
+			break // the whole write was applied before (a resent write)
 		}
 	}
 	w.sweep(ctx, gone)
@@ -351,6 +359,8 @@ func (w writer) check() types.TransactWriteItem {
 	return types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
 		TableName: aws.String(w.rm.Table()), Key: w.stateKey(),
 		ConditionExpression: cond, ExpressionAttributeNames: names, ExpressionAttributeValues: vals,
+		// The old item tells a resent write already applied: ownWrite.
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	}}
 }
 
@@ -400,26 +410,31 @@ func (w writer) tombstone(user string) types.TransactWriteItem {
 }
 
 // transact writes items (items[0] is the state item or its
-// ConditionCheck) in one transaction. The state item's condition failing
-// is ErrConflict, unless this is the final write and the old item holds
-// this run's last event (a lost reply's retry). Rows whose condition
-// fails are ahead of this write (see userTeams): they are left, and the
-// rest sent again.
-func (w writer) transact(ctx context.Context, items []types.TransactWriteItem, final bool) error {
+// ConditionCheck) in one transaction, and reports whether the whole write
+// is found applied already. The state item's condition failing is
+// ErrConflict, unless the old item holds this run's last event: the write
+// was sent before (a lost reply's retry with a new request token) and
+// applied in full, since the state item moves only with the last chunk.
+// Rows whose condition fails are ahead of this write (see userTeams): they
+// are left, and the rest sent again.
+func (w writer) transact(ctx context.Context, items []types.TransactWriteItem, final bool) (bool, error) {
 	for {
 		if !final && len(items) == 1 {
-			return nil // every row of the chunk is ahead
+			return false, nil // every row of the chunk is ahead
 		}
 		_, err := w.rm.Client().TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
-		if err == nil || (final && ownWrite(err, w.last)) {
-			return nil
+		if err == nil {
+			return final, nil
+		}
+		if ownWrite(err, w.last) {
+			return true, nil
 		}
 		c, canceled := attr.Canceled(err)
 		switch {
 		case !canceled || !c.ConditionsOrConflicts():
-			return fmt.Errorf("write user-teams of %s v%d: %w", w.id, w.last.Version, err)
+			return false, fmt.Errorf("write user-teams of %s v%d: %w", w.id, w.last.Version, err)
 		case c.Conflicts > 0 || c.Code(0) == attr.ReasonConditionalCheckFailed:
-			return fmt.Errorf("write user-teams of %s v%d: %w", w.id, w.last.Version, readmodel.ErrConflict)
+			return false, fmt.Errorf("write user-teams of %s v%d: %w", w.id, w.last.Version, readmodel.ErrConflict)
 		}
 		kept := items[:1:1]
 		for i, it := range items[1:] {
