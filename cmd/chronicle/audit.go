@@ -11,9 +11,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/feed"
 	"github.com/chronicle-go/chronicle/infra/notifier"
-	"github.com/chronicle-go/chronicle/infra/projection"
 	"github.com/chronicle-go/chronicle/infra/rebuild"
-	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 func auditCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
@@ -47,8 +45,8 @@ func auditCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
 				return err
 			}
 		} else {
-			fmt.Fprintf(a.stdout, "audited %s users (%s events) against the user view (generation %d) and the actor activity: %d difference(s)\n",
-				count(rep.Aggregates), count(rep.Events), rep.Generation, len(rep.Differences))
+			fmt.Fprintf(a.stdout, "audited %s aggregates (%s events) against %s (the first at generation %d): %d difference(s)\n",
+				count(rep.Aggregates), count(rep.Events), strings.Join(rb.Projections(), ", "), rep.Generation, len(rep.Differences))
 			for _, d := range rep.Differences {
 				fmt.Fprintf(a.stdout, "  %s  %-8s event store v%d, row v%d", d.AggregateID, d.Kind, d.StoreVersion, d.ViewVersion)
 				if d.Detail != "" {
@@ -60,7 +58,7 @@ func auditCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
 				}
 			}
 			if len(rep.Differences) > 0 {
-				fmt.Fprintln(a.stdout, "\nRepair one user with: chronicle rebuild user-view --aggregate <id> (or all); rebuild all with: chronicle rebuild all")
+				fmt.Fprintln(a.stdout, "\nRepair one aggregate with: chronicle rebuild <projection> --aggregate <id> (or all); rebuild all with: chronicle rebuild all")
 			}
 		}
 		if len(rep.Differences) > 0 {
@@ -85,7 +83,7 @@ func (a *app) auditFeed(ctx context.Context, window time.Duration) error {
 	}
 	events, _ := a.events()
 	reader := dynamo.New(a.ddb, dynamo.Tables{Events: events}, dynamo.WithFeedWindow(window))
-	rep, err := feed.AuditCompleteness(ctx, reader, feed.Stores{Views: rm, Mails: notifier.NewMails(a.ddb, rm.Table())}, projection.Names(userviews.Projections()), dynamo.FeedCursor{})
+	rep, err := feed.AuditCompleteness(ctx, reader, feed.Stores{Views: rm, Mails: notifier.NewMails(a.ddb, rm.Table())}, serviceProjections(), dynamo.FeedCursor{})
 	if err != nil {
 		return err
 	}
@@ -97,7 +95,7 @@ func (a *app) auditFeed(ctx context.Context, window time.Duration) error {
 			return err
 		}
 	} else {
-		fmt.Fprintf(a.stdout, "audited %s events of %s users in the feed against every subscriber: %d missing\n",
+		fmt.Fprintf(a.stdout, "audited %s events of %s aggregates in the feed against every subscriber: %d missing\n",
 			count(int64(rep.Events)), count(int64(rep.Aggregates)), len(rep.Missing))
 		for _, m := range rep.Missing {
 			fmt.Fprintf(a.stdout, "  %-14s %s v%d  %s %s\n", m.Subscriber, m.AggregateID, m.Version, m.Detail, m.EventID)

@@ -211,7 +211,7 @@ func TestRebuildAndAudit(t *testing.T) {
 	if code != 0 || len(st) != 1 || st[0].Active != 2 || st[0].Build == nil || st[0].Build.Events != 125 || st[0].Build.FinishedAt == nil {
 		t.Fatalf("rebuild --status: %+v", st)
 	}
-	if out, _, code = s.chronicle(t, "audit", "--recheck", "0"); code != 0 || !strings.Contains(out, "audited 25 users (125 events)") {
+	if out, _, code = s.chronicle(t, "audit", "--recheck", "0"); code != 0 || !strings.Contains(out, "audited 25 aggregates (125 events)") {
 		t.Fatalf("audit of a rebuilt read model: %d %s", code, out)
 	}
 

@@ -16,7 +16,6 @@ import (
 	"github.com/chronicle-go/chronicle/infra/feed"
 	"github.com/chronicle-go/chronicle/infra/projection"
 	"github.com/chronicle-go/chronicle/infra/rebuild"
-	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 func rebuildCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
@@ -35,7 +34,7 @@ func rebuildCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error 
 	fromFeed := fs.Bool("from-feed", false, "fill a new build from the durable feed in commit order (resumable from its checkpoint) instead of the parallel scan; slower for a full fold (docs/feed.md)")
 	feedWindow := fs.Duration("feed-window", dynamo.FeedWindow, "with --from-feed: how far behind now the feed is read (newer events are the live projector's)")
 	return func(ctx context.Context, args []string) error {
-		names := projection.Names(userviews.Projections())
+		names := projection.Names(serviceProjections())
 		if len(args) != 1 {
 			return usagef("want one projection: %v or all", names)
 		}
@@ -90,7 +89,7 @@ func rebuildCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error 
 			return nil
 		case *prune:
 			for _, p := range projections {
-				pr, _ := projection.Find(userviews.Projections(), p)
+				pr, _ := projection.Find(serviceProjections(), p)
 				n, err := rm.Prune(ctx, pr)
 				if err != nil {
 					return err
@@ -167,8 +166,12 @@ func (a *app) repair(ctx context.Context, rb *rebuild.Rebuilder, projections []s
 			return err
 		}
 		reps = append(reps, rep)
-		if !a.asJSON {
-			fmt.Fprintf(a.stdout, "%s: user %s rebuilt in place at v%d (generations %v)\n", p, id, rep.Version, rep.Generations)
+		switch {
+		case a.asJSON:
+		case rep.NotTaken:
+			fmt.Fprintf(a.stdout, "%s: %s is not of the kind it projects; nothing to rebuild\n", p, id)
+		default:
+			fmt.Fprintf(a.stdout, "%s: %s rebuilt in place at v%d (generations %v)\n", p, id, rep.Version, rep.Generations)
 		}
 	}
 	if a.asJSON {

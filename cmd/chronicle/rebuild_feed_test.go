@@ -31,7 +31,7 @@ func TestRebuildFromFeed(t *testing.T) {
 			t.Errorf("feed checkpoint %s: found %v, %v", name, ok, err)
 		}
 	}
-	if out, _, code = s.chronicle(t, "audit", "--recheck", "0"); code != 0 || !strings.Contains(out, "audited 10 users (40 events)") {
+	if out, _, code = s.chronicle(t, "audit", "--recheck", "0"); code != 0 || !strings.Contains(out, "audited 10 aggregates (40 events)") {
 		t.Fatalf("audit of a read model rebuilt from the feed: %d %s", code, out)
 	}
 	if _, _, code = s.chronicle(t, "rebuild", "user-view", "--from-feed", "--remote"); code != 2 {

@@ -7,26 +7,33 @@ import (
 
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/notifier"
+	"github.com/chronicle-go/chronicle/infra/projection"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 )
 
 // Subscribers is what the completeness audit reads of the subscribers'
-// records: *readmodel.Store (applied versions) and *notifier.Mails (mails).
+// records: each projection's applied version of an aggregate, and the
+// welcome mails. Stores is the User service's.
 type Subscribers interface {
-	AppliedVersions(ctx context.Context, aggregateID string) (map[string]int64, error)
+	Applied(ctx context.Context, pr projection.Projection, aggregateID string) (int64, error)
 	Mail(ctx context.Context, eventID string) (notifier.Mail, bool, error)
 }
 
-// Stores are the Subscribers of the User service: the projections' applied
-// versions in the read model, the notifier's sent-mail records.
+// Stores are the subscribers' stores: the read model the projections
+// keep (their applied versions), the notifier's sent-mail records.
 type Stores struct {
 	Views *readmodel.Store
 	Mails *notifier.Mails
 }
 
-// AppliedVersions is Views.AppliedVersions.
-func (s Stores) AppliedVersions(ctx context.Context, aggregateID string) (map[string]int64, error) {
-	return s.Views.AppliedVersions(ctx, aggregateID)
+// Applied is the version of aggregateID pr applied in Views (its active
+// generation): what pr.Read says, read consistently.
+func (s Stores) Applied(ctx context.Context, pr projection.Projection, aggregateID string) (int64, error) {
+	_, v, err := pr.Read(ctx, s.Views, aggregateID)
+	if err != nil {
+		return 0, fmt.Errorf("%s of %s: %w", pr.Name(), aggregateID, err)
+	}
+	return v, nil
 }
 
 // Mail is Mails.Mail.
@@ -54,12 +61,15 @@ type Completeness struct {
 const welcomeEvent = "user.created.v1"
 
 // AuditCompleteness reads the feed from after and checks that every event
-// reached every subscriber: each user's every projection (projections, by
-// name) at its last version, and a welcome mail sent for each user.created.v1. It
-// lists what did not; events behind the feed's horizon are not yet audited.
-func AuditCompleteness(ctx context.Context, r Reader, subs Subscribers, projections []string, after dynamo.FeedCursor) (Completeness, error) {
+// reached every subscriber: each aggregate at its last version in every
+// projection that takes its stream (projection.Takes: a team's stream is
+// not the user view's), and a welcome mail sent for each user.created.v1.
+// It lists what did not; events behind the feed's horizon are not yet
+// audited.
+func AuditCompleteness(ctx context.Context, r Reader, subs Subscribers, projections []projection.Projection, after dynamo.FeedCursor) (Completeness, error) {
 	var rep Completeness
 	last := map[string]int64{}
+	types := map[string]map[string]bool{} // the event types of each aggregate seen
 	var order []string
 	for cur := after; ; {
 		page, err := r.ReadFeed(ctx, cur, 1000)
@@ -72,13 +82,12 @@ func AuditCompleteness(ctx context.Context, r Reader, subs Subscribers, projecti
 		for _, e := range page.Events {
 			rec := e.Record
 			rep.Events++
-			if rec.AggregateType != "user" {
-				continue
-			}
 			if _, seen := last[rec.AggregateID]; !seen {
 				order = append(order, rec.AggregateID)
+				types[rec.AggregateID] = map[string]bool{}
 			}
 			last[rec.AggregateID] = max(last[rec.AggregateID], rec.Version)
+			types[rec.AggregateID][rec.Type] = true
 			if rec.Type != welcomeEvent {
 				continue
 			}
@@ -99,13 +108,16 @@ func AuditCompleteness(ctx context.Context, r Reader, subs Subscribers, projecti
 	}
 	rep.Aggregates = len(order)
 	for _, id := range order {
-		applied, err := subs.AppliedVersions(ctx, id)
-		if err != nil {
-			return rep, fmt.Errorf("audit completeness: %w", err)
-		}
 		for _, p := range projections {
-			if v := applied[p]; v < last[id] {
-				rep.Missing = append(rep.Missing, Missing{Subscriber: p, AggregateID: id, Version: last[id],
+			if !takes(p, types[id]) {
+				continue
+			}
+			v, err := subs.Applied(ctx, p, id)
+			if err != nil {
+				return rep, fmt.Errorf("audit completeness: %w", err)
+			}
+			if v < last[id] {
+				rep.Missing = append(rep.Missing, Missing{Subscriber: p.Name(), AggregateID: id, Version: last[id],
 					Detail: fmt.Sprintf("applied v%d of v%d", v, last[id])})
 			}
 		}
@@ -120,4 +132,15 @@ func AuditCompleteness(ctx context.Context, r Reader, subs Subscribers, projecti
 		return 0
 	})
 	return rep, nil
+}
+
+// takes reports whether p consumes one of types (projection.Takes, on the
+// event types of an aggregate the feed showed).
+func takes(p projection.Projection, types map[string]bool) bool {
+	for t := range types {
+		if projection.Consumes(p, t) {
+			return true
+		}
+	}
+	return false
 }

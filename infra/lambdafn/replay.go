@@ -8,12 +8,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/chronicle-go/chronicle/domain/user"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/metrics"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/rebuild"
-	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // Replay builds the replay queue's handler, which rebuilds projections a
@@ -29,7 +27,7 @@ func Replay(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*rebuild.Replay
 	}
 	ddb := dynamodb.NewFromConfig(cfg)
 	store := dynamo.New(ddb, dynamo.Tables{Events: events})
-	rb := rebuild.New(ddb, events, store, readmodel.New(ddb, readModel), user.NewRegistry(), userviews.Projections(), logger)
+	rb := rebuild.New(ddb, events, store, readmodel.New(ddb, readModel), readRegistry(), readProjections(), logger)
 	c, err := userCipher(cfg, ddb, getenv)
 	if err != nil {
 		return nil, err

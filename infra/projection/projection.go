@@ -18,6 +18,7 @@ package projection
 import (
 	"context"
 	"encoding/json"
+	"slices"
 
 	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
@@ -38,8 +39,11 @@ type Projection interface {
 	// checkpoint keys, the name the rebuild and the CLI take.
 	Name() string
 	// EventTypes are the event types the projection consumes; nil: every
-	// event of the aggregates it is fed. An event it does not consume still
-	// moves its applied version.
+	// event. The projector, the rebuild and the audit hand it only the
+	// streams that hold an event it consumes (Takes): the User service's
+	// view never sees a team's stream, nor a team's view a user's. Within
+	// a stream it takes, an event it does not consume still moves its
+	// applied version.
 	EventTypes() []string
 	// Decodes reports whether the projection reads the events' payloads
 	// (record.Event), so that a rebuild decodes the streams it hands it.
@@ -114,4 +118,30 @@ func Find(ps []Projection, name string) (Projection, bool) {
 		}
 	}
 	return nil, false
+}
+
+// Consumes reports whether p consumes events of type eventType: its
+// EventTypes list it, or are nil (every event).
+func Consumes(p Projection, eventType string) bool {
+	types := p.EventTypes()
+	return types == nil || slices.Contains(types, eventType)
+}
+
+// Takes reports whether p is to be handed recs, events of one aggregate:
+// whether one of them is of a type p consumes. Several kinds of aggregate
+// share one queue, one events table and one feed, so every caller of a
+// projection's methods asks this first: a stream of another kind is not the
+// projection's, neither to write (no row for it) nor to audit (no
+// difference).
+func Takes(p Projection, recs []es.Record) bool {
+	types := p.EventTypes()
+	if types == nil {
+		return len(recs) > 0
+	}
+	for _, r := range recs {
+		if slices.Contains(types, r.Type) {
+			return true
+		}
+	}
+	return false
 }

@@ -18,13 +18,14 @@ import (
 // counting is a projection the projector has never heard of: it keeps each
 // aggregate's applied version in memory and counts its writes.
 type counting struct {
+	types   []string // EventTypes; nil: every event
 	mu      sync.Mutex
 	applied map[string]int64
 	writes  map[string]int // by aggregate
 }
 
 func (c *counting) Name() string                   { return "counting" }
-func (c *counting) EventTypes() []string           { return nil }
+func (c *counting) EventTypes() []string           { return c.types }
 func (c *counting) Decodes() bool                  { return false }
 func (c *counting) Owns(logicalPK, sk string) bool { return false }
 
@@ -89,5 +90,33 @@ func TestAnyRegisteredProjectionRuns(t *testing.T) {
 	}
 	if processed["counting"] != 7 {
 		t.Errorf("checkpoints %+v: want counting at 7 events processed", cps)
+	}
+}
+
+// TestAProjectionIsHandedOnlyItsOwnStreams: the projections queue carries
+// every kind of aggregate (the relay routes "*" to it), so a projection
+// whose EventTypes name another kind's events is never handed a user's
+// stream, while one that consumes every event is; the user projections go
+// on as before.
+func TestAProjectionIsHandedOnlyItsOwnStreams(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	other := &counting{types: []string{"team.created", "team.renamed"}, applied: map[string]int64{}, writes: map[string]int{}}
+	every := &counting{applied: map[string]int64{}, writes: map[string]int{}}
+	p := projector.New(e.events, user.NewRegistry(), e.views,
+		append(userviews.Projections(), other, every), testLogger(t), time.Now)
+	a := newID()
+	recs := life(t, e, a, "", 3)
+	if resp := handle(t, p, messages(t, recs...)...); len(resp.BatchItemFailures) > 0 {
+		t.Fatalf("failures %v", failedIDs(resp))
+	}
+	if len(other.writes) != 0 || len(other.applied) != 0 {
+		t.Errorf("a projection of other events was handed a user's stream: writes %v", other.writes)
+	}
+	if every.applied[a] != 3 {
+		t.Errorf("a projection of every event applied %v, want %s at v3", every.applied, a)
+	}
+	if v, _, err := e.views.UserViewForUpdate(t.Context(), a); err != nil || v.Version != 3 {
+		t.Errorf("user view at v%d, %v; want v3", v.Version, err)
 	}
 }

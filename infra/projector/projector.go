@@ -390,9 +390,10 @@ func appliedCounts(applied map[string]*readmodel.Checkpoint) map[string]int64 {
 // known to be).
 //
 // The messages are decoded up to the first that cannot be (a poison); each
-// projection, on each of its targets, then applies at most the messages
-// every projection before it applied, so that no projection runs ahead of
-// another by more than a failed write.
+// projection that takes the stream (projection.Takes: the queue carries
+// every kind of aggregate), on each of its targets, then applies at most
+// the messages every projection before it applied, so that no projection
+// runs ahead of another by more than a failed write.
 func (p *Projector) handleGroup(ctx context.Context, msgs []events.SQSMessage, g []int, applied map[string]*readmodel.Checkpoint, lags map[string][]time.Duration) (int, error) {
 	recs := make([]es.Record, 0, len(g))
 	var why error // why the message at limit is not applied
@@ -414,6 +415,9 @@ func (p *Projector) handleGroup(ctx context.Context, msgs []events.SQSMessage, g
 	for _, pr := range p.projections {
 		if limit == 0 {
 			break
+		}
+		if !projection.Takes(pr, recs[:limit]) {
+			continue // the stream of another kind of aggregate: none of its rows
 		}
 		name := pr.Name()
 		targets, err := p.targets(ctx, name)

@@ -1,6 +1,7 @@
 package readmodel
 
 import (
+	"context"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -39,3 +40,14 @@ func ConditionFailed(err error) bool { return conditionFailed(err) }
 // for with ReturnValuesOnConditionCheckFailure) holds the string value at
 // name.
 func OldHas(err error, name, value string) bool { return oldHas(err, name, value) }
+
+// GenerationOf is the generation of projection's rows that s reads and
+// writes: the one s is pinned to (At), else the active one. A projection
+// outside this package keys its rows with GenerationPK.
+func (s *Store) GenerationOf(ctx context.Context, projection string) (int64, error) {
+	return s.gen(ctx, projection)
+}
+
+// GenerationPK is the partition key pk in generation gen: pk itself in
+// generation 1, "g<gen>#"+pk after (SplitGeneration undoes it).
+func GenerationPK(gen int64, pk string) string { return genPK(gen, pk) }

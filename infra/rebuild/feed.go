@@ -8,6 +8,7 @@ import (
 
 	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/infra/feed"
+	"github.com/chronicle-go/chronicle/infra/projection"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 )
 
@@ -106,6 +107,9 @@ func byAggregate(recs []es.Record) [][]es.Record {
 // the event store, write the rest once, conditional on the version read
 // (a race with the live projector reads again).
 func (s *runState) applyRun(ctx context.Context, target *readmodel.Store, run []es.Record) error {
+	if !projection.Takes(s.pr, run) {
+		return nil // another kind of aggregate's events
+	}
 	id := run[0].AggregateID
 	var lastErr error
 	for range 5 {

@@ -106,7 +106,7 @@ func TestRebuildFromFeedThenFollow(t *testing.T) {
 	checkViews(t, e, ids)
 	// Every event of the feed, up to now, reached both projections.
 	time.Sleep(window) // the feed shows an event once it is behind the window
-	rep, err := feed.AuditCompleteness(ctx, reader, feed.Stores{Views: e.rm, Mails: notifier.NewMails(e.rm.Client(), e.rm.Table())}, e.rb.Projections(), dynamo.FeedCursor{})
+	rep, err := feed.AuditCompleteness(ctx, reader, feed.Stores{Views: e.rm, Mails: notifier.NewMails(e.rm.Client(), e.rm.Table())}, userviews.Projections(), dynamo.FeedCursor{})
 	if err != nil {
 		t.Fatal(err)
 	}

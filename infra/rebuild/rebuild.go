@@ -410,6 +410,9 @@ func (s *runState) segment(ctx context.Context, target *readmodel.Store, seg rea
 // writer writes one whole stream into target.
 func (s *runState) writer(target *readmodel.Store) func(context.Context, []es.Record) error {
 	return func(ctx context.Context, recs []es.Record) error {
+		if !projection.Takes(s.pr, recs) {
+			return nil // another kind of aggregate's stream
+		}
 		return s.pr.Put(ctx, target, recs, false)
 	}
 }
@@ -466,14 +469,17 @@ type Repair struct {
 	AggregateID string
 	Version     int64   // the event store's
 	Generations []int64 // the generations written
+	// NotTaken: the projection does not take this aggregate's stream (it
+	// is of another kind: projection.Takes), so it has no rows to repair.
+	NotTaken bool `json:",omitempty"`
 }
 
 // Aggregate rebuilds one aggregate's rows of projection in place, in the
 // active generation and in the one building if any, from its stream: what
 // fixes one view found wrong without rebuilding them all. A row that the
 // live projector moved past the stream read is left alone.
-func (r *Rebuilder) Aggregate(ctx context.Context, projection, id string) (Repair, error) {
-	pr, err := r.known(projection)
+func (r *Rebuilder) Aggregate(ctx context.Context, name, id string) (Repair, error) {
+	pr, err := r.known(name)
 	if err != nil {
 		return Repair{}, err
 	}
@@ -484,19 +490,23 @@ func (r *Rebuilder) Aggregate(ctx context.Context, projection, id string) (Repai
 	if len(recs) == 0 {
 		return Repair{}, fmt.Errorf("%s: %w", id, ErrNoEvents)
 	}
+	rep := Repair{AggregateID: id, Version: recs[len(recs)-1].Version}
+	if !projection.Takes(pr, recs) {
+		rep.NotTaken = true
+		return rep, nil
+	}
 	if err := r.decodeAll(ctx, recs); err != nil {
 		return Repair{}, err
 	}
-	g, err := r.rm.Generation(ctx, projection)
+	g, err := r.rm.Generation(ctx, name)
 	if err != nil {
 		return Repair{}, err
 	}
-	rep := Repair{AggregateID: id, Version: recs[len(recs)-1].Version}
 	for _, gen := range []int64{g.Active, g.Building} {
 		if gen == 0 {
 			continue
 		}
-		if err := pr.Put(ctx, r.rm.At(projection, gen), recs, true); err != nil {
+		if err := pr.Put(ctx, r.rm.At(name, gen), recs, true); err != nil {
 			return rep, err
 		}
 		rep.Generations = append(rep.Generations, gen)
