@@ -16,6 +16,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/httpapi"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/teamapi"
+	"github.com/chronicle-go/chronicle/infra/teamviews"
 )
 
 // querySettings is what the queries function reads from its environment.
@@ -73,9 +74,10 @@ func Queries(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*httpapi.Queri
 
 // teamViews is the read model of teams in the read-model table, which
 // GET /teams/{id} reads before the event store and GET /users/{id}/teams
-// reads alone. None yet: the Team projections' reader (infra/teamviews)
-// is wired here when it lands.
-func teamViews(_ *dynamodb.Client, _ string) teamapi.Views { return nil }
+// reads alone: the Team projections' reader.
+func teamViews(ddb *dynamodb.Client, table string) teamapi.Views {
+	return teamviews.New(readmodel.New(ddb, table))
+}
 
 // probeID is an aggregate id no item has.
 const probeID = "00000000-0000-0000-0000-000000000000"
