@@ -27,10 +27,6 @@ type membershipSettings struct {
 	queueURL        string
 }
 
-// membershipCacheSize is how many teams a membership container keeps
-// folded: a deletion touches a few teams, a join one.
-const membershipCacheSize = 1024
-
 // Membership builds the membership queue's handler, the process manager
 // that takes deleted users out of their teams, from EVENTS_TABLE,
 // GUARDS_TABLE, MEMBERSHIP_TABLE and READMODEL_TABLE (required),
@@ -46,7 +42,12 @@ func Membership(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*membership
 	// The append window, as the commands function's: the feed's invariant
 	// holds for every writer of the events table.
 	store := dynamo.New(ddb, s.tables, dynamo.WithAppendWindow(dynamo.AppendWindow))
-	teams := team.NewService(store, es.Options{SnapshotEvery: s.snapshotEvery, CacheSize: membershipCacheSize})
+	// No state cache: a removal carries an idempotency key, and the kernel
+	// records a keyed no-op decided on a cached state without checking
+	// that state is current; a stale cache would then answer a join the
+	// manager must undo with an earlier "not a member" for good. Loaded
+	// first, the team is at least at the join the key names.
+	teams := team.NewService(store, es.Options{SnapshotEvery: s.snapshotEvery})
 	return membership.New(membership.NewTable(ddb, s.membershipTable), teams, logger, time.Now,
 		membership.WithMetrics(metrics.New(os.Stdout, getenv("METRICS_NAMESPACE"), "membership")),
 		membership.WithFailureLog(deadletter.New(ddb, s.readModelTable)),
