@@ -224,12 +224,32 @@ func (e *env) checkRemoved(t *testing.T, user string, teams []string, causes ...
 	}
 }
 
-// TestDeletionLeavesEveryTeam: a user in three teams (the last owner of
-// one) is deleted; it leaves all three, the others stay, and each team's
-// history names the deleter, the reason and the deletion.
-func TestDeletionLeavesEveryTeam(t *testing.T) {
+// TestManager runs the handler's scenarios on one world (tables made
+// once; each scenario has users and teams of its own).
+func TestManager(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
+	for name, run := range map[string]func(*testing.T, *env){
+		"DeletionLeavesEveryTeam":       testDeletionLeavesEveryTeam,
+		"ForgetLeavesEveryTeam":         testForgetLeavesEveryTeam,
+		"JoinRacesDeletion":             testJoinRacesDeletion,
+		"JoinAfterRemoval":              testJoinAfterRemoval,
+		"RedeliveryAndDuplicates":       testRedeliveryAndDuplicates,
+		"LeftTeamIsNotLoaded":           testLeftTeamIsNotLoaded,
+		"PoisonFailsAlone":              testPoisonFailsAlone,
+		"GroupFailsFromItsFirstFailure": testGroupFailsFromItsFirstFailure,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			run(t, e)
+		})
+	}
+}
+
+// testDeletionLeavesEveryTeam: a user in three teams (the last owner of
+// one) is deleted; it leaves all three, the others stay, and each team's
+// history names the deleter, the reason and the deletion.
+func testDeletionLeavesEveryTeam(t *testing.T, e *env) {
 	u, other, third := e.newUser(t), e.newUser(t), e.newUser(t)
 	owned := e.newTeam(t, u, other)  // u is its last owner
 	member := e.newTeam(t, other, u) // u a member
@@ -256,11 +276,9 @@ func TestDeletionLeavesEveryTeam(t *testing.T) {
 	}
 }
 
-// TestForgetLeavesEveryTeam: forgetting a live user appends its deletion
+// testForgetLeavesEveryTeam: forgetting a live user appends its deletion
 // and its forgetting; it leaves its teams once, caused by either.
-func TestForgetLeavesEveryTeam(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
+func testForgetLeavesEveryTeam(t *testing.T, e *env) {
 	u, owner := e.newUser(t), e.newUser(t)
 	teams := []string{e.newTeam(t, owner, u), e.newTeam(t, u)}
 	for _, id := range teams {
@@ -276,18 +294,16 @@ func TestForgetLeavesEveryTeam(t *testing.T) {
 	e.checkRemoved(t, u, teams, recs...)
 }
 
-// TestJoinRacesDeletion: a join that raced its user's deletion (the
+// testJoinRacesDeletion: a join that raced its user's deletion (the
 // joining command read the user active just before it was deleted) is
 // undone whichever the manager handles first, and when it handles both at
 // once.
-func TestJoinRacesDeletion(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
+func testJoinRacesDeletion(t *testing.T, e *env) {
 	owner := e.newUser(t)
 	orders := []string{"join first", "deletion first", "at once"}
 	for _, order := range orders {
 		t.Run(order, func(t *testing.T) {
-			for range 5 {
+			for range 3 {
 				u := e.newUser(t)
 				id := e.newTeam(t, owner)
 				e.deliver(t, messages(t, e.records(t, id, 1)...)...)
@@ -317,13 +333,11 @@ func TestJoinRacesDeletion(t *testing.T) {
 	}
 }
 
-// TestJoinAfterRemoval: a second join that raced the deletion, appended
+// testJoinAfterRemoval: a second join that raced the deletion, appended
 // after the manager had already removed the user, is another membership:
 // it is removed too (an idempotency key of the deletion and the team alone
 // would answer it with the first removal and leave the user in).
-func TestJoinAfterRemoval(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
+func testJoinAfterRemoval(t *testing.T, e *env) {
 	u, owner := e.newUser(t), e.newUser(t)
 	id := e.newTeam(t, owner, u)
 	e.deliver(t, messages(t, e.records(t, id, 1)...)...)
@@ -350,12 +364,10 @@ func TestJoinAfterRemoval(t *testing.T) {
 	}
 }
 
-// TestRedeliveryAndDuplicates: every message delivered several times, in
+// testRedeliveryAndDuplicates: every message delivered several times, in
 // batches shuffled and repeated, duplicates in the same batch, the
 // deletion before and after the joins: one MemberRemoved per team.
-func TestRedeliveryAndDuplicates(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
+func testRedeliveryAndDuplicates(t *testing.T, e *env) {
 	u, owner := e.newUser(t), e.newUser(t)
 	var teams []string
 	var all []events.SQSMessage
@@ -399,11 +411,9 @@ func TestRedeliveryAndDuplicates(t *testing.T) {
 	}
 }
 
-// TestLeftTeamIsNotLoaded: a team the user left before its deletion is
+// testLeftTeamIsNotLoaded: a team the user left before its deletion is
 // not written to; the teams it is in are.
-func TestLeftTeamIsNotLoaded(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
+func testLeftTeamIsNotLoaded(t *testing.T, e *env) {
 	u, owner := e.newUser(t), e.newUser(t)
 	left := e.newTeam(t, owner, u)
 	e.exec(t, left, team.RemoveMember{UserID: u, Reason: "moved on"})
@@ -424,12 +434,10 @@ func TestLeftTeamIsNotLoaded(t *testing.T) {
 	e.checkRemoved(t, u, []string{in}, deletion...)
 }
 
-// TestPoisonFailsAlone: a message that is not an event, and one whose
+// testPoisonFailsAlone: a message that is not an event, and one whose
 // event does not decode, are failed; the other groups of the batch are
 // handled, and an event type the manager does not handle is acknowledged.
-func TestPoisonFailsAlone(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
+func testPoisonFailsAlone(t *testing.T, e *env) {
 	u, owner := e.newUser(t), e.newUser(t)
 	id := e.newTeam(t, owner, u)
 	good := messages(t, e.records(t, id, 1)...)
@@ -464,12 +472,10 @@ func TestPoisonFailsAlone(t *testing.T) {
 	}
 }
 
-// TestGroupFailsFromItsFirstFailure: when a message fails, the later
+// testGroupFailsFromItsFirstFailure: when a message fails, the later
 // messages of its group are failed with it (FIFO order is kept); the
 // earlier ones are not.
-func TestGroupFailsFromItsFirstFailure(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
+func testGroupFailsFromItsFirstFailure(t *testing.T, e *env) {
 	u, owner := e.newUser(t), e.newUser(t)
 	id := e.newTeam(t, owner, u)
 	msgs := messages(t, e.records(t, id, 1)...)
