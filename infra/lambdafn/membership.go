@@ -42,11 +42,10 @@ func Membership(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*membership
 	// The append window, as the commands function's: the feed's invariant
 	// holds for every writer of the events table.
 	store := dynamo.New(ddb, s.tables, dynamo.WithAppendWindow(dynamo.AppendWindow))
-	// No state cache: a removal carries an idempotency key, and the kernel
-	// records a keyed no-op decided on a cached state without checking
-	// that state is current; a stale cache would then answer a join the
-	// manager must undo with an earlier "not a member" for good. Loaded
-	// first, the team is at least at the join the key names.
+	// No state cache: each removal loads its team first, so that it is
+	// decided on a state at least as recent as the join its idempotency
+	// key names (a team's events reach the manager rarely, so a cache
+	// would seldom be warm anyway).
 	teams := team.NewService(store, es.Options{SnapshotEvery: s.snapshotEvery})
 	return membership.New(membership.NewTable(ddb, s.membershipTable), teams, logger, time.Now,
 		membership.WithMetrics(metrics.New(os.Stdout, getenv("METRICS_NAMESPACE"), "membership")),
