@@ -7,7 +7,8 @@ EMULATORS = $(GO) run ./cmd/emulators --
 .PHONY: test bench vet fmt-check lint cfn-lint template-check build run e2e clean \
 	localstack-up localstack-deploy localstack-e2e localstack-down \
 	build-AuthorizerFunction build-CommandsFunction build-QueriesFunction \
-	build-RelayFunction build-ProjectorFunction build-NotifierFunction build-ReplayFunction
+	build-RelayFunction build-ProjectorFunction build-NotifierFunction build-ReplayFunction \
+	build-MembershipFunction
 
 # The test processes check every AWS call the functions make against their
 # roles in template.yaml (infra/iamcheck: a call not granted fails its
@@ -101,7 +102,7 @@ cfn-lint:
 # Lambda binaries: one static linux/arm64 bootstrap per function, for the
 # provided.al2023 runtime. lambda.norpc drops the RPC mode that only the old
 # go1.x runtime needed.
-FUNCTIONS = authorizer commands queries relay projector notifier replay
+FUNCTIONS = authorizer commands queries relay projector notifier replay membership
 LAMBDA_BUILD = CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w'
 
 build:
@@ -126,6 +127,8 @@ build-NotifierFunction:
 	$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/notifier
 build-ReplayFunction:
 	$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/replay
+build-MembershipFunction:
+	$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/membership
 
 # make run: the whole service from template.yaml on http://127.0.0.1:3000
 # (PORT=8080 make run to move it), against DynamoDB Local and moto, which

@@ -28,6 +28,7 @@ import (
 var dlqQueues = map[string]string{
 	"projections":   "projector",
 	"notifications": "notifier",
+	"membership":    "membership", // the process manager (infra/membership)
 }
 
 // dlqMessage is a dead-lettered message as the dlq command shows it.

@@ -261,8 +261,16 @@ func (s *Service[S, C]) attempt(ctx context.Context, id string, cmd C, x ExecOpt
 	if verified {
 		s.cache.put(agg)
 	}
-	res, appended, err := s.decideAndAppend(ctx, id, cmd, x, agg)
+	res, appended, err := s.decideAndAppend(ctx, id, cmd, x, agg, verified)
 	if !verified && !appended {
+		if err == nil && x.Idempotency != nil {
+			// A keyed no-op on the cache is most often the repeat of a
+			// request that ran (its events are in the cache): its record
+			// answers. Else it is confirmed on the current state below.
+			if r, ok, rerr := s.replay(ctx, *x.Idempotency); ok || rerr != nil {
+				return r, rerr
+			}
+		}
 		return s.attempt(ctx, id, cmd, x, &agg)
 	}
 	res.unverified = !verified
@@ -273,8 +281,9 @@ func (s *Service[S, C]) attempt(ctx context.Context, id string, cmd C, x ExecOpt
 }
 
 // decideAndAppend decides cmd on agg and appends the outcome at agg's
-// version. appended says whether the store was asked to write.
-func (s *Service[S, C]) decideAndAppend(ctx context.Context, id string, cmd C, x ExecOptions, agg Aggregate[S]) (_ Result[S], appended bool, _ error) {
+// version. appended says whether the store was asked to write; verified,
+// whether agg was read from the store rather than taken from the cache.
+func (s *Service[S, C]) decideAndAppend(ctx context.Context, id string, cmd C, x ExecOptions, agg Aggregate[S], verified bool) (_ Result[S], appended bool, _ error) {
 	if x.Authorize != nil {
 		if err := x.Authorize(agg.State); err != nil {
 			return Result[S]{Aggregate: agg}, false, err
@@ -300,6 +309,14 @@ func (s *Service[S, C]) decideAndAppend(ctx context.Context, id string, cmd C, x
 		return Result[S]{Aggregate: agg}, false, err
 	}
 	next := s.decider.Fold(agg, recs)
+	if len(recs) == 0 && !verified {
+		// A no-op on a cached state writes nothing, not even the
+		// idempotency record: a store need not check the version of an
+		// append without events (DynamoDB's conditions are on the events'
+		// items), so the key would record a decision on a stale state for
+		// good. The caller confirms it on the current state first.
+		return Result[S]{Aggregate: next}, false, nil
+	}
 	req := AppendRequest{AggregateID: id, ExpectedVersion: agg.Version, Records: recs}
 	req.Claims, req.Releases = s.decider.guards(id, agg.State, next.State)
 	if x.Idempotency != nil {

@@ -20,7 +20,7 @@ type Getenv func(string) string
 // Names lists the functions Handler builds, by their directory under
 // functions/.
 func Names() []string {
-	return []string{"authorizer", "commands", "notifier", "projector", "queries", "relay", "replay"}
+	return []string{"authorizer", "commands", "membership", "notifier", "projector", "queries", "relay", "replay"}
 }
 
 // Handler builds the handler of the function whose code is functions/<name>
@@ -59,6 +59,12 @@ func Handler(name string, cfg aws.Config, getenv Getenv, logger *slog.Logger) (a
 		return h.Handle, nil
 	case "notifier":
 		h, err := Notifier(cfg, getenv, logger)
+		if err != nil {
+			return nil, err
+		}
+		return h.Handle, nil
+	case "membership":
+		h, err := Membership(cfg, getenv, logger)
 		if err != nil {
 			return nil, err
 		}

@@ -48,6 +48,7 @@ func TestHandlerBuildsEveryFunction(t *testing.T) {
 	full := env(map[string]string{
 		"EVENTS_TABLE": "e", "GUARDS_TABLE": "g", "SNAPSHOTS_TABLE": "s", "READMODEL_TABLE": "r",
 		"ROUTES": "*=https://q/p", "EMAIL_SENDER": "no-reply@example.com", "REPLAY_QUEUE_URL": "https://q/r.fifo",
+		"MEMBERSHIP_TABLE": "m",
 	})
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := aws.Config{Region: "us-east-1"}
@@ -295,5 +296,21 @@ func TestStartErrors(t *testing.T) {
 	err = start(ctx, nil, func(aws.Config, Getenv, *slog.Logger) (any, error) { return nil, errors.New("EVENTS_TABLE is not set") })
 	if err == nil || err.Error() != "config: EVENTS_TABLE is not set" {
 		t.Errorf("build failure: %v", err)
+	}
+}
+
+func TestMembershipSettings(t *testing.T) {
+	got, err := loadMembershipSettings(env(map[string]string{"EVENTS_TABLE": "e", "GUARDS_TABLE": "g", "MEMBERSHIP_TABLE": "m",
+		"READMODEL_TABLE": "r", "MAX_RECEIVE_COUNT": "7", "QUEUE_URL": "https://sqs/m"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := membershipSettings{tables: dynamo.Tables{Events: "e", Guards: "g"}, membershipTable: "m", readModelTable: "r",
+		snapshotEvery: defaultSnapshotInterval, maxReceiveCount: 7, queueURL: "https://sqs/m"}
+	if got != want {
+		t.Errorf("settings = %+v, want %+v", got, want)
+	}
+	if _, err := loadMembershipSettings(env(nil)); err == nil || !strings.Contains(err.Error(), "EVENTS_TABLE, GUARDS_TABLE, MEMBERSHIP_TABLE, READMODEL_TABLE") {
+		t.Errorf("empty environment: err = %v, want one naming the four variables", err)
 	}
 }

@@ -353,11 +353,12 @@ func TestEventSourceMappings(t *testing.T) {
 func TestTables(t *testing.T) {
 	type schema struct{ hash, rng, stream, ttl string }
 	want := map[string]schema{
-		"EventsTable":    {hash: "pk:S", rng: "sk:N", stream: "NEW_IMAGE"},
-		"GuardsTable":    {hash: "pk:S", ttl: "expiresAt"},
-		"SnapshotsTable": {hash: "pk:S"},
-		"ReadModelTable": {hash: "pk:S", rng: "sk:S", ttl: "expiresAt"},
-		"KeysTable":      {hash: "pk:S"}, // the users' wrapped data keys: no stream, no TTL
+		"EventsTable":     {hash: "pk:S", rng: "sk:N", stream: "NEW_IMAGE"},
+		"GuardsTable":     {hash: "pk:S", ttl: "expiresAt"},
+		"SnapshotsTable":  {hash: "pk:S"},
+		"ReadModelTable":  {hash: "pk:S", rng: "sk:S", ttl: "expiresAt"},
+		"KeysTable":       {hash: "pk:S"},              // the users' wrapped data keys: no stream, no TTL
+		"MembershipTable": {hash: "pk:S", rng: "sk:S"}, // the membership process manager's rows and deletion markers: kept for good
 	}
 	for _, on := range []bool{true, false} {
 		flag := fmt.Sprint(on)
@@ -436,7 +437,9 @@ func TestFunctions(t *testing.T) {
 				"welcome-mail=https://sqs/NotificationsQueue|https://sqs/NotificationsDLQ",
 		},
 		"RelayFunction": {
-			"ROUTES": "user.created.v1=https://sqs/NotificationsQueue;*=https://sqs/ProjectionsQueue",
+			"ROUTES": "user.created.v1=https://sqs/NotificationsQueue;*=https://sqs/ProjectionsQueue;" +
+				"user.deleted.v1=https://sqs/MembershipQueue;user.forgotten.v1=https://sqs/MembershipQueue;" +
+				"team.created=https://sqs/MembershipQueue;team.member_added=https://sqs/MembershipQueue;team.member_removed=https://sqs/MembershipQueue",
 		},
 		"ProjectorFunction": {"EVENTS_TABLE": "name-of-EventsTable", "READMODEL_TABLE": "name-of-ReadModelTable", "MAX_RECEIVE_COUNT": "10",
 			"QUEUE_URL": "https://sqs/ProjectionsQueue"},
@@ -445,6 +448,11 @@ func TestFunctions(t *testing.T) {
 		"ReplayFunction": {
 			"EVENTS_TABLE": "name-of-EventsTable", "READMODEL_TABLE": "name-of-ReadModelTable",
 			"REPLAY_QUEUE_URL": "https://sqs/ReplayQueue",
+		},
+		"MembershipFunction": {
+			"EVENTS_TABLE": "name-of-EventsTable", "GUARDS_TABLE": "name-of-GuardsTable",
+			"MEMBERSHIP_TABLE": "name-of-MembershipTable", "READMODEL_TABLE": "name-of-ReadModelTable",
+			"SNAPSHOT_INTERVAL": "100", "MAX_RECEIVE_COUNT": "10", "QUEUE_URL": "https://sqs/MembershipQueue",
 		},
 	}
 	if got := slices.Sorted(maps.Keys(fns)); !slices.Equal(got, slices.Sorted(maps.Keys(want))) {

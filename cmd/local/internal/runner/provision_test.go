@@ -47,7 +47,7 @@ func TestPlanOfTheTemplate(t *testing.T) {
 		ev.MaximumRetryAttempts != 10 || ev.OnFailure != "RelayDLQ" || !ev.ReportsBatchItemFailures() {
 		t.Errorf("relay mapping %+v", ev)
 	}
-	for _, fn := range []string{"ProjectorFunction", "NotifierFunction"} {
+	for _, fn := range []string{"ProjectorFunction", "NotifierFunction", "MembershipFunction"} {
 		if !slices.ContainsFunc(p.queueMappings, func(m queueMapping) bool { return m.function == fn && m.event.ReportsBatchItemFailures() }) {
 			t.Errorf("no SQS mapping of %s reporting item failures: %+v", fn, p.queueMappings)
 		}
