@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,6 +46,9 @@ type settings struct {
 	metrics *metrics.Recorder // nil: none
 	keys    KeyShredder       // nil: POST /users/{id}/forget answers 500
 	more    []apigw.API       // the other APIs the function serves
+	// checkpointed names the projections that keep checkpoints and
+	// generations, for GET /ops/projections; default readmodel.Projections.
+	checkpointed []string
 }
 
 // KeyShredder destroys the data key of a user (pii.Keys): what makes its
@@ -64,6 +68,14 @@ func WithKeys(k KeyShredder) Option { return func(s *settings) { s.keys = k } }
 // function). Its routes' errors are worded by its own apigw.Errors.
 func WithAPI(api apigw.API) Option { return func(s *settings) { s.more = append(s.more, api) } }
 
+// WithCheckpointed names the projections the projector runs, which keep
+// checkpoints and generations in the read model: GET /ops/projections
+// reports each (the User service's and the Team service's). Default: the
+// User service's, readmodel.Projections.
+func WithCheckpointed(names []string) Option {
+	return func(s *settings) { s.checkpointed = slices.Clone(names) }
+}
+
 // WithIDs sets the source of new ids: request ids (when the client sends no
 // X-Request-Id), command ids and the ids of created users. Default: UUID v7.
 func WithIDs(newID func() string) Option { return func(s *settings) { s.newID = newID } }
@@ -78,8 +90,9 @@ func WithMetrics(m *metrics.Recorder) Option { return func(s *settings) { s.metr
 
 func newSettings(opts []Option) settings {
 	s := settings{
-		newID: func() string { return uuid.Must(uuid.NewV7()).String() },
-		now:   time.Now,
+		newID:        func() string { return uuid.Must(uuid.NewV7()).String() },
+		now:          time.Now,
+		checkpointed: readmodel.Projections,
 	}
 	for _, o := range opts {
 		o(&s)

@@ -211,11 +211,11 @@ func (m *syncReadModel) AppliedVersions(_ context.Context, id string) (map[strin
 	return map[string]int64{readmodel.ProjectionUserView: v.Version, readmodel.ProjectionActorActivity: v.Version}, nil
 }
 
-func (m *syncReadModel) Checkpoints(context.Context) ([]readmodel.Checkpoint, error) {
+func (m *syncReadModel) CheckpointsOf(_ context.Context, names []string) ([]readmodel.Checkpoint, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []readmodel.Checkpoint
-	for _, name := range readmodel.Projections {
+	for _, name := range names {
 		c := readmodel.Checkpoint{Projection: name, Processed: m.applied, LastEventID: m.last.ID, LastEventAt: m.last.OccurredAt}
 		if m.applied > 0 {
 			c.ProcessedAt = time.Now()

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"strings"
@@ -67,5 +68,38 @@ func TestOpsProjectionsGenerations(t *testing.T) {
 	}
 	if aa.Generation == nil || *aa.Generation != 1 || aa.RebuildingGeneration != nil {
 		t.Errorf("actor-activity: %+v", aa)
+	}
+}
+
+// TestOpsProjectionsReportsEveryRunProjection: GET /ops/projections
+// reports the checkpoint and generation of every projection the projector
+// runs (WithCheckpointed), the Team service's beside the User service's.
+func TestOpsProjectionsReportsEveryRunProjection(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	names := []string{readmodel.ProjectionUserView, readmodel.ProjectionActorActivity, "team"}
+	qs, err := httpapi.NewQueries(httpapi.QueriesDeps{Users: e.svc, Events: e.store, ReadModel: e.rm, Logger: slog.New(slog.DiscardHandler),
+		Health: func(context.Context) error { return nil }},
+		httpapi.WithCheckpointed(names))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().Add(-time.Minute).UTC()
+	if err := e.rm.AdvanceCheckpoint(t.Context(), readmodel.Checkpoint{Projection: "team", LastEventID: "e3", LastEventAt: at, Processed: 3, ProcessedAt: at}); err != nil {
+		t.Fatal(err)
+	}
+	var body struct {
+		Projections map[string]struct {
+			Processed  *int64 `json:"processed"`
+			Generation *int64 `json:"generation"`
+		} `json:"projections"`
+	}
+	wantJSON(t, do(t, qs, request(t, "queries/ops-projections.json")), 200, &body)
+	tm := body.Projections["team"]
+	if tm.Processed == nil || *tm.Processed != 3 || tm.Generation == nil || *tm.Generation != 1 {
+		t.Errorf("team: processed %v, generation %v; want 3 and 1", tm.Processed, tm.Generation)
+	}
+	if uv := body.Projections[readmodel.ProjectionUserView]; uv.Processed == nil || *uv.Processed != 0 {
+		t.Errorf("user-view: processed %v, want 0", uv.Processed)
 	}
 }

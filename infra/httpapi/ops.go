@@ -60,7 +60,7 @@ var (
 // generations is what a read model with generations (*readmodel.Store)
 // adds to GET /ops/projections.
 type generations interface {
-	Generations(ctx context.Context) ([]readmodel.Generation, error)
+	GenerationsOf(ctx context.Context, projections []string) ([]readmodel.Generation, error)
 }
 
 type projectionsAnswer struct {
@@ -96,12 +96,12 @@ func (q *Queries) readOps(ctx context.Context) *opsReads {
 	}
 	var wg sync.WaitGroup
 	wg.Go(bounded(func(ctx context.Context) {
-		r.checkpoints, r.checkpointsErr = q.deps.ReadModel.Checkpoints(ctx)
+		r.checkpoints, r.checkpointsErr = q.deps.ReadModel.CheckpointsOf(ctx, q.set.checkpointed)
 	}))
 	if g, ok := q.deps.ReadModel.(generations); ok {
 		r.hasGenerations = true
 		wg.Go(bounded(func(ctx context.Context) {
-			r.generations, r.generationsErr = g.Generations(ctx)
+			r.generations, r.generationsErr = g.GenerationsOf(ctx, q.set.checkpointed)
 		}))
 	}
 	seen := map[string]bool{}
@@ -159,12 +159,12 @@ func (q *Queries) projections(ctx context.Context, c *apigw.Call) (apigw.Reply, 
 	}
 	if r.checkpointsErr != nil {
 		failed("the checkpoints", r.checkpointsErr)
-		for _, name := range readmodel.Projections { // the projections that keep checkpoints
+		for _, name := range q.set.checkpointed { // the projections that keep checkpoints
 			unknown(name, checkpointFigures)
 		}
 	} else {
 		answered = true
-		for _, name := range readmodel.Projections {
+		for _, name := range q.set.checkpointed {
 			a := ans.Projections[name]
 			a.Processed = new(int64) // no checkpoint yet: nothing processed
 			ans.Projections[name] = a
@@ -187,7 +187,7 @@ func (q *Queries) projections(ctx context.Context, c *apigw.Call) (apigw.Reply, 
 	if r.hasGenerations {
 		if r.generationsErr != nil {
 			failed("the generations", r.generationsErr)
-			for _, name := range readmodel.Projections {
+			for _, name := range q.set.checkpointed {
 				unknown(name, generationFigures)
 			}
 		} else {

@@ -42,7 +42,9 @@ type ReadModel interface {
 	// ActorActivity fails with readmodel.ErrBadCursor for a cursor it did not hand out.
 	ActorActivity(ctx context.Context, sub string, limit int, cursor string) ([]es.Record, string, error)
 	AppliedVersions(ctx context.Context, aggregateID string) (map[string]int64, error)
-	Checkpoints(ctx context.Context) ([]readmodel.Checkpoint, error)
+	// CheckpointsOf returns the checkpoints of the projections named that
+	// have applied anything.
+	CheckpointsOf(ctx context.Context, projections []string) ([]readmodel.Checkpoint, error)
 }
 
 // QueueAttributes reads queue depths: *sqs.Client is one.

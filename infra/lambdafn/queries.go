@@ -69,7 +69,7 @@ func Queries(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*httpapi.Queri
 		Projections: s.projections,
 		Health:      health(store, rm),
 		Logger:      logger,
-	}, httpapi.WithAPI(teams.API()))
+	}, httpapi.WithAPI(teams.API()), httpapi.WithCheckpointed(projectionNames(readProjections())))
 }
 
 // teamViews is the read model of teams in the read-model table, which

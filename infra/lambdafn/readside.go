@@ -24,3 +24,12 @@ func readRegistry() *es.Registry {
 	team.Register(r)
 	return r
 }
+
+// projectionNames are the names of prs, in order.
+func projectionNames(prs []projection.Projection) []string {
+	names := make([]string, len(prs))
+	for i, pr := range prs {
+		names[i] = pr.Name()
+	}
+	return names
+}

@@ -183,13 +183,19 @@ func (s *Store) generation(ctx context.Context, projection string) (Generation, 
 // Generations returns the generation of every projection in Projections,
 // read consistently (no cache).
 func (s *Store) Generations(ctx context.Context) ([]Generation, error) {
+	return s.GenerationsOf(ctx, Projections)
+}
+
+// GenerationsOf returns the generation of each projection named, read
+// consistently (no cache): a projection never rebuilt is at generation 1.
+func (s *Store) GenerationsOf(ctx context.Context, projections []string) ([]Generation, error) {
 	gens, err := s.readGenerations(ctx)
 	if err != nil {
 		return nil, err
 	}
 	s.gens.put(gens)
-	out := make([]Generation, 0, len(Projections))
-	for _, p := range Projections {
+	out := make([]Generation, 0, len(projections))
+	for _, p := range projections {
 		g, ok := gens[p]
 		if !ok {
 			g = Generation{Projection: p, Active: 1, Latest: 1}

@@ -434,7 +434,10 @@ func TestFunctions(t *testing.T) {
 			"READMODEL_TABLE": "name-of-ReadModelTable", "SNAPSHOT_INTERVAL": "100",
 			"PROJECTION_QUEUES": "user-view=https://sqs/ProjectionsQueue|https://sqs/ProjectionsDLQ;" +
 				"actor-activity=https://sqs/ProjectionsQueue|https://sqs/ProjectionsDLQ;" +
-				"welcome-mail=https://sqs/NotificationsQueue|https://sqs/NotificationsDLQ",
+				"team=https://sqs/ProjectionsQueue|https://sqs/ProjectionsDLQ;" +
+				"user-teams=https://sqs/ProjectionsQueue|https://sqs/ProjectionsDLQ;" +
+				"welcome-mail=https://sqs/NotificationsQueue|https://sqs/NotificationsDLQ;" +
+				"membership=https://sqs/MembershipQueue|https://sqs/MembershipDLQ",
 		},
 		"RelayFunction": {
 			"ROUTES": "user.created.v1=https://sqs/NotificationsQueue;*=https://sqs/ProjectionsQueue;" +
