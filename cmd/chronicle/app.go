@@ -21,6 +21,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/rebuild"
+	"github.com/chronicle-go/chronicle/infra/service"
 )
 
 // app is one invocation: its output, its configuration and, once asked
@@ -242,7 +243,7 @@ func (a *app) rebuilder(ctx context.Context) (*rebuild.Rebuilder, *readmodel.Sto
 	// The events as stored (sealed): the rebuilder opens a copy to decode,
 	// and the activity it writes stays sealed.
 	store := dynamo.New(ddb, dynamo.Tables{Events: events, Snapshots: a.snapshots()})
-	rb := rebuild.New(ddb, events, store, rm, readRegistry(), serviceProjections(), a.log())
+	rb := rebuild.New(ddb, events, store, rm, service.Registry(), service.Projections(), a.log())
 	if c != nil {
 		rb.OpenWith(c.Open)
 	}

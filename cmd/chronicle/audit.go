@@ -12,6 +12,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/feed"
 	"github.com/chronicle-go/chronicle/infra/notifier"
 	"github.com/chronicle-go/chronicle/infra/rebuild"
+	"github.com/chronicle-go/chronicle/infra/service"
 )
 
 func auditCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
@@ -83,7 +84,7 @@ func (a *app) auditFeed(ctx context.Context, window time.Duration) error {
 	}
 	events, _ := a.events()
 	reader := dynamo.New(a.ddb, dynamo.Tables{Events: events}, dynamo.WithFeedWindow(window))
-	rep, err := feed.AuditCompleteness(ctx, reader, feed.Stores{Views: rm, Mails: notifier.NewMails(a.ddb, rm.Table())}, serviceProjections(), dynamo.FeedCursor{})
+	rep, err := feed.AuditCompleteness(ctx, reader, feed.Stores{Views: rm, Mails: notifier.NewMails(a.ddb, rm.Table())}, service.Projections(), dynamo.FeedCursor{})
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/feed"
 	"github.com/chronicle-go/chronicle/infra/projection"
 	"github.com/chronicle-go/chronicle/infra/rebuild"
+	"github.com/chronicle-go/chronicle/infra/service"
 )
 
 func rebuildCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
@@ -34,7 +35,7 @@ func rebuildCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error 
 	fromFeed := fs.Bool("from-feed", false, "fill a new build from the durable feed in commit order (resumable from its checkpoint) instead of the parallel scan; slower for a full fold (docs/feed.md)")
 	feedWindow := fs.Duration("feed-window", dynamo.FeedWindow, "with --from-feed: how far behind now the feed is read (newer events are the live projector's)")
 	return func(ctx context.Context, args []string) error {
-		names := projection.Names(serviceProjections())
+		names := projection.Names(service.Projections())
 		if len(args) != 1 {
 			return usagef("want one projection: %v or all", names)
 		}
@@ -89,7 +90,7 @@ func rebuildCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error 
 			return nil
 		case *prune:
 			for _, p := range projections {
-				pr, _ := projection.Find(serviceProjections(), p)
+				pr, _ := projection.Find(service.Projections(), p)
 				n, err := rm.Prune(ctx, pr)
 				if err != nil {
 					return err

@@ -2,7 +2,8 @@ package team
 
 import (
 	"errors"
-	"strings"
+
+	"github.com/chronicle-go/chronicle/domain/text"
 )
 
 // Rule violations. The HTTP edge maps ErrNotFound and ErrNotMember to 404,
@@ -17,31 +18,10 @@ var (
 )
 
 // FieldError is one invalid field of a command.
-type FieldError struct {
-	Field   string `json:"field"`
-	Message string `json:"message"`
-}
+type FieldError = text.FieldError
 
 // ValidationError lists every invalid field of a command.
-type ValidationError struct {
-	Fields []FieldError
-}
+type ValidationError = text.ValidationError
 
-func (e *ValidationError) Error() string {
-	parts := make([]string, len(e.Fields))
-	for i, f := range e.Fields {
-		parts[i] = f.Field + ": " + f.Message
-	}
-	return "invalid team command: " + strings.Join(parts, "; ")
-}
-
-type validation []FieldError
-
-func (v *validation) add(field, msg string) { *v = append(*v, FieldError{field, msg}) }
-
-func (v validation) err() error {
-	if len(v) == 0 {
-		return nil
-	}
-	return &ValidationError{Fields: v}
-}
+// validation collects field errors; Err returns nil when there are none.
+type validation = text.Fields

@@ -80,7 +80,7 @@ func Decider() es.Decider[State, Command] {
 func Validate(cmd Command) (Command, error) {
 	var v validation
 	cmd = normalize(&v, cmd)
-	return cmd, v.err()
+	return cmd, v.Err()
 }
 
 func normalize(v *validation, cmd Command) Command {
@@ -95,7 +95,7 @@ func normalize(v *validation, cmd Command) Command {
 	case SetMember:
 		c.UserID = normalizeUserID(v, "userId", c.UserID)
 		if c.Role != RoleOwner && c.Role != RoleMember {
-			v.add("role", `must be "member" or "owner"`)
+			v.Add("role", `must be "member" or "owner"`)
 		}
 		return c
 	case RemoveMember:
@@ -107,14 +107,14 @@ func normalize(v *validation, cmd Command) Command {
 		c.Reason = normalizeReason(v, c.Reason)
 		return c
 	}
-	v.add("command", "unknown command")
+	v.Add("command", "unknown command")
 	return cmd
 }
 
 func normalizeName(v *validation, name string) string {
 	name = strings.TrimSpace(name)
 	if msg := text.CheckName(name, MaxNameLength); msg != "" {
-		v.add("name", msg)
+		v.Add("name", msg)
 	}
 	return name
 }
@@ -123,7 +123,7 @@ func normalizeName(v *validation, name string) string {
 func normalizeUserID(v *validation, field, id string) string {
 	u, err := uuid.Parse(strings.TrimSpace(id))
 	if err != nil {
-		v.add(field, "must be a user id (a UUID)")
+		v.Add(field, "must be a user id (a UUID)")
 		return id
 	}
 	return u.String()
@@ -132,7 +132,7 @@ func normalizeUserID(v *validation, field, id string) string {
 func normalizeReason(v *validation, reason string) string {
 	reason, msg := text.CheckReason(reason, false)
 	if msg != "" {
-		v.add("reason", msg)
+		v.Add("reason", msg)
 	}
 	return reason
 }
@@ -142,7 +142,7 @@ func normalizeReason(v *validation, reason string) string {
 func Decide(s State, cmd Command, _ time.Time) ([]es.Event, error) {
 	var v validation
 	cmd = normalize(&v, cmd)
-	if err := v.err(); err != nil {
+	if err := v.Err(); err != nil {
 		return nil, err
 	}
 	if c, ok := cmd.(Create); ok {
@@ -191,7 +191,7 @@ func Decide(s State, cmd Command, _ time.Time) ([]es.Event, error) {
 		}
 		return []es.Event{MemberRemoved{UserID: c.UserID, Reason: c.Reason, UserDeleted: true}}, nil
 	}
-	return nil, &ValidationError{Fields: []FieldError{{"command", "unknown command"}}}
+	return nil, &ValidationError{Fields: []FieldError{{Field: "command", Message: "unknown command"}}}
 }
 
 // Evolve applies one event. It never fails: events are facts. It copies

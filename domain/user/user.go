@@ -75,9 +75,9 @@ func Validate(cmd Command) (Command, error) {
 	case Forget:
 		cmd = c.normalize(&v)
 	default:
-		v.add("command", "unknown command")
+		v.Add("command", "unknown command")
 	}
-	return cmd, v.err()
+	return cmd, v.Err()
 }
 
 func (c Create) normalize(v *validation) Create {
@@ -126,7 +126,7 @@ func Decide(s State, cmd Command, _ time.Time) ([]es.Event, error) {
 	switch c := cmd.(type) {
 	case Create:
 		c = c.normalize(&v)
-		if err := v.err(); err != nil {
+		if err := v.Err(); err != nil {
 			return nil, err
 		}
 		if s.Exists() {
@@ -179,7 +179,7 @@ func Decide(s State, cmd Command, _ time.Time) ([]es.Event, error) {
 		c = c.normalize(&v)
 		switch {
 		case len(v) > 0:
-			return nil, v.err()
+			return nil, v.Err()
 		case !s.Exists():
 			return nil, ErrNotFound
 		case s.Forgotten:
@@ -191,8 +191,8 @@ func Decide(s State, cmd Command, _ time.Time) ([]es.Event, error) {
 		// frees its unique values while the state still knows them.
 		return []es.Event{Deleted(c), Forgotten(c)}, nil
 	}
-	v.add("command", "unknown command")
-	return nil, v.err()
+	v.Add("command", "unknown command")
+	return nil, v.Err()
 }
 
 // valid returns the first rule a command on a user that must exist
@@ -200,7 +200,7 @@ func Decide(s State, cmd Command, _ time.Time) ([]es.Event, error) {
 func valid(s State, v validation) error {
 	switch {
 	case len(v) > 0:
-		return v.err()
+		return v.Err()
 	case !s.Exists():
 		return ErrNotFound
 	case s.Forgotten:

@@ -20,7 +20,7 @@ const (
 func normalizeName(v *validation, field, name string) string {
 	name = strings.TrimSpace(name)
 	if msg := checkName(name); msg != "" {
-		v.add(field, msg)
+		v.Add(field, msg)
 	}
 	return name
 }
@@ -35,7 +35,7 @@ func checkName(name string) string { return text.CheckName(name, MaxNameLength) 
 func normalizeEmail(v *validation, field, email string) string {
 	email = strings.ToLower(strings.TrimSpace(email))
 	if !validEmail(email) {
-		v.add(field, "must be a valid email address, like alice@example.com")
+		v.Add(field, "must be a valid email address, like alice@example.com")
 	}
 	return email
 }
@@ -60,7 +60,7 @@ func validEmail(email string) bool {
 func normalizeReason(v *validation, reason string, required bool) string {
 	reason, msg := text.CheckReason(reason, required)
 	if msg != "" {
-		v.add("reason", msg)
+		v.Add("reason", msg)
 	}
 	return reason
 }
@@ -68,7 +68,7 @@ func normalizeReason(v *validation, reason string, required bool) string {
 func normalizeSub(v *validation, sub string) string {
 	sub = strings.TrimSpace(sub)
 	if len(sub) > MaxSubLength || strings.IndexFunc(sub, func(r rune) bool { return r <= ' ' || r == '#' || r > '~' }) >= 0 {
-		v.add("sub", "must be at most 256 printable ASCII characters without spaces or '#'")
+		v.Add("sub", "must be at most 256 printable ASCII characters without spaces or '#'")
 	}
 	return sub
 }

@@ -13,14 +13,10 @@ import (
 	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/trace"
 
-	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/domain/user"
 	"github.com/chronicle-go/chronicle/infra/apigw"
 	"github.com/chronicle-go/chronicle/infra/auth"
-	"github.com/chronicle-go/chronicle/infra/tracing"
 )
 
 // Commands serves the write side of the API: POST /users, PUT
@@ -84,12 +80,6 @@ type (
 		Reason apigw.String `json:"reason"`
 	}
 )
-
-// writeAnswer is the body of every successful command.
-type writeAnswer struct {
-	ID      string `json:"id"`
-	Version int64  `json:"version"`
-}
 
 // POST /users {"name","email"[,"sub"][,"reason"]}
 func (h *Commands) create(ctx context.Context, c *apigw.Call) (apigw.Reply, error) {
@@ -258,62 +248,20 @@ func (h *Commands) adminCommand(ctx context.Context, c *apigw.Call, verb string,
 	return h.exec(ctx, c, p, id, valid, why, pre, b, http.StatusOK, nil)
 }
 
-// exec runs a valid command and answers {"id","version"}, with ETag, and
-// Location for a created user. A replay of an idempotent request answers as
-// the first one did.
+// exec runs a valid command (apigw.Execute) and records its metrics. A
+// create answers 201 with its Location.
 func (h *Commands) exec(ctx context.Context, c *apigw.Call, p auth.Principal, id string, cmd user.Command, reason string,
 	pre apigw.Preconditions, body []byte, status int, authorize func(state any) error) (apigw.Reply, error) {
-	// The command's span: its DynamoDB calls are its children, and its
-	// events carry its context to the relay and the consumers.
-	ctx, span := tracing.Start(ctx, "command "+commandName(cmd),
-		trace.WithAttributes(tracing.AggregateID.String(id)))
-	defer span.End()
-	tracing.Annotate(span, c.RequestID)
-	causation := c.Req.RequestContext.RequestID
-	if causation == "" {
-		causation = c.RequestID
-	}
-	x := es.ExecOptions{
-		// A create's id was made up by create (newID) a moment ago: there
-		// is nothing to read, and the append at version 0 checks it.
-		Absent:          status == http.StatusCreated,
-		Authorize:       authorize,
-		ExpectedVersion: pre.IfMatch,
-		Metadata: es.Metadata{
-			Actor:         p.Sub,
-			Reason:        reason,
-			CorrelationID: c.RequestID,
-			CausationID:   causation,
-			CommandID:     h.set.newID(),
-			RequestID:     c.Req.RequestContext.RequestID,
-			TraceParent:   tracing.TraceParent(ctx),
-		},
-	}
-	if pre.IdempotencyKey != "" {
-		x.Idempotency = &es.IdempotencyKey{
-			Key:         apigw.IdempotencyScope(p.Sub, pre.IdempotencyKey),
-			RequestHash: apigw.RequestHash(c.Req.HTTPMethod, apigw.PathOf(c.Route.Resource(), c.Params), body),
-		}
-	}
 	start := time.Now()
-	res, err := h.svc.Execute(ctx, id, cmd, x)
+	reply, res, err := apigw.Execute(ctx, c, p, h.svc, apigw.Command[user.Command]{
+		Cmd: cmd, Name: commandName(cmd), ID: id, Reason: reason, Pre: pre, Body: body,
+		Created: status == http.StatusCreated, LocationPrefix: "/users/",
+		Authorize: authorize, CommandID: h.set.newID(),
+	}, h.logger)
 	if h.set.metrics != nil {
 		h.set.metrics.Command(ctx, commandName(cmd), time.Since(start), res.Attempts, err != nil && h.edge.Problem(err).Status >= 500)
 	}
-	if err != nil {
-		span.SetStatus(codes.Error, err.Error())
-		return apigw.Reply{}, err
-	}
-	span.SetAttributes(tracing.Version.Int64(res.Version))
-	if res.SnapshotErr != nil { // never fails the command; the next load replays more events
-		h.logger.WarnContext(ctx, "snapshot failed", append(apigw.LogAttrs(ctx, c, status),
-			slog.String("aggregate_id", res.ID), slog.Int64("version", res.Version), slog.Any("error", res.SnapshotErr))...)
-	}
-	headers := map[string]string{"ETag": apigw.ETag(res.Version)}
-	if status == http.StatusCreated {
-		headers["Location"] = "/users/" + res.ID
-	}
-	return apigw.Reply{Status: status, Body: writeAnswer{ID: res.ID, Version: res.Version}, Headers: headers}, nil
+	return reply, err
 }
 
 // commandName names cmd in metrics.

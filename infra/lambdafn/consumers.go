@@ -21,6 +21,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/projector"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/relay"
+	"github.com/chronicle-go/chronicle/infra/service"
 )
 
 // Relay builds the events-stream handler from ROUTES, "type=URL,URL;*=URL"
@@ -83,7 +84,7 @@ func Projector(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*projector.P
 	if c != nil {
 		opts = append(opts, projector.WithOpener(c.Open))
 	}
-	return projector.New(events, readRegistry(), rm, readProjections(), logger, time.Now, append(opts,
+	return projector.New(events, service.Registry(), rm, service.Projections(), logger, time.Now, append(opts,
 		projector.WithMetrics(metrics.New(os.Stdout, getenv("METRICS_NAMESPACE"), "projector")),
 		projector.WithFailureLog(deadletter.New(ddb, s.readModelTable)), projector.WithMaxReceiveCount(s.maxReceiveCount),
 		projector.WithBackoff(backoff(cfg, s.queueURL, logger)))...), nil

@@ -14,7 +14,9 @@ import (
 	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/httpapi"
+	"github.com/chronicle-go/chronicle/infra/projection"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
+	"github.com/chronicle-go/chronicle/infra/service"
 	"github.com/chronicle-go/chronicle/infra/teamapi"
 	"github.com/chronicle-go/chronicle/infra/teamviews"
 )
@@ -69,7 +71,7 @@ func Queries(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*httpapi.Queri
 		Projections: s.projections,
 		Health:      health(store, rm),
 		Logger:      logger,
-	}, httpapi.WithAPI(teams.API()), httpapi.WithCheckpointed(projectionNames(readProjections())))
+	}, httpapi.WithAPI(teams.API()), httpapi.WithCheckpointed(projection.Names(service.Projections())))
 }
 
 // teamViews is the read model of teams in the read-model table, which

@@ -12,6 +12,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/metrics"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/rebuild"
+	"github.com/chronicle-go/chronicle/infra/service"
 )
 
 // Replay builds the replay queue's handler, which rebuilds projections a
@@ -27,7 +28,7 @@ func Replay(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*rebuild.Replay
 	}
 	ddb := dynamodb.NewFromConfig(cfg)
 	store := dynamo.New(ddb, dynamo.Tables{Events: events})
-	rb := rebuild.New(ddb, events, store, readmodel.New(ddb, readModel), readRegistry(), readProjections(), logger)
+	rb := rebuild.New(ddb, events, store, readmodel.New(ddb, readModel), service.Registry(), service.Projections(), logger)
 	c, err := userCipher(cfg, ddb, getenv)
 	if err != nil {
 		return nil, err

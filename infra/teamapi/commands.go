@@ -6,14 +6,9 @@ import (
 	"net/http"
 	"strings"
 
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/trace"
-
-	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/domain/team"
 	"github.com/chronicle-go/chronicle/infra/apigw"
 	"github.com/chronicle-go/chronicle/infra/auth"
-	"github.com/chronicle-go/chronicle/infra/tracing"
 )
 
 // CommandsDeps are what the command routes use.
@@ -71,12 +66,6 @@ type (
 		Reason apigw.String `json:"reason"`
 	}
 )
-
-// writeAnswer is the body of every successful command.
-type writeAnswer struct {
-	ID      string `json:"id"`
-	Version int64  `json:"version"`
-}
 
 // POST /teams {"name"[,"owner"]}: the owner is the caller's own user; an
 // admin may name another (and must, without a user of its own). The owner
@@ -211,64 +200,26 @@ func (h *Commands) teamCommand(ctx context.Context, c *apigw.Call, bodyRequired 
 	return h.exec(ctx, c, p, id, cmd, reason, pre, b, http.StatusOK, actor)
 }
 
-// exec runs a valid command as actor and answers {"id","version"}, with
-// ETag, and Location for a created team. A replay of an idempotent request
-// answers as the first one did.
+// exec runs a valid command (apigw.Execute). Unless actor is an admin, the
+// policy is checked by the service on the state it decides on, so that a
+// warm command still makes one call; on a cached state a 403 is confirmed
+// on the stream's.
 func (h *Commands) exec(ctx context.Context, c *apigw.Call, p auth.Principal, id string, cmd team.Command, reason string,
 	pre apigw.Preconditions, body []byte, status int, actor team.Actor) (apigw.Reply, error) {
-	ctx, span := tracing.Start(ctx, "command "+commandName(cmd),
-		trace.WithAttributes(tracing.AggregateID.String(id)))
-	defer span.End()
-	tracing.Annotate(span, c.RequestID)
-	causation := c.Req.RequestContext.RequestID
-	if causation == "" {
-		causation = c.RequestID
-	}
-	x := es.ExecOptions{
-		// A create's id was made up a moment ago: nothing to read.
-		Absent:          status == http.StatusCreated,
-		ExpectedVersion: pre.IfMatch,
-		Metadata: es.Metadata{
-			Actor:         p.Sub,
-			Reason:        reason,
-			CorrelationID: c.RequestID,
-			CausationID:   causation,
-			CommandID:     h.set.newID(),
-			RequestID:     c.Req.RequestContext.RequestID,
-			TraceParent:   tracing.TraceParent(ctx),
-		},
-	}
+	var authorize func(state any) error
 	if !actor.Admin {
-		// The policy is checked by the service on the state it decides
-		// on, so that a warm command still makes one call; on a cached
-		// state a 403 is confirmed on the stream's.
 		action := team.ActionOf(cmd, actor)
-		x.Authorize = func(state any) error {
+		authorize = func(state any) error {
 			s, _ := state.(team.State)
 			return team.Authorize(s, actor, action)
 		}
 	}
-	if pre.IdempotencyKey != "" {
-		x.Idempotency = &es.IdempotencyKey{
-			Key:         apigw.IdempotencyScope(p.Sub, pre.IdempotencyKey),
-			RequestHash: apigw.RequestHash(c.Req.HTTPMethod, apigw.PathOf(c.Route.Resource(), c.Params), body),
-		}
-	}
-	res, err := h.deps.Teams.Execute(ctx, id, cmd, x)
-	if err != nil {
-		span.SetStatus(codes.Error, err.Error())
-		return apigw.Reply{}, err
-	}
-	span.SetAttributes(tracing.Version.Int64(res.Version))
-	if res.SnapshotErr != nil { // never fails the command; the next load replays more events
-		h.deps.Logger.WarnContext(ctx, "snapshot failed", append(apigw.LogAttrs(ctx, c, status),
-			slog.String("aggregate_id", res.ID), slog.Int64("version", res.Version), slog.Any("error", res.SnapshotErr))...)
-	}
-	headers := map[string]string{"ETag": apigw.ETag(res.Version)}
-	if status == http.StatusCreated {
-		headers["Location"] = "/teams/" + res.ID
-	}
-	return apigw.Reply{Status: status, Body: writeAnswer{ID: res.ID, Version: res.Version}, Headers: headers}, nil
+	reply, _, err := apigw.Execute(ctx, c, p, h.deps.Teams, apigw.Command[team.Command]{
+		Cmd: cmd, Name: commandName(cmd), ID: id, Reason: reason, Pre: pre, Body: body,
+		Created: status == http.StatusCreated, LocationPrefix: "/teams/",
+		Authorize: authorize, CommandID: h.set.newID(),
+	}, h.deps.Logger)
+	return reply, err
 }
 
 // commandName names cmd in traces.
