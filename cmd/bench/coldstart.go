@@ -77,7 +77,7 @@ func buildFunctions(ctx context.Context, goCmd, repo, binDir string, names []str
 // no I/O; the emulators' endpoints are there should one start to).
 var functionEnv = []string{
 	"EVENTS_TABLE=bench-events", "GUARDS_TABLE=bench-guards", "SNAPSHOTS_TABLE=bench-snapshots",
-	"READMODEL_TABLE=bench-readmodel", "ROUTES=*=http://127.0.0.1:9/queue/projections.fifo",
+	"READMODEL_TABLE=bench-readmodel", "MEMBERSHIP_TABLE=bench-membership", "ROUTES=*=http://127.0.0.1:9/queue/projections.fifo",
 	"EMAIL_SENDER=no-reply@example.com", "REPLAY_QUEUE_URL=http://127.0.0.1:9/queue/replay",
 	"PROJECTION_QUEUES=user-view=http://127.0.0.1:9/queue/projections.fifo", "MAX_RECEIVE_COUNT=5",
 	"SNAPSHOT_INTERVAL=100",
