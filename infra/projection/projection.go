@@ -18,6 +18,7 @@ package projection
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"slices"
 
 	"github.com/chronicle-go/chronicle/domain/es"
@@ -99,6 +100,42 @@ type FieldDiff struct {
 	Field string          `json:"field"`
 	Want  json.RawMessage `json:"want"`
 	Got   json.RawMessage `json:"got"`
+}
+
+// FieldDiffs lists the top-level JSON fields of two values (a fold and
+// what a projection stored) that differ, by name: what an audit reports of
+// a row that is there but wrong.
+func FieldDiffs(want, got any) []FieldDiff {
+	w, g := jsonFields(want), jsonFields(got)
+	keys := map[string]bool{}
+	for k := range w {
+		keys[k] = true
+	}
+	for k := range g {
+		keys[k] = true
+	}
+	var out []FieldDiff
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		if string(w[k]) != string(g[k]) {
+			out = append(out, FieldDiff{Field: k, Want: orNull(w[k]), Got: orNull(g[k])})
+		}
+	}
+	return out
+}
+
+// jsonFields is v's JSON object by field; nil when v is not one.
+func jsonFields(v any) map[string]json.RawMessage {
+	b, _ := json.Marshal(v)
+	var m map[string]json.RawMessage
+	_ = json.Unmarshal(b, &m)
+	return m
+}
+
+func orNull(b json.RawMessage) json.RawMessage {
+	if b == nil {
+		return json.RawMessage("null")
+	}
+	return b
 }
 
 // Names lists the names of ps, in their order.

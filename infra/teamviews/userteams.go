@@ -193,7 +193,7 @@ func (userTeams) Audit(ctx context.Context, rm *readmodel.Store, stream []es.Rec
 		return []projection.Difference{d}, nil
 	}
 	var diffs []projection.Difference
-	if f := fieldDiffs(normalState(want), normalState(got.State)); len(f) > 0 {
+	if f := projection.FieldDiffs(normalState(want), normalState(got.State)); len(f) > 0 {
 		d.Kind, d.Fields = projection.DiffFields, f
 		diffs = append(diffs, d)
 	}

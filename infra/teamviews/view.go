@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -114,7 +112,7 @@ func (teamView) Audit(ctx context.Context, rm *readmodel.Store, stream []es.Reco
 	case got.Version > version:
 		d.Kind, d.Detail = projection.DiffAhead, fmt.Sprintf("team view at v%d, event store at v%d", got.Version, version)
 	default:
-		fields := fieldDiffs(normalView(want), normalView(got))
+		fields := projection.FieldDiffs(normalView(want), normalView(got))
 		if len(fields) == 0 {
 			return nil, nil
 		}
@@ -232,37 +230,4 @@ func normalView(v team.View) team.View {
 	}
 	v.Members = members
 	return v
-}
-
-// fieldDiffs lists the top-level JSON fields of two values that differ.
-func fieldDiffs(want, got any) []projection.FieldDiff {
-	w, g := fields(want), fields(got)
-	keys := map[string]bool{}
-	for k := range w {
-		keys[k] = true
-	}
-	for k := range g {
-		keys[k] = true
-	}
-	var out []projection.FieldDiff
-	for _, k := range slices.Sorted(maps.Keys(keys)) {
-		if string(w[k]) != string(g[k]) {
-			out = append(out, projection.FieldDiff{Field: k, Want: orNull(w[k]), Got: orNull(g[k])})
-		}
-	}
-	return out
-}
-
-func fields(v any) map[string]json.RawMessage {
-	b, _ := json.Marshal(v)
-	var m map[string]json.RawMessage
-	_ = json.Unmarshal(b, &m)
-	return m
-}
-
-func orNull(b json.RawMessage) json.RawMessage {
-	if b == nil {
-		return json.RawMessage("null")
-	}
-	return b
 }

@@ -2,9 +2,7 @@ package userviews
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -71,7 +69,7 @@ func (userView) Audit(ctx context.Context, st *readmodel.Store, recs []es.Record
 		diffs = append(diffs, d)
 	case !reflect.DeepEqual(normalize(got), normalize(want)):
 		d := base
-		d.Kind, d.Fields = projection.DiffFields, fieldDiffs(want, got)
+		d.Kind, d.Fields = projection.DiffFields, projection.FieldDiffs(want, got)
 		diffs = append(diffs, d)
 	}
 	if got.Version > 0 {
@@ -115,37 +113,4 @@ func (userView) Audit(ctx context.Context, st *readmodel.Store, recs []es.Record
 func normalize(v user.View) user.View {
 	v.CreatedAt, v.UpdatedAt, v.DeletedAt = v.CreatedAt.UTC(), v.UpdatedAt.UTC(), v.DeletedAt.UTC()
 	return v
-}
-
-// fieldDiffs lists the JSON fields of two views that differ.
-func fieldDiffs(want, got user.View) []projection.FieldDiff {
-	w, g := fields(want), fields(got)
-	keys := map[string]bool{}
-	for k := range w {
-		keys[k] = true
-	}
-	for k := range g {
-		keys[k] = true
-	}
-	var out []projection.FieldDiff
-	for _, k := range slices.Sorted(maps.Keys(keys)) {
-		if string(w[k]) != string(g[k]) {
-			out = append(out, projection.FieldDiff{Field: k, Want: orNull(w[k]), Got: orNull(g[k])})
-		}
-	}
-	return out
-}
-
-func fields(v any) map[string]json.RawMessage {
-	b, _ := json.Marshal(v)
-	var m map[string]json.RawMessage
-	_ = json.Unmarshal(b, &m)
-	return m
-}
-
-func orNull(b json.RawMessage) json.RawMessage {
-	if b == nil {
-		return json.RawMessage("null")
-	}
-	return b
 }
