@@ -60,7 +60,7 @@ func (s *Store) SaveActivity(ctx context.Context, rec es.Record) error {
 			}},
 		}})
 	}
-	if ownApplied(err, rec) { // a lost reply's retry found its own write
+	if OwnApplied(err, rec) { // a lost reply's retry found its own write
 		return nil
 	}
 	if conditionFailed(err) {

@@ -112,7 +112,7 @@ func (s *Store) SaveActivityRun(ctx context.Context, applied int64, recs []es.Re
 		ExpressionAttributeNames: put.ExpressionAttributeNames, ExpressionAttributeValues: put.ExpressionAttributeValues,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
-	if ownApplied(err, last) { // a lost reply's retry found its own write
+	if OwnApplied(err, last) { // a lost reply's retry found its own write
 		return nil
 	}
 	if conditionFailed(err) {

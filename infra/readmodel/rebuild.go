@@ -131,7 +131,7 @@ func (s *Store) putFreshUserView(ctx context.Context, g int64, f UserFold) error
 		}})
 	}
 	_, err = s.client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
-	if ownApplied(err, f.Last) {
+	if OwnApplied(err, f.Last) {
 		return nil
 	}
 	if conditionFailed(err) {

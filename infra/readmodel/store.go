@@ -140,14 +140,14 @@ const stampLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
 func stamp(t time.Time) string { return t.UTC().Format(stampLayout) }
 
-// ownApplied reports whether err is a write refused by its condition on an
+// OwnApplied reports whether err is a write refused by its condition on an
 // applied-version item (the first item of a transaction, or a PutItem) that
 // already holds rec: an earlier attempt of the same write applied and its
 // reply was lost, so the SDK's retry found its own work. The applied item is
 // only ever written together with the rest of its projection's rows, so
 // finding rec in it means all of them were written. The writes ask for the
 // old item (ReturnValuesOnConditionCheckFailure) at no extra cost.
-func ownApplied(err error, rec es.Record) bool {
+func OwnApplied(err error, rec es.Record) bool {
 	var old map[string]types.AttributeValue
 	var ccf *types.ConditionalCheckFailedException
 	canceled, isCanceled := attr.Canceled(err)

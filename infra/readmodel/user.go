@@ -200,7 +200,7 @@ func (s *Store) putUserView(ctx context.Context, g int64, before, after user.Vie
 		// The SDK's ClientRequestToken already makes its retry of an
 		// applied transaction succeed; ownApplied covers a store that does
 		// not keep tokens.
-		if ownApplied(err, last) {
+		if OwnApplied(err, last) {
 			return nil
 		}
 		if conditionFailed(err) {

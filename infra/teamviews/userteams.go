@@ -426,7 +426,7 @@ func (w writer) transact(ctx context.Context, items []types.TransactWriteItem, f
 		if err == nil {
 			return final, nil
 		}
-		if ownWrite(err, w.last) {
+		if readmodel.OwnApplied(err, w.last) {
 			return true, nil
 		}
 		c, canceled := attr.Canceled(err)

@@ -61,7 +61,7 @@ func (teamView) Write(ctx context.Context, rm *readmodel.Store, before projectio
 		vals[":prev"] = readmodel.N(applied)
 	}
 	err := putView(ctx, rm, v, run[len(run)-1], cond, vals)
-	if err == nil || ownWrite(err, run[len(run)-1]) {
+	if err == nil || readmodel.OwnApplied(err, run[len(run)-1]) {
 		return nil
 	}
 	if readmodel.ConditionFailed(err) {
@@ -198,26 +198,6 @@ func checkRun(run []es.Record, applied int64) error {
 		return fmt.Errorf("run of %s v%d..v%d does not follow v%d", last.AggregateID, run[0].Version, last.Version, applied)
 	}
 	return nil
-}
-
-// ownWrite reports whether err is a refused PutItem, or a transaction
-// refused by its first item, whose old item holds rec: an earlier attempt
-// of the same write applied and its reply was lost, and the SDK's retry
-// found it (the old item is asked for with
-// ReturnValuesOnConditionCheckFailure).
-func ownWrite(err error, rec es.Record) bool {
-	var old map[string]types.AttributeValue
-	var ccf *types.ConditionalCheckFailedException
-	canceled, isCanceled := attr.Canceled(err)
-	switch {
-	case errors.As(err, &ccf):
-		old = ccf.Item
-	case isCanceled && canceled.Code(0) == attr.ReasonConditionalCheckFailed:
-		old = canceled.Reasons[0].Item
-	}
-	id, errID := attr.String(old, attrEventID)
-	v, errV := attr.Int(old, attrVersion)
-	return errID == nil && errV == nil && id == rec.ID && v == rec.Version
 }
 
 // normalView makes views comparable: times in UTC, members never nil.
