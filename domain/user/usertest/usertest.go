@@ -42,10 +42,11 @@ func Run(t *testing.T, newStore func(t *testing.T) es.Store) {
 // user took. It runs alone (not in parallel with the other scenarios), but
 // under make test other packages share the store's emulator: how many
 // commands fit in the 5 s budget depends on that load (99% on a quiet
-// machine, 85% seen with the machine's two cores at load 40). The floor
-// below (3 in 4) catches a retry loop that livelocks or gives up early;
-// the rate itself is make bench's business.
-const busyUserFloor = 75 // percent
+// machine, 85% seen with the machine's two cores at load 40, 65% once in
+// a CI run). The floor below (half) still catches a retry loop that
+// livelocks or gives up early (with no retry, one writer in ten wins a
+// round); the rate itself is make bench's business.
+const busyUserFloor = 50 // percent
 func BusyUser(t *testing.T, store es.Store, writers, commands int) {
 	ctx := context.Background()
 	svc := user.NewService(store, es.Options{SnapshotEvery: 100})
@@ -91,7 +92,8 @@ func BusyUser(t *testing.T, store es.Store, writers, commands int) {
 // spread over two services with state caches of their own (two
 // containers, each one's cache made stale by the other's writes). The
 // final version is 1 + the successes reported, versions run 1..N with no
-// gap, and no event is stored twice.
+// gap, and no event is stored twice. A command that gives up (a conflict
+// or a busy store at the end of its retry budget) wrote nothing.
 func ConcurrentWriters(t *testing.T, store es.Store, writers, commands int) {
 	ctx := context.Background()
 	svcs := []*es.Service[user.State, user.Command]{Service(store), Service(store)}
@@ -110,7 +112,11 @@ func ConcurrentWriters(t *testing.T, store es.Store, writers, commands int) {
 				switch {
 				case err == nil:
 					ok.Add(1)
-				case errors.Is(err, es.ErrConflict):
+				case errors.Is(err, es.ErrConflict), errors.Is(err, es.ErrBusy):
+					// Gave up within the retry budget, nothing written:
+					// a loaded machine ends more commands this way (581 of
+					// 1,000 seen in one CI run); the invariants below are
+					// what this scenario checks, the rate is BusyUser's.
 					conflicts.Add(1)
 				default:
 					t.Errorf("rename: %v", err)
