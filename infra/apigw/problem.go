@@ -1,16 +1,17 @@
 package apigw
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
 	"strings"
 
-	"github.com/chronicle-go/chronicle/infra/dynamo/attr"
-
 	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/chronicle-go/chronicle/domain/es"
+	"github.com/chronicle-go/chronicle/infra/dynamo/attr"
 )
 
 // ProblemContentType is the media type of every error answer (RFC 9457).
@@ -21,7 +22,7 @@ const ProblemContentType = "application/problem+json"
 const problemTypePrefix = "urn:chronicle:problem:"
 
 // RetryAfterSeconds is the Retry-After of back-pressure answers (Throttled,
-// Conflict): DynamoDB refills a partition's capacity every second, and an
+// Conflict, Unavailable): DynamoDB refills a partition's capacity every second, and an
 // aggregate's writers that kept colliding for the retry budget do better
 // spread over the next one.
 const RetryAfterSeconds = "1"
@@ -75,7 +76,8 @@ var (
 	// Throttled: the store refused the calls for its throughput. 503,
 	// Retry-After.
 	Throttled = Kind{"throttled", "throttled", "Service unavailable", http.StatusServiceUnavailable}
-	// Unavailable: a dependency does not answer. 503.
+	// Unavailable: a dependency does not answer, or fails on its side,
+	// after the SDK's retries. 503, Retry-After.
 	Unavailable = Kind{"service unavailable", "unavailable", "Service unavailable", http.StatusServiceUnavailable}
 	// Internal: anything else; the detail says nothing about the cause,
 	// which the log holds. 500.
@@ -202,6 +204,15 @@ func (x Errors) kernelError(err error) *Error {
 		return &Error{Kind: Throttled,
 			Detail: "The store is taking more writes for this " + noun + " (or this table) than it accepts right now. Retry after Retry-After seconds, with the same Idempotency-Key if the request had one."}
 
+	case unavailable(err):
+		// DynamoDB failed on its side (a 5xx) or did not answer, and the
+		// SDK's retries ran out: the cloud's weather, not this request's
+		// fault, so a 503 the client retries rather than a 500. A write's
+		// outcome is then unknown: the retry's Idempotency-Key answers
+		// it without applying the change twice.
+		return &Error{Kind: Unavailable,
+			Detail: "The store did not answer, or failed on its side; a change may or may not have been made. Retry after Retry-After seconds with the same Idempotency-Key (without one, read the " + noun + " first)."}
+
 	case errors.Is(err, es.ErrBusy):
 		// Still busy when the retry budget ran out. Never a 412: the
 		// version is not known to differ from If-Match.
@@ -229,7 +240,7 @@ func (e *Error) Problem() Problem {
 		p.Headers = map[string]string{"Allow": strings.Join(e.Allow, ", ")}
 	case UnsupportedMedia:
 		p.Headers = map[string]string{"Accept": JSONContentType}
-	case Throttled, Conflict:
+	case Throttled, Conflict, Unavailable:
 		p.Headers = map[string]string{"Retry-After": RetryAfterSeconds}
 	case PreconditionFailed:
 		if e.CurrentVersion != nil {
@@ -256,6 +267,32 @@ func throttled(err error) bool {
 	}
 	var api smithy.APIError
 	return errors.As(err, &api) && throttleCodes[api.ErrorCode()]
+}
+
+// unavailableCodes are the error codes of a failure on the service's side
+// (HTTP 5xx) that the SDK retried and gave up on.
+var unavailableCodes = map[string]bool{
+	"InternalServerError": true, // DynamoDB
+	"ServiceUnavailable":  true,
+	"InternalFailure":     true, // the AWS-wide code
+}
+
+// unavailable reports a dependency that failed on its side or did not
+// answer: a 5xx code of unavailableCodes, a request the SDK could not send
+// (a reset, a refused connection, DNS) or one cut by a deadline (the
+// function's own, or the append window's).
+func unavailable(err error) bool {
+	var (
+		api  smithy.APIError
+		send *smithyhttp.RequestSendError
+	)
+	switch {
+	case errors.As(err, &api):
+		return unavailableCodes[api.ErrorCode()]
+	case errors.As(err, &send), errors.Is(err, context.DeadlineExceeded):
+		return true
+	}
+	return false
 }
 
 // InternalProblem is the answer of a server error.

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/domain/es/memory"
@@ -46,7 +48,9 @@ func opError(op string, err error) error {
 // takes is answered at once with a problem+json the client can act on,
 // never a 500 or a timeout: DynamoDB's throttling (after the SDK's own
 // retries) is a 503 with Retry-After, and a user whose concurrent writers
-// keep winning past the retry budget a 409 with Retry-After.
+// keep winning past the retry budget a 409 with Retry-After. So is a store
+// that fails on its side (a 5xx), cannot be reached or does not answer in
+// time: a 503 with Retry-After (type unavailable), never a 500.
 func TestHotAggregateBackpressure(t *testing.T) {
 	throttledTx := &types.TransactionCanceledException{Message: aws.String("Transaction cancelled, please refer cancellation reasons for specific reasons [ThrottlingError, None]"),
 		CancellationReasons: []types.CancellationReason{{Code: aws.String("ThrottlingError")}, {Code: aws.String("None")}}}
@@ -60,6 +64,9 @@ func TestHotAggregateBackpressure(t *testing.T) {
 		{"throttling", opError("PutItem", &smithy.GenericAPIError{Code: "ThrottlingException", Message: "rate exceeded"}), http.StatusServiceUnavailable, "throttled"},
 		{"request limit", opError("TransactWriteItems", &types.RequestLimitExceeded{Message: aws.String("limit")}), http.StatusServiceUnavailable, "throttled"},
 		{"throttled transaction", opError("TransactWriteItems", throttledTx), http.StatusServiceUnavailable, "throttled"},
+		{"store failed on its side", opError("PutItem", &types.InternalServerError{Message: aws.String("internal server error")}), http.StatusServiceUnavailable, "unavailable"},
+		{"store unreachable", opError("PutItem", &smithyhttp.RequestSendError{Err: errors.New("read: connection reset by peer")}), http.StatusServiceUnavailable, "unavailable"},
+		{"store past the deadline", opError("PutItem", fmt.Errorf("request canceled: %w", context.DeadlineExceeded)), http.StatusServiceUnavailable, "unavailable"},
 		{"conflicts past the budget", fmt.Errorf("append: %w", es.ErrConflict), http.StatusConflict, "conflict"},
 		{"busy past the budget", fmt.Errorf("append: %w", es.ErrBusy), http.StatusConflict, "conflict"},
 	} {
