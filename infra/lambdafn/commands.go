@@ -39,7 +39,8 @@ func Commands(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*httpapi.Comm
 		return nil, err
 	}
 	opts := []dynamo.Option{dynamo.WithAppendWindow(dynamo.AppendWindow)}
-	hopts := []httpapi.Option{httpapi.WithMetrics(metrics.New(os.Stdout, getenv("METRICS_NAMESPACE"), "commands"))}
+	recorder := metrics.New(os.Stdout, getenv("METRICS_NAMESPACE"), "commands")
+	hopts := []httpapi.Option{httpapi.WithMetrics(recorder)}
 	if c != nil {
 		opts = append(opts, dynamo.WithCipher(c))
 		hopts = append(hopts, httpapi.WithKeys(c.Keys()))
@@ -49,7 +50,7 @@ func Commands(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*httpapi.Comm
 	// The Team API on the same function and store: teams' commands read
 	// whether a user is active from the same User service.
 	teams := teamapi.NewCommands(teamapi.CommandsDeps{
-		Teams: teamService(store, s.snapshotEvery, s.cacheSize), Users: svc, Guards: store, Logger: logger,
+		Teams: teamService(store, s.snapshotEvery, s.cacheSize), Users: svc, Guards: store, Logger: logger, Metrics: recorder,
 	})
 	hopts = append(hopts, httpapi.WithAPI(teams.API()))
 	return httpapi.NewCommands(svc, logger, hopts...), nil

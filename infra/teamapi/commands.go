@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/chronicle-go/chronicle/domain/team"
 	"github.com/chronicle-go/chronicle/infra/apigw"
@@ -17,6 +18,17 @@ type CommandsDeps struct {
 	Users  UserLoader    // whether an owner or a joining member is active
 	Guards Guards        // the user linked to the caller's identity
 	Logger *slog.Logger  // one line per failed snapshot (slog.Default() when nil)
+	// Metrics, when set, receives each command's latency, version-conflict
+	// retries and whether it failed on the server's side, as the User
+	// API's commands do (httpapi.WithMetrics): the commands function
+	// passes both the same recorder, so that one dashboard shows both
+	// aggregates' commands, told apart by their names ("team.create").
+	Metrics CommandMetrics
+}
+
+// CommandMetrics records one command (metrics.Recorder does, as EMF).
+type CommandMetrics interface {
+	Command(ctx context.Context, command string, latency time.Duration, attempts int, serverError bool)
 }
 
 // Commands serves the Team API's write side: POST /teams, PUT
@@ -214,15 +226,19 @@ func (h *Commands) exec(ctx context.Context, c *apigw.Call, p auth.Principal, id
 			return team.Authorize(s, actor, action)
 		}
 	}
-	reply, _, err := apigw.Execute(ctx, c, p, h.deps.Teams, apigw.Command[team.Command]{
+	start := time.Now()
+	reply, res, err := apigw.Execute(ctx, c, p, h.deps.Teams, apigw.Command[team.Command]{
 		Cmd: cmd, Name: commandName(cmd), ID: id, Reason: reason, Pre: pre, Body: body,
 		Created: status == http.StatusCreated, LocationPrefix: "/teams/",
 		Authorize: authorize, CommandID: h.set.newID(),
 	}, h.deps.Logger)
+	if h.deps.Metrics != nil {
+		h.deps.Metrics.Command(ctx, commandName(cmd), time.Since(start), res.Attempts, err != nil && teamErrors.Problem(err).Status >= 500)
+	}
 	return reply, err
 }
 
-// commandName names cmd in traces.
+// commandName names cmd in traces and metrics.
 func commandName(cmd team.Command) string {
 	switch cmd.(type) {
 	case team.Create:

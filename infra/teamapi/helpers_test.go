@@ -85,7 +85,8 @@ type env struct {
 	admin string // an admin's sub
 }
 
-func newEnv(t testing.TB) *env {
+// newEnv is an env; opts tune the Team API's command dependencies.
+func newEnv(t testing.TB, opts ...func(*teamapi.CommandsDeps)) *env {
 	t.Helper()
 	store := memory.New()
 	e := &env{store: store, admin: "admin-" + uuid.NewString()[:8],
@@ -93,7 +94,11 @@ func newEnv(t testing.TB) *env {
 		teams: team.NewService(store, es.Options{SnapshotEvery: 3, MaxAttempts: 8, CacheSize: 64})}
 	e.views = &foldViews{teams: e.teams, ids: map[string]bool{}}
 	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	tc := teamapi.NewCommands(teamapi.CommandsDeps{Teams: e.teams, Users: e.users, Guards: store, Logger: logger})
+	deps := teamapi.CommandsDeps{Teams: e.teams, Users: e.users, Guards: store, Logger: logger}
+	for _, o := range opts {
+		o(&deps)
+	}
+	tc := teamapi.NewCommands(deps)
 	e.cmds = httpapi.NewCommands(e.users, logger, httpapi.WithAPI(tc.API()))
 	e.qs = e.queries(t, e.views)
 	return e
