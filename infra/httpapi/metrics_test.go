@@ -2,7 +2,6 @@ package httpapi_test
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"strings"
 	"testing"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/chronicle-go/chronicle/infra/httpapi"
 	"github.com/chronicle-go/chronicle/infra/metrics"
+	"github.com/chronicle-go/chronicle/infra/metrics/metricstest"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 )
 
@@ -19,7 +19,7 @@ import (
 func TestCommandMetrics(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	var emf syncBuffer
+	var emf metricstest.Buffer
 	cmds := httpapi.NewCommands(e.svc, slog.New(slog.DiscardHandler), httpapi.WithMetrics(metrics.New(&emf, "", "commands")))
 	sub := newSub("metrics")
 	resp := do(t, cmds, request(t, "commands/create-user.json", as(sub),
@@ -29,14 +29,7 @@ func TestCommandMetrics(t *testing.T) {
 	do(t, cmds, request(t, "commands/rename-user.json", withID(w.ID), as(sub), withBody(map[string]string{"name": "Ada L."})))
 	do(t, cmds, request(t, "commands/rename-user.json", withID(w.ID), as(sub), withBody(map[string]string{"name": ""}))) // 400: no command ran
 
-	var got []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(emf.String()), "\n") {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("%q: %v", l, err)
-		}
-		got = append(got, m)
-	}
+	got := emf.Lines(t)
 	if len(got) != 2 || got[0]["Command"] != "create" || got[1]["Command"] != "rename" {
 		t.Fatalf("lines %v", got)
 	}

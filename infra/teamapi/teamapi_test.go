@@ -1,18 +1,16 @@
 package teamapi_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/uuid"
 
 	"github.com/chronicle-go/chronicle/domain/team"
 	"github.com/chronicle-go/chronicle/infra/metrics"
+	"github.com/chronicle-go/chronicle/infra/metrics/metricstest"
 	"github.com/chronicle-go/chronicle/infra/teamapi"
 )
 
@@ -299,7 +297,7 @@ func (s staleViews) UserTeams(context.Context, string) ([]team.Membership, error
 // commands on the same recorder; a request refused before the command
 // runs writes none.
 func TestTeamCommandMetrics(t *testing.T) {
-	var emf syncBuffer
+	var emf metricstest.Buffer
 	e := newEnv(t, func(d *teamapi.CommandsDeps) { d.Metrics = metrics.New(&emf, "", "commands") })
 	alice, _ := e.newUser(t, "alice")
 	a := e.do(t, createTeam(alice, `{"name":"Platform"}`))
@@ -309,14 +307,7 @@ func TestTeamCommandMetrics(t *testing.T) {
 	want(t, e.do(t, renameTeam(alice, w.ID, `{"name":"Infra"}`)), 200)
 	want(t, e.do(t, renameTeam(alice, w.ID, `{"name":""}`)), 400) // no command ran
 
-	var got []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(emf.String()), "\n") {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("%q: %v", l, err)
-		}
-		got = append(got, m)
-	}
+	got := emf.Lines(t)
 	if len(got) != 2 || got[0]["Command"] != "team.create" || got[1]["Command"] != "team.rename" {
 		t.Fatalf("lines %v", got)
 	}
@@ -325,22 +316,4 @@ func TestTeamCommandMetrics(t *testing.T) {
 			t.Errorf("line %v", m)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
