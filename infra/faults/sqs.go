@@ -84,3 +84,19 @@ func (s *SQS) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInpu
 func sqsError(err error) error {
 	return &smithy.OperationError{ServiceID: "SQS", OperationName: "SendMessageBatch", Err: err}
 }
+
+// WithOptions is next with opts added to every call: a client option (an
+// IAM check, say) on a Sender that is not a client of its own, such as SQS
+// wrapping a shared one.
+func WithOptions(next Sender, opts ...func(*sqs.Options)) Sender {
+	return optionsSender{next: next, opts: opts}
+}
+
+type optionsSender struct {
+	next Sender
+	opts []func(*sqs.Options)
+}
+
+func (w optionsSender) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, o ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
+	return w.next.SendMessageBatch(ctx, in, append(o, w.opts...)...)
+}

@@ -1,7 +1,6 @@
 package membership_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -31,7 +30,6 @@ import (
 	"github.com/chronicle-go/chronicle/infra/deadletter"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/faults"
-	"github.com/chronicle-go/chronicle/infra/iamcheck"
 	"github.com/chronicle-go/chronicle/infra/membership"
 	"github.com/chronicle-go/chronicle/infra/readmodel/readmodeltest"
 	"github.com/chronicle-go/chronicle/infra/relay"
@@ -111,7 +109,7 @@ func TestFaults(t *testing.T) {
 	start := time.Now()
 	in := faults.New(seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
-	logs := &ringLog{max: 300}
+	logs := faults.NewRingLog(300)
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	defer func() {
 		if t.Failed() {
@@ -149,16 +147,16 @@ func TestFaults(t *testing.T) {
 	serial := faults.NewSerialSQS(sqs.NewFromConfig(writerCfg))
 	names := map[string]string{
 		"EventsTable": tables.Events, "GuardsTable": tables.Guards, "MembershipTable": mtable,
-		"ReadModelTable": readModel, "MembershipQueue": queueName(q.URL),
+		"ReadModelTable": readModel, "MembershipQueue": awstest.QueueName(q.URL),
 	}
 	routes := relay.Routes{}
 	for _, typ := range membership.EventTypes() {
 		routes[typ] = []string{q.URL}
 	}
-	relayIAM := checkIAM[*sqs.Options](t, "RelayFunction", names)
-	r := relay.New(withSQSOptions{faults.NewSQS(serial, in, faults.SQSFaults{Error: 0.02, Lost: 0.02, Entry: 0.01}), relayIAM},
+	relayIAM := awstest.UnderIAM[*sqs.Options](t, "RelayFunction", names)
+	r := relay.New(faults.WithOptions(faults.NewSQS(serial, in, faults.SQSFaults{Error: 0.02, Lost: 0.02, Entry: 0.01}), relayIAM),
 		routes, logger, time.Now)
-	fnClient := dynamodb.NewFromConfig(writerCfg, checkIAM[*dynamodb.Options](t, "MembershipFunction", names))
+	fnClient := dynamodb.NewFromConfig(writerCfg, awstest.UnderIAM[*dynamodb.Options](t, "MembershipFunction", names))
 	faulty := faults.NewDynamoDB(fnClient, in, faults.DynamoDBFaults{Error: 0.01, Throttle: 0.015, Lost: 0.01})
 	fnStore := dynamo.New(faulty, dynamo.Tables{Events: tables.Events, Guards: tables.Guards}, dynamo.WithAppendWindow(dynamo.AppendWindow))
 	manager := membership.New(membership.NewTable(faulty, mtable), team.NewService(fnStore, es.Options{}), logger, time.Now,
@@ -718,57 +716,3 @@ func withoutReceives(st faults.QueueStats) faults.QueueStats {
 	st.Receives, st.FirstReceived = nil, nil
 	return st
 }
-
-// ringLog keeps the last max log lines, for a failure's report.
-type ringLog struct {
-	mu    sync.Mutex
-	max   int
-	lines [][]byte
-}
-
-func (l *ringLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, bytes.Clone(p))
-	if len(l.lines) > l.max {
-		l.lines = l.lines[len(l.lines)-l.max:]
-	}
-	return len(p), nil
-}
-
-func (l *ringLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return string(bytes.Join(l.lines, nil))
-}
-
-// checkIAM is the client option that puts a function's calls under the IAM
-// check (iamcheck.ForTest).
-func checkIAM[O interface {
-	*dynamodb.Options | *sqs.Options
-}](tb testing.TB, function string, names map[string]string) func(O) {
-	check := iamcheck.ForTest(tb, awstest.Config(tb).Region, function, names)
-	return func(o O) {
-		switch o := any(o).(type) {
-		case *dynamodb.Options:
-			o.APIOptions = append(o.APIOptions, check)
-		case *sqs.Options:
-			o.APIOptions = append(o.APIOptions, check)
-		}
-	}
-}
-
-// withSQSOptions adds opt to every call of a relay.Sender: the relay's
-// client is the harness's SerialSQS under the faults, so the check goes on
-// its calls.
-type withSQSOptions struct {
-	next relay.Sender
-	opt  func(*sqs.Options)
-}
-
-func (w withSQSOptions) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, o ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
-	return w.next.SendMessageBatch(ctx, in, append(o, w.opt)...)
-}
-
-// queueName is the name of the queue at url.
-func queueName(url string) string { return url[strings.LastIndex(url, "/")+1:] }

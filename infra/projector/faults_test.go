@@ -1,7 +1,6 @@
 package projector_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -29,7 +28,6 @@ import (
 	"github.com/chronicle-go/chronicle/infra/deadletter"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/faults"
-	"github.com/chronicle-go/chronicle/infra/iamcheck"
 	"github.com/chronicle-go/chronicle/infra/notifier"
 	"github.com/chronicle-go/chronicle/infra/projector"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
@@ -178,7 +176,7 @@ func newFaultWorld(t *testing.T) *faultWorld {
 	w := &faultWorld{store: store, tables: tables, events: map[string]es.Record{}}
 	// The command service's client is the commands function's, under the
 	// IAM check; the test's own loads go through store.
-	commands := dynamo.New(dynamodb.NewFromConfig(cfg, checkIAM[*dynamodb.Options](t, "CommandsFunction", map[string]string{
+	commands := dynamo.New(dynamodb.NewFromConfig(cfg, awstest.UnderIAM[*dynamodb.Options](t, "CommandsFunction", map[string]string{
 		"EventsTable": tables.Events, "GuardsTable": tables.Guards, "SnapshotsTable": tables.Snapshots,
 	})), tables)
 	for i := range faultUsers {
@@ -358,7 +356,7 @@ func runFaultScenario(t *testing.T, w *faultWorld, sc faultScenario, seed uint64
 	defer cancel(nil)
 	start := time.Now()
 	in := faults.New(seed)
-	logs := &ringLog{max: 200}
+	logs := faults.NewRingLog(200)
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	defer func() {
 		if t.Failed() {
@@ -414,12 +412,12 @@ func runFaultScenario(t *testing.T, w *faultWorld, sc faultScenario, seed uint64
 	// The functions' own clients are under the IAM check, each as its
 	// function in template.yaml, on this scenario's tables and queues; the
 	// drivers' (which stand in for Lambda) and the checks' are not.
-	names := map[string]string{"EventsTable": w.tables.Events, "ReadModelTable": table, "ProjectionsQueue": queueName(q.URL)}
+	names := map[string]string{"EventsTable": w.tables.Events, "ReadModelTable": table, "ProjectionsQueue": awstest.QueueName(q.URL)}
 	if mail != nil {
-		names["NotificationsQueue"], names["EmailSender"] = queueName(mail.q.URL), mail.from
+		names["NotificationsQueue"], names["EmailSender"] = awstest.QueueName(mail.q.URL), mail.from
 	}
-	relayIAM := checkIAM[*sqs.Options](t, "RelayFunction", names)
-	r := relay.New(withSQSOptions{faults.NewSQS(serial, in, sc.sqs), relayIAM}, routes, logger, time.Now)
+	relayIAM := awstest.UnderIAM[*sqs.Options](t, "RelayFunction", names)
+	r := relay.New(faults.WithOptions(faults.NewSQS(serial, in, sc.sqs), relayIAM), routes, logger, time.Now)
 	streamOpts := sc.stream
 	if streamOpts.BatchSize == 0 {
 		streamOpts.BatchSize = 25
@@ -440,7 +438,7 @@ func runFaultScenario(t *testing.T, w *faultWorld, sc faultScenario, seed uint64
 		}
 	}()
 
-	faulty := faults.NewDynamoDB(dynamodb.NewFromConfig(writerCfg, checkIAM[*dynamodb.Options](t, "ProjectorFunction", names)), in, sc.ddb)
+	faulty := faults.NewDynamoDB(dynamodb.NewFromConfig(writerCfg, awstest.UnderIAM[*dynamodb.Options](t, "ProjectorFunction", names)), in, sc.ddb)
 	proj := projector.New(dynamo.New(faulty, dynamo.Tables{Events: w.tables.Events}), user.NewRegistry(),
 		readmodel.New(faulty, table), userviews.Projections(), logger, time.Now, projector.WithMaxReceiveCount(faultMaxReceives))
 
@@ -468,8 +466,8 @@ func runFaultScenario(t *testing.T, w *faultWorld, sc faultScenario, seed uint64
 			// the client-level faults: an error after a claim applied holds
 			// the mail for the claim's lease, which is the notifier's crash
 			// policy's business (and longer than this test).
-			ledger := dynamodb.NewFromConfig(writerCfg, checkIAM[*dynamodb.Options](t, "NotifierFunction", names))
-			mailStats, mailErr = mail.drive(ctx, in, serial, notifier.NewMails(ledger, table), deadletter.New(ledger, table), checkIAM[*sesv2.Options](t, "NotifierFunction", names), logger, &progress, relayDone)
+			ledger := dynamodb.NewFromConfig(writerCfg, awstest.UnderIAM[*dynamodb.Options](t, "NotifierFunction", names))
+			mailStats, mailErr = mail.drive(ctx, in, serial, notifier.NewMails(ledger, table), deadletter.New(ledger, table), awstest.UnderIAM[*sesv2.Options](t, "NotifierFunction", names), logger, &progress, relayDone)
 		}()
 	} else {
 		close(mailDone)
@@ -738,59 +736,3 @@ func checkFaultReadModel(t *testing.T, w *faultWorld, views *readmodel.Store, ba
 		t.Errorf("poisons left %d activity rows", len(acts))
 	}
 }
-
-// ringLog keeps the last max log lines, for a failure's report.
-type ringLog struct {
-	mu    sync.Mutex
-	max   int
-	lines [][]byte
-}
-
-func (l *ringLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, bytes.Clone(p))
-	if len(l.lines) > l.max {
-		l.lines = l.lines[len(l.lines)-l.max:]
-	}
-	return len(p), nil
-}
-
-func (l *ringLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return string(bytes.Join(l.lines, nil))
-}
-
-// checkIAM is the client option that puts a function's calls under the IAM
-// check (iamcheck.ForTest), for clients built from awstest.Config.
-func checkIAM[O interface {
-	*dynamodb.Options | *sqs.Options | *sesv2.Options
-}](tb testing.TB, function string, names map[string]string) func(O) {
-	check := iamcheck.ForTest(tb, awstest.Config(tb).Region, function, names)
-	return func(o O) {
-		switch o := any(o).(type) {
-		case *dynamodb.Options:
-			o.APIOptions = append(o.APIOptions, check)
-		case *sqs.Options:
-			o.APIOptions = append(o.APIOptions, check)
-		case *sesv2.Options:
-			o.APIOptions = append(o.APIOptions, check)
-		}
-	}
-}
-
-// withSQSOptions adds opt to every call of a relay.Sender: the relay's
-// client is the harness's SerialSQS under the faults, so the check goes on
-// its calls rather than on a client of its own.
-type withSQSOptions struct {
-	next relay.Sender
-	opt  func(*sqs.Options)
-}
-
-func (w withSQSOptions) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, o ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
-	return w.next.SendMessageBatch(ctx, in, append(o, w.opt)...)
-}
-
-// queueName is the name of the queue at url.
-func queueName(url string) string { return url[strings.LastIndex(url, "/")+1:] }

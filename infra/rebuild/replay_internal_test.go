@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"strings"
 	"testing"
 	"time"
 
@@ -54,7 +53,7 @@ func TestReplayAcrossInvocations(t *testing.T) {
 	cfg := awstest.Config(t)
 	check := iamcheck.ForTest(t, cfg.Region, "ReplayFunction", map[string]string{
 		"EventsTable": tables.Events, "GuardsTable": tables.Guards, "SnapshotsTable": tables.Snapshots,
-		"ReadModelTable": table, "ReplayQueue": q.URL[strings.LastIndex(q.URL, "/")+1:],
+		"ReadModelTable": table, "ReplayQueue": awstest.QueueName(q.URL),
 	})
 	fnDDB := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, check) })
 	fnSQS := sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.APIOptions = append(o.APIOptions, check) })
