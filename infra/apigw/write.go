@@ -15,6 +15,18 @@ type Preconditions struct {
 	IdempotencyKey string // as the client sent it; IdempotencyScope scopes it
 }
 
+// Command reads a command request: its write headers, then its body into
+// dst (DecodeBody; required says whether it may be empty). It returns the
+// preconditions and the body's bytes, which the idempotency record hashes.
+func (c *Call) Command(required bool, dst any) (Preconditions, []byte, error) {
+	pre, err := WriteHeaders(c.Req)
+	if err != nil {
+		return pre, nil, err
+	}
+	b, err := DecodeBody(c.Req, required, dst)
+	return pre, b, err
+}
+
 // WriteHeaders reads the write headers of a command request.
 func WriteHeaders(req *events.APIGatewayProxyRequest) (Preconditions, error) {
 	var pre Preconditions

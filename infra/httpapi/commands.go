@@ -87,12 +87,8 @@ func (h *Commands) create(ctx context.Context, c *apigw.Call) (apigw.Reply, erro
 	if err != nil {
 		return apigw.Reply{}, err
 	}
-	pre, err := apigw.WriteHeaders(c.Req)
-	if err != nil {
-		return apigw.Reply{}, err
-	}
 	var body createBody
-	b, err := apigw.DecodeBody(c.Req, true, &body)
+	pre, b, err := c.Command(true, &body)
 	if err != nil {
 		return apigw.Reply{}, err
 	}
@@ -190,11 +186,7 @@ func (h *Commands) ownerCommand(ctx context.Context, c *apigw.Call, body any, re
 	if err != nil {
 		return apigw.Reply{}, err
 	}
-	pre, err := apigw.WriteHeaders(c.Req)
-	if err != nil {
-		return apigw.Reply{}, err
-	}
-	b, err := apigw.DecodeBody(c.Req, true, body)
+	pre, b, err := c.Command(true, body)
 	if err != nil {
 		return apigw.Reply{}, err
 	}
@@ -232,12 +224,8 @@ func (h *Commands) adminCommand(ctx context.Context, c *apigw.Call, verb string,
 	if err != nil {
 		return apigw.Reply{}, err
 	}
-	pre, err := apigw.WriteHeaders(c.Req)
-	if err != nil {
-		return apigw.Reply{}, err
-	}
 	var body reasonBody
-	b, err := apigw.DecodeBody(c.Req, bodyRequired, &body)
+	pre, b, err := c.Command(bodyRequired, &body)
 	if err != nil {
 		return apigw.Reply{}, err
 	}

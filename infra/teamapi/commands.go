@@ -88,12 +88,8 @@ func (h *Commands) create(ctx context.Context, c *apigw.Call) (apigw.Reply, erro
 	if err != nil {
 		return apigw.Reply{}, err
 	}
-	pre, err := apigw.WriteHeaders(c.Req)
-	if err != nil {
-		return apigw.Reply{}, err
-	}
 	var body createBody
-	b, err := apigw.DecodeBody(c.Req, true, &body)
+	pre, b, err := c.Command(true, &body)
 	if err != nil {
 		return apigw.Reply{}, err
 	}
@@ -177,11 +173,7 @@ func (h *Commands) teamCommand(ctx context.Context, c *apigw.Call, bodyRequired 
 			return apigw.Reply{}, err
 		}
 	}
-	pre, err := apigw.WriteHeaders(c.Req)
-	if err != nil {
-		return apigw.Reply{}, err
-	}
-	b, err := apigw.DecodeBody(c.Req, bodyRequired, body)
+	pre, b, err := c.Command(bodyRequired, body)
 	if err != nil {
 		return apigw.Reply{}, err
 	}
