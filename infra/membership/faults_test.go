@@ -251,24 +251,14 @@ func TestFaults(t *testing.T) {
 	if visible, inFlight, err := relaytest.Depth(t.Context(), client, q); err != nil || visible+inFlight > 0 {
 		t.Errorf("after the drive the queue holds %d visible and %d in-flight messages (%v)", visible, inFlight, err)
 	}
-	var dead []string
-	for {
-		ev, err := relaytest.Receive(t.Context(), client, q.DLQ, 10, 30)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(ev.Records) == 0 {
-			break
-		}
-		for _, m := range ev.Records {
-			dead = append(dead, m.Body)
-		}
+	dead, err := relaytest.Bodies(t.Context(), client, q.DLQ, 30)
+	if err != nil {
+		t.Fatal(err)
 	}
 	var want []string
 	for _, p := range bad {
 		want = append(want, p.body)
 	}
-	slices.Sort(dead)
 	slices.Sort(want)
 	if !slices.Equal(dead, want) {
 		t.Errorf("dead-letter queue holds %d messages:\n%s\nwant the %d poisoned ones", len(dead), strings.Join(dead, "\n"), len(want))

@@ -501,24 +501,14 @@ func runFaultScenario(t *testing.T, w *faultWorld, sc faultScenario, seed uint64
 	}
 
 	// Only the poisoned messages are dead-lettered, each once.
-	var dead []string
-	for {
-		ev, err := relaytest.Receive(t.Context(), client, q.DLQ, 10, 30)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(ev.Records) == 0 {
-			break
-		}
-		for _, m := range ev.Records {
-			dead = append(dead, m.Body)
-		}
+	dead, err := relaytest.Bodies(t.Context(), client, q.DLQ, 30)
+	if err != nil {
+		t.Fatal(err)
 	}
 	var want []string
 	for _, p := range bad {
 		want = append(want, p.body)
 	}
-	slices.Sort(dead)
 	slices.Sort(want)
 	if !slices.Equal(dead, want) {
 		t.Errorf("dead-letter queue holds %d messages:\n%s\nwant the %d poisoned ones", len(dead), strings.Join(dead, "\n"), len(want))

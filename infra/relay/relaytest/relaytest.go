@@ -114,6 +114,26 @@ func Receive(ctx context.Context, client *sqs.Client, q *Queue, max, visibility 
 	return ev, nil
 }
 
+// Bodies receives every message visible on q, hiding each for visibility
+// seconds, and returns their bodies, sorted: what a dead-letter queue
+// holds after a run.
+func Bodies(ctx context.Context, client *sqs.Client, q *Queue, visibility int) ([]string, error) {
+	var bodies []string
+	for {
+		ev, err := Receive(ctx, client, q, 10, visibility)
+		if err != nil {
+			return nil, err
+		}
+		if len(ev.Records) == 0 {
+			slices.Sort(bodies)
+			return bodies, nil
+		}
+		for _, m := range ev.Records {
+			bodies = append(bodies, m.Body)
+		}
+	}
+}
+
 // Acknowledge deletes the messages of ev that resp does not report failed,
 // as Lambda's event source mapping does, and returns how many it deleted.
 func Acknowledge(ctx context.Context, client *sqs.Client, q *Queue, ev events.SQSEvent, resp events.SQSEventResponse) (int, error) {
