@@ -1,7 +1,6 @@
 package readmodel_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/awstest"
 	"github.com/chronicle-go/chronicle/infra/faults"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
+	"github.com/chronicle-go/chronicle/infra/readmodel/readmodeltest"
 )
 
 // TestLostReplies runs every conditional write of the table's core through a
@@ -21,18 +21,7 @@ func TestLostReplies(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	in := faults.New(7)
-	plain := awstest.DynamoDB(t)
-	table := awstest.TableName("readmodel")
-	if err := readmodel.CreateTable(ctx, plain, table); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := readmodel.DeleteTable(ctx, plain, table); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
+	table := readmodeltest.Table(t)
 	s := readmodel.New(dynamodb.NewFromConfig(faults.WithLostReplies(awstest.Config(t), in, 1)), table)
 
 	t.Run("checkpoint", func(t *testing.T) {

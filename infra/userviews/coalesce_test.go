@@ -1,7 +1,6 @@
 package userviews_test
 
 import (
-	"context"
 	"errors"
 	"reflect"
 	"testing"
@@ -155,18 +154,7 @@ func TestSaveActivityRun(t *testing.T) {
 func TestRunLostReplies(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	plain := awstest.DynamoDB(t)
-	table := awstest.TableName("readmodel")
-	if err := userviews.CreateTable(ctx, plain, table); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := readmodel.DeleteTable(ctx, plain, table); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
+	table := readmodeltest.Table(t)
 	s := userviews.New(readmodel.New(dynamodb.NewFromConfig(faults.WithLostReplies(awstest.Config(t), faults.New(11), 1)), table))
 	id, actor := uuid.NewString(), "sub-"+uuid.NewString()
 	recs := []es.Record{

@@ -1,7 +1,6 @@
 package userviews_test
 
 import (
-	"context"
 	"reflect"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/awstest"
 	"github.com/chronicle-go/chronicle/infra/faults"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
+	"github.com/chronicle-go/chronicle/infra/readmodel/readmodeltest"
 	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
@@ -26,18 +26,7 @@ func TestLostReplies(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	in := faults.New(7)
-	plain := awstest.DynamoDB(t)
-	table := awstest.TableName("readmodel")
-	if err := userviews.CreateTable(ctx, plain, table); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := readmodel.DeleteTable(ctx, plain, table); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
+	table := readmodeltest.Table(t)
 	s := userviews.New(readmodel.New(dynamodb.NewFromConfig(faults.WithLostReplies(awstest.Config(t), in, 1)), table))
 
 	t.Run("user view and activity", func(t *testing.T) {
