@@ -555,7 +555,7 @@ func TestTablesExpireWhatTheCodeExpires(t *testing.T) {
 }
 
 // TestUserListIndex: ReadModelTable declares the index the user list
-// queries (userviews.UsersIndex) as readmodel.CreateTable makes it for the
+// queries (userviews.UsersIndex) as userviews.CreateTable makes it for the
 // tests: the list's keys, both strings, keys only; and the queries function
 // may query that index, and only that one, there.
 func TestUserListIndex(t *testing.T) {

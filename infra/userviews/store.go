@@ -5,6 +5,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"github.com/chronicle-go/chronicle/infra/projection"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 )
 
@@ -38,8 +39,9 @@ const (
 	ProjectionActorActivity = "actor-activity" // the events each actor caused
 )
 
-// Names are the names of Projections, in that order.
-func Names() []string { return []string{ProjectionUserView, ProjectionActorActivity} }
+// Names are the names of Projections, in that order: the projections
+// whose checkpoints, generations and applied versions the User API reports.
+func Names() []string { return projection.Names(Projections()) }
 
 // Checkpoints returns the checkpoints of the User service's projections
 // (Names) that have applied anything, in that order.
