@@ -39,7 +39,7 @@ type stack struct {
 	name   string
 	ddb    *dynamodb.Client
 	events *dynamo.Store
-	rm     *readmodel.Store
+	rm     *userviews.Store
 	svc    *es.Service[user.State, user.Command]
 }
 
@@ -51,7 +51,7 @@ func newStack(t *testing.T) *stack {
 	if err := dynamo.CreateTables(ctx, s.ddb, tables); err != nil {
 		t.Fatal(err)
 	}
-	if err := readmodel.CreateTable(ctx, s.ddb, s.name+"-readmodel"); err != nil {
+	if err := userviews.CreateTable(ctx, s.ddb, s.name+"-readmodel"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -61,7 +61,7 @@ func newStack(t *testing.T) *stack {
 		_ = readmodel.DeleteTable(ctx, s.ddb, s.name+"-readmodel")
 	})
 	s.events = dynamo.New(s.ddb, tables)
-	s.rm = readmodel.New(s.ddb, s.name+"-readmodel", readmodel.WithGenerationTTL(0))
+	s.rm = userviews.New(readmodel.New(s.ddb, s.name+"-readmodel", readmodel.WithGenerationTTL(0)))
 	s.svc = user.NewService(s.events, es.Options{SnapshotEvery: 2})
 	return s
 }
@@ -704,7 +704,7 @@ func TestAuditFeed(t *testing.T) {
 		}
 		got[m.Subscriber] = true
 	}
-	if code != exitFail || rep.Events != 3 || len(rep.Missing) != 3 || !got["welcome-mail"] || !got[readmodel.ProjectionUserView] || !got[readmodel.ProjectionActorActivity] {
+	if code != exitFail || rep.Events != 3 || len(rep.Missing) != 3 || !got["welcome-mail"] || !got[userviews.ProjectionUserView] || !got[userviews.ProjectionActorActivity] {
 		t.Fatalf("audit --feed: exit %d, %+v", code, rep)
 	}
 }

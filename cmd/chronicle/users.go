@@ -9,6 +9,7 @@ import (
 
 	"github.com/chronicle-go/chronicle/domain/user"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // ---------------------------------------------------------------- users
@@ -17,7 +18,7 @@ import (
 // /users does.
 func usersCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
 	status := fs.String("status", "", "active or suspended (default: both)")
-	limit := fs.Int("limit", readmodel.DefaultLimit, fmt.Sprintf("at most this many users, 1..%d", readmodel.MaxLimit))
+	limit := fs.Int("limit", userviews.DefaultLimit, fmt.Sprintf("at most this many users, 1..%d", userviews.MaxLimit))
 	cursor := fs.String("cursor", "", "carry on after the page that printed it")
 	return func(ctx context.Context, args []string) error {
 		if len(args) != 0 {
@@ -27,14 +28,14 @@ func usersCmd(fs *flag.FlagSet, a *app) func(context.Context, []string) error {
 		if st != "" && st != user.StatusActive && st != user.StatusSuspended {
 			return usagef("--status must be active or suspended, not %q", *status)
 		}
-		if *limit < 1 || *limit > readmodel.MaxLimit {
-			return usagef("--limit must be from 1 to %d", readmodel.MaxLimit)
+		if *limit < 1 || *limit > userviews.MaxLimit {
+			return usagef("--limit must be from 1 to %d", userviews.MaxLimit)
 		}
 		rm, err := a.readModelStore(ctx)
 		if err != nil {
 			return err
 		}
-		page, err := rm.ListUsers(ctx, st, *limit, *cursor)
+		page, err := userviews.New(rm).ListUsers(ctx, st, *limit, *cursor)
 		if errors.Is(err, readmodel.ErrBadCursor) {
 			return usagef("--cursor %q is not one this listing printed (same --status)", *cursor)
 		}

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/chronicle-go/chronicle/domain/user"
-	"github.com/chronicle-go/chronicle/infra/readmodel"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // TestUsers: chronicle users lists the live users from the read model,
@@ -28,7 +28,7 @@ func TestUsers(t *testing.T) {
 			err = registry.DecodeAll(recs)
 		}
 		if err == nil {
-			_, err = s.rm.PutUserView(t.Context(), readmodel.FoldUser(recs), false)
+			_, err = s.rm.PutUserView(t.Context(), userviews.FoldUser(recs), false)
 		}
 		if err != nil {
 			t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/feed"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // projection is a per-aggregate fold with an applied version, as the
@@ -73,7 +74,7 @@ func TestCatchUpThenFollow(t *testing.T) {
 	if err := dynamo.CreateTables(ctx, client, tables); err != nil {
 		t.Fatal(err)
 	}
-	if err := readmodel.CreateTable(ctx, client, rmTable); err != nil {
+	if err := userviews.CreateTable(ctx, client, rmTable); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

@@ -16,6 +16,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/metrics"
 	"github.com/chronicle-go/chronicle/infra/pii"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // MaxBodyBytes bounds a request body, after base64 decoding: 64 KiB.
@@ -47,7 +48,7 @@ type settings struct {
 	keys    KeyShredder       // nil: POST /users/{id}/forget answers 500
 	more    []apigw.API       // the other APIs the function serves
 	// checkpointed names the projections that keep checkpoints and
-	// generations, for GET /ops/projections; default readmodel.Projections.
+	// generations, for GET /ops/projections; default userviews.Names().
 	checkpointed []string
 }
 
@@ -71,7 +72,7 @@ func WithAPI(api apigw.API) Option { return func(s *settings) { s.more = append(
 // WithCheckpointed names the projections the projector runs, which keep
 // checkpoints and generations in the read model: GET /ops/projections
 // reports each (the User service's and the Team service's). Default: the
-// User service's, readmodel.Projections.
+// User service's, userviews.Names().
 func WithCheckpointed(names []string) Option {
 	return func(s *settings) { s.checkpointed = slices.Clone(names) }
 }
@@ -92,7 +93,7 @@ func newSettings(opts []Option) settings {
 	s := settings{
 		newID:        func() string { return uuid.Must(uuid.NewV7()).String() },
 		now:          time.Now,
-		checkpointed: readmodel.Projections,
+		checkpointed: userviews.Names(),
 	}
 	for _, o := range opts {
 		o(&s)

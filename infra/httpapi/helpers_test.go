@@ -26,7 +26,6 @@ import (
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/httpapi"
 	"github.com/chronicle-go/chronicle/infra/projector"
-	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/readmodel/readmodeltest"
 	"github.com/chronicle-go/chronicle/infra/relay"
 	"github.com/chronicle-go/chronicle/infra/userviews"
@@ -36,7 +35,7 @@ import (
 var (
 	_ httpapi.UserLoader      = (*es.Service[user.State, user.Command])(nil)
 	_ httpapi.EventLoader     = (*dynamo.Store)(nil)
-	_ httpapi.ReadModel       = (*readmodel.Store)(nil)
+	_ httpapi.ReadModel       = (*userviews.Store)(nil)
 	_ httpapi.QueueAttributes = (*sqs.Client)(nil)
 )
 
@@ -289,7 +288,7 @@ type env struct {
 	store  *dynamo.Store
 	tables dynamo.Tables
 	svc    *es.Service[user.State, user.Command]
-	rm     *readmodel.Store
+	rm     *userviews.Store
 	proj   *projector.Projector
 	cmds   *httpapi.Commands
 	qs     *httpapi.Queries
@@ -302,7 +301,7 @@ const snapshotEvery = 3
 func newEnv(t *testing.T, deps ...func(*httpapi.QueriesDeps)) *env {
 	t.Helper()
 	store, tables := readmodeltest.EventStore(t)
-	rm := readmodeltest.Store(t)
+	rm := userviews.New(readmodeltest.Store(t))
 	e := &env{store: store, tables: tables, rm: rm, logs: &syncBuffer{}}
 	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.svc = user.NewService(store, es.Options{SnapshotEvery: snapshotEvery, MaxAttempts: 8, CacheSize: 256})

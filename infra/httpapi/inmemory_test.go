@@ -19,6 +19,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/httpapi"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/teamapi"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // memoryService is the User service held entirely in memory, for the
@@ -176,9 +177,9 @@ func (m *syncReadModel) ActorActivity(_ context.Context, sub string, limit int, 
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if limit <= 0 {
-		limit = readmodel.DefaultLimit
+		limit = userviews.DefaultLimit
 	}
-	limit = min(limit, readmodel.MaxLimit)
+	limit = min(limit, userviews.MaxLimit)
 	skip := 0
 	if cursor != "" {
 		b, err := base64.RawURLEncoding.DecodeString(cursor)
@@ -208,7 +209,7 @@ func (m *syncReadModel) AppliedVersions(_ context.Context, id string) (map[strin
 	if !ok {
 		return map[string]int64{}, nil
 	}
-	return map[string]int64{readmodel.ProjectionUserView: v.Version, readmodel.ProjectionActorActivity: v.Version}, nil
+	return map[string]int64{userviews.ProjectionUserView: v.Version, userviews.ProjectionActorActivity: v.Version}, nil
 }
 
 func (m *syncReadModel) CheckpointsOf(_ context.Context, names []string) ([]readmodel.Checkpoint, error) {
@@ -227,20 +228,20 @@ func (m *syncReadModel) CheckpointsOf(_ context.Context, names []string) ([]read
 
 // ListUsers pages the live users newest first (createdAt, then id); a
 // cursor is the status and the number of users already handed out.
-func (m *syncReadModel) ListUsers(_ context.Context, status user.Status, limit int, cursor string) (readmodel.UserPage, error) {
+func (m *syncReadModel) ListUsers(_ context.Context, status user.Status, limit int, cursor string) (userviews.UserPage, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if limit <= 0 {
-		limit = readmodel.DefaultLimit
+		limit = userviews.DefaultLimit
 	}
-	limit = min(limit, readmodel.MaxLimit)
+	limit = min(limit, userviews.MaxLimit)
 	skip := 0
 	if cursor != "" {
 		b, err := base64.RawURLEncoding.DecodeString(cursor)
 		st, n, ok := strings.Cut(string(b), "\x00")
 		skip, _ = strconv.Atoi(n)
 		if err != nil || !ok || st != string(status) || skip <= 0 {
-			return readmodel.UserPage{}, readmodel.ErrBadCursor
+			return userviews.UserPage{}, readmodel.ErrBadCursor
 		}
 	}
 	var all []user.View
@@ -256,9 +257,9 @@ func (m *syncReadModel) ListUsers(_ context.Context, status user.Status, limit i
 		return strings.Compare(b.ID, a.ID)
 	})
 	if skip > len(all) {
-		return readmodel.UserPage{}, readmodel.ErrBadCursor
+		return userviews.UserPage{}, readmodel.ErrBadCursor
 	}
-	page := readmodel.UserPage{Users: all[skip:min(skip+limit, len(all))]}
+	page := userviews.UserPage{Users: all[skip:min(skip+limit, len(all))]}
 	if skip+len(page.Users) < len(all) {
 		page.Next = base64.RawURLEncoding.EncodeToString([]byte(string(status) + "\x00" + strconv.Itoa(skip+len(page.Users))))
 	}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/domain/user"
-	"github.com/chronicle-go/chronicle/infra/readmodel"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // usersBody is the answer of GET /users?status=&limit=&cursor=.
@@ -237,7 +237,7 @@ func seed(t *testing.T, e *env, ids []string, suspended int) {
 			Metadata: es.Metadata{Actor: "seed"}, Event: ev}
 	}
 	t0 := time.Now().Add(-time.Hour).UTC()
-	folds := make([]readmodel.UserFold, len(ids))
+	folds := make([]userviews.UserFold, len(ids))
 	for i := range ids {
 		ids[i] = uuid.Must(uuid.NewV7()).String()
 		at := t0.Add(time.Duration(i/2) * time.Millisecond)
@@ -245,7 +245,7 @@ func seed(t *testing.T, e *env, ids []string, suspended int) {
 		if i < suspended {
 			recs = append(recs, rec(ids[i], 2, user.Suspended{Reason: "seed"}, at.Add(time.Second)))
 		}
-		folds[i] = readmodel.FoldUser(recs)
+		folds[i] = userviews.FoldUser(recs)
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, len(folds))

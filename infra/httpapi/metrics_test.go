@@ -11,6 +11,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/metrics"
 	"github.com/chronicle-go/chronicle/infra/metrics/metricstest"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // TestCommandMetrics: with WithMetrics, every command writes one EMF line
@@ -45,7 +46,7 @@ func TestCommandMetrics(t *testing.T) {
 func TestOpsProjectionsGenerations(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	if _, err := e.rm.BeginBuild(t.Context(), readmodel.ProjectionUserView, time.Now()); err != nil {
+	if _, err := e.rm.BeginBuild(t.Context(), userviews.ProjectionUserView, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	var body struct {
@@ -55,7 +56,7 @@ func TestOpsProjectionsGenerations(t *testing.T) {
 		} `json:"projections"`
 	}
 	wantJSON(t, do(t, e.qs, request(t, "queries/ops-projections.json")), 200, &body)
-	uv, aa := body.Projections[readmodel.ProjectionUserView], body.Projections[readmodel.ProjectionActorActivity]
+	uv, aa := body.Projections[userviews.ProjectionUserView], body.Projections[userviews.ProjectionActorActivity]
 	if uv.Generation == nil || *uv.Generation != 1 || uv.RebuildingGeneration == nil || *uv.RebuildingGeneration != 2 {
 		t.Errorf("user-view: %+v", uv)
 	}
@@ -70,7 +71,7 @@ func TestOpsProjectionsGenerations(t *testing.T) {
 func TestOpsProjectionsReportsEveryRunProjection(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	names := []string{readmodel.ProjectionUserView, readmodel.ProjectionActorActivity, "team"}
+	names := []string{userviews.ProjectionUserView, userviews.ProjectionActorActivity, "team"}
 	qs, err := httpapi.NewQueries(httpapi.QueriesDeps{Users: e.svc, Events: e.store, ReadModel: e.rm, Logger: slog.New(slog.DiscardHandler),
 		Health: func(context.Context) error { return nil }},
 		httpapi.WithCheckpointed(names))
@@ -92,7 +93,7 @@ func TestOpsProjectionsReportsEveryRunProjection(t *testing.T) {
 	if tm.Processed == nil || *tm.Processed != 3 || tm.Generation == nil || *tm.Generation != 1 {
 		t.Errorf("team: processed %v, generation %v; want 3 and 1", tm.Processed, tm.Generation)
 	}
-	if uv := body.Projections[readmodel.ProjectionUserView]; uv.Processed == nil || *uv.Processed != 0 {
+	if uv := body.Projections[userviews.ProjectionUserView]; uv.Processed == nil || *uv.Processed != 0 {
 		t.Errorf("user-view: processed %v, want 0", uv.Processed)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/chronicle-go/chronicle/domain/user"
 	"github.com/chronicle-go/chronicle/infra/apigw"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // DependencyTimeout bounds each call that GET /ops/projections makes to the
@@ -276,7 +277,7 @@ type consistencyAnswer struct {
 }
 
 // GET /users/{id}/consistency (admin): the user's version in the event store
-// and in each projection that keeps a per-user version (readmodel.Projections);
+// and in each projection that keeps a per-user version (userviews.Names());
 // one that has not seen the user is at 0. Projections without one, such as
 // the welcome mail (a sent-record per created event, no version), are not
 // listed: a 0 that never moves would keep a client that polls until every
@@ -301,7 +302,7 @@ func (q *Queries) consistency(ctx context.Context, c *apigw.Call) (apigw.Reply, 
 		return apigw.Reply{}, user.ErrNotFound
 	}
 	ans := consistencyAnswer{EventStoreVersion: agg.Version, Projections: map[string]int64{}}
-	for _, name := range readmodel.Projections {
+	for _, name := range userviews.Names() {
 		ans.Projections[name] = 0
 	}
 	for name, v := range applied {

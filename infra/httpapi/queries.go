@@ -16,6 +16,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/apigw"
 	"github.com/chronicle-go/chronicle/infra/auth"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // UserLoader rebuilds users from the event store (snapshot + newer events):
@@ -33,12 +34,12 @@ type UserLoader interface {
 type EventLoader = apigw.EventLoader
 
 // ReadModel is what the queries read from the read-model table:
-// *readmodel.Store is one.
+// *userviews.Store is one.
 type ReadModel interface {
 	UserView(ctx context.Context, id string) (user.View, bool, error)
 	UserIDByEmail(ctx context.Context, email string) (string, bool, error)
 	// ListUsers fails with readmodel.ErrBadCursor for a cursor it did not hand out.
-	ListUsers(ctx context.Context, status user.Status, limit int, cursor string) (readmodel.UserPage, error)
+	ListUsers(ctx context.Context, status user.Status, limit int, cursor string) (userviews.UserPage, error)
 	// ActorActivity fails with readmodel.ErrBadCursor for a cursor it did not hand out.
 	ActorActivity(ctx context.Context, sub string, limit int, cursor string) ([]es.Record, string, error)
 	AppliedVersions(ctx context.Context, aggregateID string) (map[string]int64, error)

@@ -19,6 +19,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/awstest"
 	"github.com/chronicle-go/chronicle/infra/httpapi"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // userBody is GET /users/{id}'s answer for a live user.
@@ -584,8 +585,8 @@ func TestOpsProjections(t *testing.T) {
 	e := newEnv(t, func(d *httpapi.QueriesDeps) {
 		d.Queues = queues
 		d.Projections = []httpapi.Projection{
-			{Name: readmodel.ProjectionUserView, QueueURL: queue, DLQURL: dlq},
-			{Name: readmodel.ProjectionActorActivity, QueueURL: queue, DLQURL: dlq},
+			{Name: userviews.ProjectionUserView, QueueURL: queue, DLQURL: dlq},
+			{Name: userviews.ProjectionActorActivity, QueueURL: queue, DLQURL: dlq},
 		}
 	})
 	ops := func(t *testing.T, opts ...opt) events.APIGatewayProxyResponse {
@@ -605,7 +606,7 @@ func TestOpsProjections(t *testing.T) {
 			} `json:"projections"`
 		}
 		wantJSON(t, ops(t), http.StatusOK, &body)
-		for _, name := range []string{readmodel.ProjectionUserView, readmodel.ProjectionActorActivity} {
+		for _, name := range []string{userviews.ProjectionUserView, userviews.ProjectionActorActivity} {
 			p, ok := body.Projections[name]
 			if !ok || p.LastEventAt != nil || p.QueueDepth == nil || *p.QueueDepth != 2 || *p.InFlight != 1 || *p.DeadLetterDepth != 2 {
 				t.Errorf("%s before any event: %+v", name, p)
@@ -614,7 +615,7 @@ func TestOpsProjections(t *testing.T) {
 		id, _ := e.createUser(t, newSub("xena"))
 		e.project(t, id)
 		wantJSON(t, ops(t), http.StatusOK, &body)
-		for _, name := range []string{readmodel.ProjectionUserView, readmodel.ProjectionActorActivity} {
+		for _, name := range []string{userviews.ProjectionUserView, userviews.ProjectionActorActivity} {
 			p := body.Projections[name]
 			if p.LastEventAt == nil || p.LastEventAt.Before(now.Add(-time.Minute)) || p.LastEventAgeSeconds == nil || *p.LastEventAgeSeconds < 0 ||
 				p.Processed != 1 || p.LastEventID == "" {
@@ -655,7 +656,7 @@ func TestOpsProjections(t *testing.T) {
 
 	t.Run("503 nothing answers", func(t *testing.T) {
 		down := newEnv(t, silentSQS(t), func(d *httpapi.QueriesDeps) {
-			d.ReadModel = readmodel.New(awstest.DynamoDB(t), awstest.TableName("missing"))
+			d.ReadModel = userviews.New(readmodel.New(awstest.DynamoDB(t), awstest.TableName("missing")))
 		})
 		wantProblem(t, do(t, down.qs, request(t, "queries/ops-projections.json")), http.StatusServiceUnavailable)
 	})
@@ -668,7 +669,7 @@ func TestUserConsistency(t *testing.T) {
 		// As template.yaml configures the function: welcome-mail is fed by
 		// a queue too, but keeps no per-user version.
 		d.Queues = awstest.SQS(t)
-		d.Projections = []httpapi.Projection{{Name: readmodel.ProjectionUserView}, {Name: readmodel.ProjectionActorActivity}, {Name: "welcome-mail"}}
+		d.Projections = []httpapi.Projection{{Name: userviews.ProjectionUserView}, {Name: userviews.ProjectionActorActivity}, {Name: "welcome-mail"}}
 	})
 	consistency := func(t *testing.T, opts ...opt) events.APIGatewayProxyResponse {
 		return do(t, e.qs, request(t, "queries/user-consistency.json", opts...))
@@ -683,13 +684,13 @@ func TestUserConsistency(t *testing.T) {
 			Projections       map[string]int64 `json:"projections"`
 		}
 		wantJSON(t, consistency(t, withID(id)), http.StatusOK, &body)
-		if body.EventStoreVersion != 1 || len(body.Projections) != 2 || body.Projections[readmodel.ProjectionUserView] != 0 {
+		if body.EventStoreVersion != 1 || len(body.Projections) != 2 || body.Projections[userviews.ProjectionUserView] != 0 {
 			t.Errorf("before projecting: %+v", body)
 		}
 		e.project(t, id)
 		e.run(t, e.cmds, 200, request(t, "commands/rename-user.json", as(sub), withID(id)))
 		wantJSON(t, consistency(t, withID(id)), http.StatusOK, &body)
-		if body.EventStoreVersion != 2 || body.Projections[readmodel.ProjectionUserView] != 1 || body.Projections[readmodel.ProjectionActorActivity] != 1 {
+		if body.EventStoreVersion != 2 || body.Projections[userviews.ProjectionUserView] != 1 || body.Projections[userviews.ProjectionActorActivity] != 1 {
 			t.Errorf("after projecting v1 of 2: %+v", body)
 		}
 	})
@@ -759,7 +760,7 @@ func TestHealthz(t *testing.T) {
 		t.Parallel()
 		down := newEnv(t, func(d *httpapi.QueriesDeps) {
 			d.Health = func(ctx context.Context) error {
-				_, _, err := readmodel.New(awstest.DynamoDB(t), awstest.TableName("missing")).UserView(ctx, "healthz")
+				_, _, err := userviews.New(readmodel.New(awstest.DynamoDB(t), awstest.TableName("missing"))).UserView(ctx, "healthz")
 				return err
 			}
 		})

@@ -17,7 +17,7 @@ import (
 	"github.com/chronicle-go/chronicle/api/apitest"
 	"github.com/chronicle-go/chronicle/infra/awstest"
 	"github.com/chronicle-go/chronicle/infra/httpapi"
-	"github.com/chronicle-go/chronicle/infra/readmodel"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // functionTimeout is the queries function's Timeout in template.yaml: the
@@ -69,8 +69,8 @@ func silentSQS(t *testing.T) func(*httpapi.QueriesDeps) {
 	return func(d *httpapi.QueriesDeps) {
 		d.Queues = client
 		d.Projections = []httpapi.Projection{
-			{Name: readmodel.ProjectionUserView, QueueURL: q("projections.fifo"), DLQURL: q("projections-dlq.fifo")},
-			{Name: readmodel.ProjectionActorActivity, QueueURL: q("projections.fifo"), DLQURL: q("projections-dlq.fifo")},
+			{Name: userviews.ProjectionUserView, QueueURL: q("projections.fifo"), DLQURL: q("projections-dlq.fifo")},
+			{Name: userviews.ProjectionActorActivity, QueueURL: q("projections.fifo"), DLQURL: q("projections-dlq.fifo")},
 			{Name: "welcome-mail", QueueURL: q("notifications.fifo"), DLQURL: q("notifications-dlq.fifo")},
 		}
 	}
@@ -104,7 +104,7 @@ func TestOpsProjectionsWhenSQSDoesNotAnswer(t *testing.T) {
 		Errors      []string                              `json:"errors"`
 	}
 	wantJSON(t, resp, http.StatusOK, &body)
-	for _, name := range []string{readmodel.ProjectionUserView, readmodel.ProjectionActorActivity, "welcome-mail"} {
+	for _, name := range []string{userviews.ProjectionUserView, userviews.ProjectionActorActivity, "welcome-mail"} {
 		p, ok := body.Projections[name]
 		if !ok {
 			t.Errorf("%s missing: %s", name, resp.Body)
@@ -122,7 +122,7 @@ func TestOpsProjectionsWhenSQSDoesNotAnswer(t *testing.T) {
 		}
 	}
 	// What is known is still answered.
-	if p := body.Projections[readmodel.ProjectionUserView]; string(p["processed"]) != "1" || string(p["lastEventAt"]) == "null" {
+	if p := body.Projections[userviews.ProjectionUserView]; string(p["processed"]) != "1" || string(p["lastEventAt"]) == "null" {
 		t.Errorf("user-view's checkpoint missing: %s", resp.Body)
 	}
 	if len(body.Errors) == 0 {

@@ -19,6 +19,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/service"
 	"github.com/chronicle-go/chronicle/infra/teamapi"
 	"github.com/chronicle-go/chronicle/infra/teamviews"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // querySettings is what the queries function reads from its environment.
@@ -52,7 +53,7 @@ func Queries(cfg aws.Config, getenv Getenv, logger *slog.Logger) (*httpapi.Queri
 		opts, open = append(opts, dynamo.WithCipher(c)), c.Open
 	}
 	store := dynamo.New(ddb, s.tables, opts...)
-	rm := readmodel.New(ddb, s.readModel)
+	rm := userviews.New(readmodel.New(ddb, s.readModel))
 	users := userService(store, s.snapshotEvery, 0)
 	teams, err := teamapi.NewQueries(teamapi.QueriesDeps{
 		Teams: teamService(store, s.snapshotEvery, 0), Users: users, Events: store, Guards: store,

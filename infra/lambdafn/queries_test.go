@@ -22,6 +22,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/awstest"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/readmodel/readmodeltest"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // dynamoCalls records the DynamoDB calls a client makes: each operation and
@@ -79,7 +80,7 @@ func TestQueriesLoadFromSnapshots(t *testing.T) {
 	store, tables := readmodeltest.EventStore(t)
 	readModel := awstest.TableName("readmodel")
 	client := awstest.DynamoDB(t)
-	if err := readmodel.CreateTable(ctx, client, readModel); err != nil {
+	if err := userviews.CreateTable(ctx, client, readModel); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

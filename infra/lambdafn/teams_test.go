@@ -22,6 +22,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/pii"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/readmodel/readmodeltest"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // TestFunctionsServeTeams: the commands and queries functions, built from
@@ -35,7 +36,7 @@ func TestFunctionsServeTeams(t *testing.T) {
 	_, tables := readmodeltest.EventStore(t)
 	client := awstest.DynamoDB(t)
 	readModel, keysTable := awstest.TableName("readmodel"), awstest.TableName("keys")
-	if err := readmodel.CreateTable(ctx, client, readModel); err != nil {
+	if err := userviews.CreateTable(ctx, client, readModel); err != nil {
 		t.Fatal(err)
 	}
 	if err := pii.CreateTable(ctx, client, keysTable); err != nil {

@@ -175,7 +175,7 @@ func TestStopsBeforeTheDeadline(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, name := range []string{readmodel.ProjectionUserView, readmodel.ProjectionActorActivity} {
+		for _, name := range []string{userviews.ProjectionUserView, userviews.ProjectionActorActivity} {
 			switch {
 			case !slices.Contains(failed, m.MessageId) && applied[name] != 1:
 				t.Errorf("%s of applied message %s: v%d, want v1", name, m.MessageId, applied[name])

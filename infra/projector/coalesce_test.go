@@ -76,7 +76,7 @@ func countedEnv(t *testing.T, cfg func(aws.Config) aws.Config) (env, *calls) {
 	})
 	table := awstest.TableName("readmodel")
 	plain := awstest.DynamoDB(t)
-	if err := readmodel.CreateTable(t.Context(), plain, table); err != nil {
+	if err := userviews.CreateTable(t.Context(), plain, table); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -86,7 +86,7 @@ func countedEnv(t *testing.T, cfg func(aws.Config) aws.Config) (env, *calls) {
 			t.Errorf("cleanup: %v", err)
 		}
 	})
-	e.views = readmodel.New(dynamodb.NewFromConfig(conf), table)
+	e.views = userviews.New(readmodel.New(dynamodb.NewFromConfig(conf), table))
 	e.proj = projector.New(e.events, user.NewRegistry(), e.views, userviews.Projections(), testLogger(t), time.Now)
 	return e, c
 }
@@ -125,7 +125,7 @@ func messages(t *testing.T, recs ...es.Record) []events.SQSMessage {
 // exactly once, and nothing else of their aggregate.
 func checkActivity(t *testing.T, e env, actor string, recs []es.Record) {
 	t.Helper()
-	acts, _, err := e.views.ActorActivity(t.Context(), actor, readmodel.MaxLimit, "")
+	acts, _, err := e.views.ActorActivity(t.Context(), actor, userviews.MaxLimit, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +233,7 @@ func TestCoalescedPoisonInTheMiddle(t *testing.T) {
 		t.Errorf("failures %v, want %v (the poison and A's later messages)", got, want)
 	}
 	applied, err := e.views.AppliedVersions(t.Context(), a)
-	if want := map[string]int64{readmodel.ProjectionUserView: 3, readmodel.ProjectionActorActivity: 3}; err != nil || !reflect.DeepEqual(applied, want) {
+	if want := map[string]int64{userviews.ProjectionUserView: 3, userviews.ProjectionActorActivity: 3}; err != nil || !reflect.DeepEqual(applied, want) {
 		t.Errorf("A applied %v, %v; want %v", applied, err, want)
 	}
 	checkReadModel(t, e, b, actor)
@@ -340,7 +340,7 @@ func (w failingWrite) Write(ctx context.Context, rm *readmodel.Store, before pro
 // The redelivery completes them.
 func TestCoalescedWriteFailure(t *testing.T) {
 	t.Parallel()
-	for _, projection := range []string{readmodel.ProjectionUserView, readmodel.ProjectionActorActivity} {
+	for _, projection := range []string{userviews.ProjectionUserView, userviews.ProjectionActorActivity} {
 		t.Run(projection, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)

@@ -366,7 +366,7 @@ func runFaultScenario(t *testing.T, w *faultWorld, sc faultScenario, seed uint64
 
 	ddb := awstest.DynamoDB(t)
 	table := awstest.TableName("readmodel")
-	if err := readmodel.CreateTable(ctx, ddb, table); err != nil {
+	if err := userviews.CreateTable(ctx, ddb, table); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -519,7 +519,7 @@ func runFaultScenario(t *testing.T, w *faultWorld, sc faultScenario, seed uint64
 		}
 	}
 
-	checkFaultReadModel(t, w, readmodel.New(ddb, table), bad)
+	checkFaultReadModel(t, w, userviews.New(readmodel.New(ddb, table)), bad)
 	if mail != nil {
 		mail.check(t, w, notifier.NewMails(ddb, table))
 		t.Logf("notifier: %+v", withoutReceives(mailStats))
@@ -623,7 +623,7 @@ func withoutReceives(st faults.QueueStats) faults.QueueStats {
 // version, live users hold their address in the lookup and no one holds a
 // given-up one, each event is in its actor's activity exactly once, and
 // the poisoned aggregates left nothing.
-func checkFaultReadModel(t *testing.T, w *faultWorld, views *readmodel.Store, bad []poison) {
+func checkFaultReadModel(t *testing.T, w *faultWorld, views *userviews.Store, bad []poison) {
 	t.Helper()
 	ctx := t.Context()
 	registry := user.NewRegistry()
@@ -653,7 +653,7 @@ func checkFaultReadModel(t *testing.T, w *faultWorld, views *readmodel.Store, ba
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantApplied := map[string]int64{readmodel.ProjectionUserView: want.Version, readmodel.ProjectionActorActivity: want.Version}
+		wantApplied := map[string]int64{userviews.ProjectionUserView: want.Version, userviews.ProjectionActorActivity: want.Version}
 		if !maps.Equal(applied, wantApplied) {
 			t.Errorf("applied versions of %s: %v, want %v", u.id, applied, wantApplied)
 		}
@@ -684,7 +684,7 @@ func checkFaultReadModel(t *testing.T, w *faultWorld, views *readmodel.Store, ba
 	for actor := range actors {
 		cursor := ""
 		for {
-			recs, next, err := views.ActorActivity(ctx, actor, readmodel.MaxLimit, cursor)
+			recs, next, err := views.ActorActivity(ctx, actor, userviews.MaxLimit, cursor)
 			if err != nil {
 				t.Fatal(err)
 			}

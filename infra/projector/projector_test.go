@@ -21,7 +21,6 @@ import (
 	"github.com/chronicle-go/chronicle/domain/user/usertest"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/projector"
-	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/readmodel/readmodeltest"
 	"github.com/chronicle-go/chronicle/infra/relay"
 	"github.com/chronicle-go/chronicle/infra/userviews"
@@ -32,7 +31,7 @@ import (
 type env struct {
 	events *dynamo.Store
 	tables dynamo.Tables
-	views  *readmodel.Store
+	views  *userviews.Store
 	svc    *es.Service[user.State, user.Command]
 	proj   *projector.Projector
 }
@@ -40,7 +39,7 @@ type env struct {
 func newEnv(t *testing.T) env {
 	t.Helper()
 	store, tables := readmodeltest.EventStore(t)
-	views := readmodeltest.Store(t)
+	views := userviews.New(readmodeltest.Store(t))
 	return env{
 		events: store, tables: tables, views: views,
 		svc:  usertest.Service(store),
@@ -129,14 +128,14 @@ func checkReadModel(t *testing.T, e env, id, actor string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantApplied := map[string]int64{readmodel.ProjectionUserView: want.Version, readmodel.ProjectionActorActivity: want.Version}
+	wantApplied := map[string]int64{userviews.ProjectionUserView: want.Version, userviews.ProjectionActorActivity: want.Version}
 	if !reflect.DeepEqual(wantApplied, applied) {
 		t.Errorf("applied versions of %s: %v, want %v", id, applied, wantApplied)
 	}
 	if actor == "" {
 		return
 	}
-	acts, _, err := e.views.ActorActivity(ctx, actor, readmodel.MaxLimit, "")
+	acts, _, err := e.views.ActorActivity(ctx, actor, userviews.MaxLimit, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,11 +346,11 @@ func TestFailureBlocksLaterMessagesOfItsGroup(t *testing.T) {
 		t.Errorf("failures %v, want %v", got, want)
 	}
 	applied, err := e.views.AppliedVersions(t.Context(), a)
-	if err != nil || applied[readmodel.ProjectionUserView] != 1 {
+	if err != nil || applied[userviews.ProjectionUserView] != 1 {
 		t.Errorf("user A applied %v, %v; want 1", applied, err)
 	}
 	applied, err = e.views.AppliedVersions(t.Context(), b)
-	if err != nil || applied[readmodel.ProjectionUserView] != 3 {
+	if err != nil || applied[userviews.ProjectionUserView] != 3 {
 		t.Errorf("user B applied %v, %v; want 3", applied, err)
 	}
 }

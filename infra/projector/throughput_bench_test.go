@@ -103,7 +103,7 @@ func BenchmarkProjectorThroughput(b *testing.B) {
 	for b.Loop() {
 		for _, order := range []string{"interleaved", "bursts"} {
 			bodies, groups := benchMessages(b, order == "bursts")
-			rm := readmodeltest.Store(b)
+			rm := userviews.New(readmodeltest.Store(b))
 			store := dynamo.New(ddb, dynamo.Tables{Events: rebuildtest.EventsTable(b, ddb)})
 			// As the function is built (lambdafn.Projector): a failed
 			// message comes back after the backoff, not the queue's

@@ -92,12 +92,6 @@ func (s *Store) AdvanceCheckpoint(ctx context.Context, c Checkpoint) error {
 	return nil
 }
 
-// Checkpoints returns the checkpoints of the projections in Projections that
-// have applied anything, in that order.
-func (s *Store) Checkpoints(ctx context.Context) ([]Checkpoint, error) {
-	return s.CheckpointsOf(ctx, Projections)
-}
-
 // CheckpointsOf returns the checkpoints of the projections named (at most
 // 100) that have applied anything, in that order.
 func (s *Store) CheckpointsOf(ctx context.Context, projections []string) ([]Checkpoint, error) {
@@ -113,7 +107,7 @@ func (s *Store) CheckpointsOf(ctx context.Context, projections []string) ([]Chec
 			return nil, fmt.Errorf("get checkpoints: %w", err)
 		}
 		for _, item := range out.Responses[s.table] {
-			pk, err := attr.String(item, attrPK)
+			pk, err := attr.String(item, AttrPK)
 			if err != nil {
 				return nil, fmt.Errorf("get checkpoints: %w", err)
 			}

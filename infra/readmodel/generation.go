@@ -180,12 +180,6 @@ func (s *Store) generation(ctx context.Context, projection string) (Generation, 
 	return Generation{Projection: projection, Active: 1, Latest: 1}, nil
 }
 
-// Generations returns the generation of every projection in Projections,
-// read consistently (no cache).
-func (s *Store) Generations(ctx context.Context) ([]Generation, error) {
-	return s.GenerationsOf(ctx, Projections)
-}
-
 // GenerationsOf returns the generation of each projection named, read
 // consistently (no cache): a projection never rebuilt is at generation 1.
 func (s *Store) GenerationsOf(ctx context.Context, projections []string) ([]Generation, error) {

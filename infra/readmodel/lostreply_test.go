@@ -1,22 +1,18 @@
 package readmodel_test
 
 import (
-	"context"
-	"reflect"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/google/uuid"
 
-	"github.com/chronicle-go/chronicle/domain/es"
-	"github.com/chronicle-go/chronicle/domain/user"
 	"github.com/chronicle-go/chronicle/infra/awstest"
 	"github.com/chronicle-go/chronicle/infra/faults"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
+	"github.com/chronicle-go/chronicle/infra/readmodel/readmodeltest"
 )
 
-// TestLostReplies runs every conditional write of the read model through a
+// TestLostReplies runs every conditional write of the table's core through a
 // client whose writes apply and whose replies are lost until the SDK's
 // last attempt (faults.LostReplies), so that each write is sent again after
 // it applied. Each must answer what one successful call answers and leave
@@ -25,72 +21,25 @@ func TestLostReplies(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	in := faults.New(7)
-	plain := awstest.DynamoDB(t)
-	table := awstest.TableName("readmodel")
-	if err := readmodel.CreateTable(ctx, plain, table); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := readmodel.DeleteTable(ctx, plain, table); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
+	table := readmodeltest.Table(t)
 	s := readmodel.New(dynamodb.NewFromConfig(faults.WithLostReplies(awstest.Config(t), in, 1)), table)
-
-	t.Run("user view and activity", func(t *testing.T) {
-		id := uuid.NewString()
-		recs := []es.Event{
-			user.Created{Name: "Ada", Email: "ada-" + id + "@example.com", Sub: "sub-" + id},
-			user.Renamed{Name: "Ada L."},
-		}
-		var want user.View
-		for i, e := range recs {
-			actor := "sub-" + id
-			if i == 1 {
-				actor = "" // an event without an actor: the activity's PutItem
-			}
-			rec := record(t, id, int64(i+1), e, t0.Add(time.Duration(i)*time.Second), actor)
-			before, _, err := s.UserViewForUpdate(ctx, id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			after := user.ApplyView(before, rec)
-			want = after
-			if err := s.SaveUserView(ctx, before, after, rec); err != nil {
-				t.Errorf("save view v%d: %v", rec.Version, err)
-			}
-			if err := s.SaveActivity(ctx, rec); err != nil {
-				t.Errorf("save activity v%d: %v", rec.Version, err)
-			}
-		}
-		got, ok, err := s.UserView(ctx, id)
-		if err != nil || !ok || !reflect.DeepEqual(got, want) {
-			t.Errorf("view: %+v, %v, %v; want %+v", got, ok, err, want)
-		}
-		acts, _, err := s.ActorActivity(ctx, "sub-"+id, 10, "")
-		if err != nil || len(acts) != 1 {
-			t.Errorf("activity: %d rows, %v; want 1", len(acts), err)
-		}
-	})
 
 	t.Run("checkpoint", func(t *testing.T) {
 		for i := range 3 {
-			c := readmodel.Checkpoint{Projection: readmodel.ProjectionUserView, LastEventID: "e", LastEventAt: t0,
+			c := readmodel.Checkpoint{Projection: projA, LastEventID: "e", LastEventAt: t0,
 				ProcessedAt: t0.Add(time.Duration(i) * time.Minute), Processed: 2}
 			if err := s.AdvanceCheckpoint(ctx, c); err != nil {
 				t.Fatal(err)
 			}
 		}
-		cps, err := s.Checkpoints(ctx)
+		cps, err := s.CheckpointsOf(ctx, projections)
 		if err != nil || len(cps) != 1 || cps[0].Processed != 6 {
 			t.Errorf("checkpoints: %+v, %v; want 6 processed", cps, err)
 		}
 	})
 
 	t.Run("generations", func(t *testing.T) {
-		p := readmodel.ProjectionActorActivity
+		p := projB
 		g, err := s.BeginBuild(ctx, p, t0)
 		if err != nil {
 			t.Fatal(err)

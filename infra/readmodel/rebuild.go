@@ -2,8 +2,6 @@ package readmodel
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -13,178 +11,22 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/chronicle-go/chronicle/infra/dynamo/attr"
-
-	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/domain/es/backoff"
-	"github.com/chronicle-go/chronicle/domain/user"
+	"github.com/chronicle-go/chronicle/infra/dynamo/attr"
 )
 
-// This file holds what rebuilds, repairs and audits write and read: whole
-// folds of a stream written at once (rather than event by event, as the
-// projector does), the progress of a rebuild, and Prune.
-
-// UserFold is a user view rebuilt from the event store: the fold of its
-// stream up to Last.
-type UserFold struct {
-	View user.View
-	Last es.Record // the event at View.Version
-	// EmailSince is when the user got the address it holds (the occurred-at
-	// of the event that set it): the date of its email-lookup claim.
-	EmailSince time.Time
-}
-
-// FoldUser folds recs, a stream from version 1 in order with their events
-// decoded, into a UserFold.
-func FoldUser(recs []es.Record) UserFold {
-	var f UserFold
-	for _, r := range recs {
-		f = f.Apply(r)
-	}
-	return f
-}
-
-// Apply folds one more event into f.
-func (f UserFold) Apply(r es.Record) UserFold {
-	next := user.ApplyView(f.View, r)
-	if next.Version == f.View.Version {
-		return f // a duplicate
-	}
-	if next.Email != f.View.Email || f.View.Version == 0 {
-		f.EmailSince = r.OccurredAt
-	}
-	f.View, f.Last = next, r
-	return f
-}
-
-// maxPutAttempts bounds the read-decide-write rounds of PutUserView.
-const maxPutAttempts = 6
-
-// PutUserView stores f as the user view of its aggregate, with the
-// user-view applied version and the email lookup, unless the stored view is
-// already at or past f's version (then it reports false). With force, a
-// stored view at f's version is written over (a repair), and its email
-// lookup claimed again.
-//
-// A new generation has nothing stored, so the first attempt writes without
-// reading; a condition that fails (the live projector got there first)
-// turns it into read, compare, write.
-func (s *Store) PutUserView(ctx context.Context, f UserFold, force bool) (bool, error) {
-	g, err := s.gen(ctx, ProjectionUserView)
-	if err != nil {
-		return false, err
-	}
-	st := s.At(ProjectionUserView, g)
-	if f.View.Version == 0 {
-		return false, nil
-	}
-	if !force {
-		err := st.putFreshUserView(ctx, g, f)
-		if err == nil {
-			return true, nil
-		}
-		if !errors.Is(err, ErrConflict) {
-			return false, err
-		}
-	}
-	for attempt := range maxPutAttempts {
-		before, applied, err := st.UserViewForUpdate(ctx, f.Last.AggregateID)
-		if err != nil {
-			return false, err
-		}
-		if applied > f.View.Version || (applied == f.View.Version && !force) {
-			return false, nil
-		}
-		err = st.putUserView(ctx, g, before, f.View, f.Last, applied, f.EmailSince, force)
-		if err == nil {
-			return true, nil
-		}
-		if !errors.Is(err, ErrConflict) {
-			return false, err
-		}
-		if err := backoff.Sleep(ctx, retryPause.Delay(attempt+1, 0)); err != nil {
-			return false, err
-		}
-	}
-	return false, fmt.Errorf("put view of user %s v%d: %w", f.Last.AggregateID, f.View.Version, ErrConflict)
-}
-
-// putFreshUserView writes f where nothing of its user is stored yet.
-func (s *Store) putFreshUserView(ctx context.Context, g int64, f UserFold) error {
-	id := f.Last.AggregateID
-	body, err := json.Marshal(f.View)
-	if err != nil {
-		return fmt.Errorf("put view of user %s: %w", id, err)
-	}
-	items := []types.TransactWriteItem{
-		{Put: s.appliedPutItem(g, id, ProjectionUserView, f.Last, 0)},
-		{Put: &types.Put{TableName: aws.String(s.table), Item: viewItem(g, id, f.View, body)}},
-	}
-	if email := f.View.HeldEmail(); email != "" {
-		items = append(items, types.TransactWriteItem{Put: &types.Put{
-			TableName: aws.String(s.table),
-			Item: map[string]types.AttributeValue{
-				attrPK: str(genPK(g, emailPK(email))), attrSK: str(skLookup),
-				attrUserID: str(id), attrSince: str(stamp(f.EmailSince)), attrVersion: num(f.View.Version),
-			},
-			ConditionExpression: aws.String("attribute_not_exists(pk)"),
-		}})
-	}
-	_, err = s.client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
-	if OwnApplied(err, f.Last) {
-		return nil
-	}
-	if conditionFailed(err) {
-		return fmt.Errorf("put view of user %s: %w", id, ErrConflict)
-	}
-	if err != nil {
-		return fmt.Errorf("put view of user %s v%d: %w", id, f.View.Version, err)
-	}
-	return nil
-}
+// This file holds what rebuilds, repairs and audits need of the core: batch
+// writes (the projections' puts of whole folds, written at once rather than
+// event by event as the projector does), the progress of a rebuild, and
+// Prune.
 
 // maxBatchWrite is DynamoDB's limit on the items of one BatchWriteItem.
 const maxBatchWrite = 25
 
-// PutActivity stores the activity items of recs, the stream of one
-// aggregate up to its last record, and the actor-activity applied version
-// of that record, unless the stored version is already past it. Activity
-// items are keyed by event, so writing them again changes nothing.
-func (s *Store) PutActivity(ctx context.Context, recs []es.Record) error {
-	if len(recs) == 0 {
-		return nil
-	}
-	g, err := s.gen(ctx, ProjectionActorActivity)
-	if err != nil {
-		return err
-	}
-	last := recs[len(recs)-1]
-	puts, err := activityPuts(g, recs)
-	if err != nil {
-		return fmt.Errorf("put %w", err)
-	}
-	if err := s.batchWrite(ctx, puts); err != nil {
-		return fmt.Errorf("put activity of %s: %w", last.AggregateID, err)
-	}
-	_, err = s.client.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: aws.String(s.table),
-		Item: map[string]types.AttributeValue{
-			attrPK: str(genPK(g, userPK(last.AggregateID))), attrSK: str(appliedPrefix + ProjectionActorActivity),
-			attrVersion: num(last.Version), attrEventID: str(last.ID),
-		},
-		ConditionExpression:       aws.String("attribute_not_exists(pk) OR #v < :v"),
-		ExpressionAttributeNames:  map[string]string{"#v": attrVersion},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":v": num(last.Version)},
-	})
-	if err != nil && !conditionFailed(err) {
-		return fmt.Errorf("put activity version of %s v%d: %w", last.AggregateID, last.Version, err)
-	}
-	return nil
-}
-
-// batchWrite writes reqs in batches of 25, sending unprocessed items
-// (throttling) again after a short pause.
-func (s *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) error {
+// BatchWrite writes reqs (puts and deletes of items of s's table) in
+// batches of 25, sending unprocessed items (throttling) again after a
+// short pause (Pause).
+func (s *Store) BatchWrite(ctx context.Context, reqs []types.WriteRequest) error {
 	for len(reqs) > 0 {
 		n := min(len(reqs), maxBatchWrite)
 		pending := map[string][]types.WriteRequest{s.table: reqs[:n]}
@@ -195,7 +37,7 @@ func (s *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) error
 			}
 			pending = out.UnprocessedItems
 			if len(pending) > 0 {
-				if err := backoff.Sleep(ctx, retryPause.Delay(attempt+1, 0)); err != nil {
+				if err := Pause(ctx, attempt+1); err != nil {
 					return err
 				}
 			}
@@ -209,6 +51,13 @@ func (s *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) error
 // (after unprocessed items: throttling) is sent again: full jitter under a
 // ceiling that doubles from 10 ms to 640 ms, and at least 1 ms.
 var retryPause = backoff.Policy{Base: 10 * time.Millisecond, Cap: 640 * time.Millisecond, Min: time.Millisecond, Mode: backoff.FullJitter}
+
+// Pause waits retryPause's delay before attempt (1 for the first retry) of
+// a write that lost a race or a batch that came back unprocessed, or until
+// ctx ends: the one pause of the table's stores.
+func Pause(ctx context.Context, attempt int) error {
+	return backoff.Sleep(ctx, retryPause.Delay(attempt, 0))
+}
 
 // Build is the progress of a rebuild of one generation of a projection:
 // the events table is scanned in Segments parallel segments, each resuming
@@ -294,7 +143,7 @@ func (s *Store) CreateBuild(ctx context.Context, b Build) (Build, error) {
 	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: aws.String(s.table),
 		Item: map[string]types.AttributeValue{
-			attrPK: str(pk), attrSK: str(skBuildState),
+			AttrPK: str(pk), AttrSK: str(skBuildState),
 			attrSegments: num(int64(len(b.Segments))), attrStartedAt: str(stamp(b.StartedAt)),
 			attrScanAfter: str(stamp(b.ScanAfter)), attrTotal: num(b.Total),
 		},
@@ -331,7 +180,7 @@ func (s *Store) Build(ctx context.Context, projection string, gen int64) (Build,
 			return Build{}, false, fmt.Errorf("read build %d of %s: %w", gen, projection, err)
 		}
 		for _, item := range out.Items {
-			sk, _ := attr.String(item, attrSK)
+			sk, _ := attr.String(item, AttrSK)
 			switch {
 			case sk == skBuildState:
 				found = true
@@ -383,7 +232,7 @@ func (s *Store) Build(ctx context.Context, projection string, gen int64) (Build,
 // back: a record with fewer events than the stored one is ignored.
 func (s *Store) SaveSegment(ctx context.Context, projection string, gen int64, seg Segment) error {
 	item := map[string]types.AttributeValue{
-		attrPK: str(buildPK(projection, gen)), attrSK: str(segmentSK(seg.Number)),
+		AttrPK: str(buildPK(projection, gen)), AttrSK: str(segmentSK(seg.Number)),
 		attrDone: &types.AttributeValueMemberBOOL{Value: seg.Done}, attrEvents: num(seg.Events),
 		attrAggregates: num(seg.Aggregates), attrUpdatedAt: str(stamp(seg.UpdatedAt)),
 	}
@@ -440,7 +289,7 @@ func (s *Store) Prune(ctx context.Context, p Owner) (int, error) {
 	in := &dynamodb.ScanInput{
 		TableName:                aws.String(s.table),
 		ProjectionExpression:     aws.String("#pk, #sk"),
-		ExpressionAttributeNames: map[string]string{"#pk": attrPK, "#sk": attrSK},
+		ExpressionAttributeNames: map[string]string{"#pk": AttrPK, "#sk": AttrSK},
 	}
 	deleted := 0
 	for {
@@ -450,15 +299,15 @@ func (s *Store) Prune(ctx context.Context, p Owner) (int, error) {
 		}
 		var dels []types.WriteRequest
 		for _, item := range out.Items {
-			pk, _ := attr.String(item, attrPK)
-			sk, _ := attr.String(item, attrSK)
+			pk, _ := attr.String(item, AttrPK)
+			sk, _ := attr.String(item, AttrSK)
 			gen, logical := SplitGeneration(pk)
 			if gen == g.Active || gen == g.Building || !p.Owns(logical, sk) {
 				continue
 			}
 			dels = append(dels, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: key(pk, sk)}})
 		}
-		if err := s.batchWrite(ctx, dels); err != nil {
+		if err := s.BatchWrite(ctx, dels); err != nil {
 			return deleted, fmt.Errorf("prune %s: %w", projection, err)
 		}
 		deleted += len(dels)
@@ -467,22 +316,4 @@ func (s *Store) Prune(ctx context.Context, p Owner) (int, error) {
 		}
 		in.ExclusiveStartKey = out.LastEvaluatedKey
 	}
-}
-
-// activityPuts are the batch-write requests of the activity rows, in
-// generation g, of the records that name an actor (those without one are
-// no one's activity).
-func activityPuts(g int64, recs []es.Record) ([]types.WriteRequest, error) {
-	var puts []types.WriteRequest
-	for _, r := range recs {
-		if r.Metadata.Actor == "" {
-			continue
-		}
-		body, err := json.Marshal(r)
-		if err != nil {
-			return nil, fmt.Errorf("activity of %s v%d: %w", r.AggregateID, r.Version, err)
-		}
-		puts = append(puts, types.WriteRequest{PutRequest: &types.PutRequest{Item: activityItem(g, r, body)}})
-	}
-	return puts, nil
 }

@@ -1,35 +1,28 @@
-// Package readmodel owns the read-model table: one DynamoDB table (pk S, sk S)
-// whose key prefixes belong to the projections, the notifier (sent mail:
-// notifier.Mails) and the dead-letter tooling (failed messages:
-// deadletter.Store). Its core is the keys, the generations, the
-// checkpoints and the applied versions, and the item kit the other stores
-// of the table share (item.go); the User service's projections register
-// through infra/userviews (projection.Projection).
+// Package readmodel owns the read-model table's core: one DynamoDB table
+// (pk S, sk S) whose key prefixes belong to the projections, the notifier
+// (sent mail: notifier.Mails) and the dead-letter tooling (failed
+// messages: deadletter.Store). The core is the keys, the generations, the
+// checkpoints, the rebuilds' progress, Prune, and the item kit the stores
+// of the table share (item.go); it knows no projection. Each projection
+// keeps its own rows through that kit: the User service's in
+// infra/userviews, the Team service's in infra/teamviews (each a
+// projection.Projection), each package documenting its layout.
 //
-//	user view        pk "user#<id>"               sk "view"
-//	applied version  pk "user#<id>"               sk "applied#<projection>"
-//	email lookup     pk "email#<email>"           sk "lookup"
-//	actor activity   pk "actor#<sub>"             sk "<occurredAt, fixed width>#<eventId>"
 //	checkpoint       pk "checkpoint#<projection>" sk "checkpoint"
-//	sent mail        pk "mail#<eventId>"          sk "sent"
 //	generations      pk "generations"             sk "generations"
 //	rebuild progress pk "rebuild#<projection>#<generation>" sk "state" | "segment#<i>"
+//	sent mail        pk "mail#<eventId>"          sk "sent"
 //	failed message   pk "failure#<messageId>"     sk "failure"
 //
-// A live user's view also carries the keys of the user list's index,
-// UsersIndex: listPk "users#<status>#<shard>", listSk "<createdAt>#<id>"
-// (list.go).
+// The rows of a projection belong to a generation of it: generation 1 is
+// its layout, and generation N > 1 prefixes the partition key with "g<N>#"
+// ("g2#user#<id>": GenerationPK). A rebuild fills a new generation while
+// readers use the active one, then switches them over (generation.go).
 //
-// The rows of the projections (user view, applied versions, email lookup,
-// actor activity) belong to a generation of their projection: generation 1
-// is the layout above, and generation N > 1 prefixes the partition key with
-// "g<N>#" ("g2#user#<id>"). A rebuild fills a new generation while readers
-// use the active one, then switches them over (generation.go).
-//
-// Reads serve the queries; writes serve the projector and the notifier. Every
-// projection write is conditional on the version the projection had applied
-// to the aggregate, so a duplicate or a lost race never writes twice: the
-// writer gets ErrConflict, reads again and decides again.
+// Every projection write is conditional on the version the projection had
+// applied to the aggregate, so a duplicate or a lost race never writes
+// twice: the writer gets ErrConflict, reads again and decides again; one
+// whose reply was lost finds its own write (OwnApplied).
 package readmodel
 
 import (
@@ -45,19 +38,10 @@ import (
 	"github.com/chronicle-go/chronicle/infra/dynamo/attr"
 )
 
-// Projection names: the suffix of the applied-version and checkpoint keys.
-const (
-	ProjectionUserView      = "user-view"      // the user view and the email lookup
-	ProjectionActorActivity = "actor-activity" // the events each actor caused
-)
-
-// Projections lists the projections the table holds, in a stable order.
-var Projections = []string{ProjectionUserView, ProjectionActorActivity}
-
 var (
 	// ErrConflict: a conditional write found the item changed since it was
-	// read (another delivery of the same events, or a concurrent writer of an
-	// email lookup). Read again and decide again.
+	// read (another delivery of the same events, or a concurrent writer of
+	// the same row, such as an email lookup). Read again and decide again.
 	ErrConflict = errors.New("read model changed concurrently")
 	// ErrBadCursor: a paging cursor that this store did not hand out for
 	// this query.
@@ -107,25 +91,22 @@ func New(client Client, table string, opts ...Option) *Store {
 	return s
 }
 
-// Key layout.
+// The table's key and the attributes of an applied-version item: the
+// version of an aggregate a projection applied and the event at it, which
+// OwnApplied reads.
 const (
-	attrPK = "pk"
-	attrSK = "sk"
+	AttrPK      = "pk"
+	AttrSK      = "sk"
+	AttrVersion = "version"
+	AttrEventID = "eventId"
 
-	skView       = "view"
-	skLookup     = "lookup"
 	skCheckpoint = "checkpoint"
-
-	appliedPrefix = "applied#"
 )
 
-func userPK(id string) string         { return "user#" + id }
-func emailPK(email string) string     { return "email#" + email }
-func actorPK(sub string) string       { return "actor#" + sub }
 func checkpointPK(name string) string { return "checkpoint#" + name }
 
 func key(pk, sk string) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{attrPK: str(pk), attrSK: str(sk)}
+	return map[string]types.AttributeValue{AttrPK: str(pk), AttrSK: str(sk)}
 }
 
 func str(s string) *types.AttributeValueMemberS { return &types.AttributeValueMemberS{Value: s} }
@@ -134,11 +115,11 @@ func num(n int64) *types.AttributeValueMemberN {
 	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
 }
 
-// stampLayout is RFC 3339 with all nine fractional digits, in UTC: fixed
+// StampLayout is RFC 3339 with all nine fractional digits, in UTC: fixed
 // width, so that stamps sort as strings in time order (keys, conditions).
-const stampLayout = "2006-01-02T15:04:05.000000000Z07:00"
+const StampLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
-func stamp(t time.Time) string { return t.UTC().Format(stampLayout) }
+func stamp(t time.Time) string { return t.UTC().Format(StampLayout) }
 
 // OwnApplied reports whether err is a write refused by its condition on an
 // applied-version item (the first item of a transaction, or a PutItem) that
@@ -157,8 +138,8 @@ func OwnApplied(err error, rec es.Record) bool {
 	case isCanceled && canceled.Code(0) == attr.ReasonConditionalCheckFailed:
 		old = canceled.Reasons[0].Item
 	}
-	id, errID := attr.String(old, attrEventID)
-	v, errV := attr.Int(old, attrVersion)
+	id, errID := attr.String(old, AttrEventID)
+	v, errV := attr.Int(old, AttrVersion)
 	return errID == nil && errV == nil && id == rec.ID && v == rec.Version
 }
 

@@ -14,33 +14,47 @@ import (
 // tableWait bounds how long CreateTable and DeleteTable wait.
 const tableWait = 5 * time.Minute
 
-// CreateTable creates the read-model table as template.yaml declares it (pk
-// S, sk S, on-demand, TTL on TTLAttribute, the user list's index
-// UsersIndex), for tests and tools, and waits until it is active. A table
-// that already exists is kept, its TTL turned on.
-func CreateTable(ctx context.Context, client *dynamodb.Client, table string) error {
-	_, err := client.CreateTable(ctx, &dynamodb.CreateTableInput{
+// Index is a global secondary index of the table, keys only, both keys
+// strings: a projection that lists its rows declares one (userviews'
+// ListIndex is the User service's).
+type Index struct {
+	Name string
+	PK   string // the index's partition key attribute
+	SK   string // the index's sort key attribute
+}
+
+// CreateTable creates the read-model table (pk S, sk S, on-demand, TTL on
+// TTLAttribute) with the indexes given, for tests and tools, and waits
+// until it is active. A table that already exists is kept, its TTL turned
+// on. template.yaml declares the deployed table: userviews.CreateTable
+// makes that one.
+func CreateTable(ctx context.Context, client *dynamodb.Client, table string, indexes ...Index) error {
+	in := &dynamodb.CreateTableInput{
 		TableName:   aws.String(table),
 		BillingMode: types.BillingModePayPerRequest,
 		AttributeDefinitions: []types.AttributeDefinition{
-			{AttributeName: aws.String(attrPK), AttributeType: types.ScalarAttributeTypeS},
-			{AttributeName: aws.String(attrSK), AttributeType: types.ScalarAttributeTypeS},
-			{AttributeName: aws.String(AttrListPK), AttributeType: types.ScalarAttributeTypeS},
-			{AttributeName: aws.String(AttrListSK), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String(AttrPK), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String(AttrSK), AttributeType: types.ScalarAttributeTypeS},
 		},
 		KeySchema: []types.KeySchemaElement{
-			{AttributeName: aws.String(attrPK), KeyType: types.KeyTypeHash},
-			{AttributeName: aws.String(attrSK), KeyType: types.KeyTypeRange},
+			{AttributeName: aws.String(AttrPK), KeyType: types.KeyTypeHash},
+			{AttributeName: aws.String(AttrSK), KeyType: types.KeyTypeRange},
 		},
-		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{{
-			IndexName: aws.String(UsersIndex),
+	}
+	for _, ix := range indexes {
+		in.AttributeDefinitions = append(in.AttributeDefinitions,
+			types.AttributeDefinition{AttributeName: aws.String(ix.PK), AttributeType: types.ScalarAttributeTypeS},
+			types.AttributeDefinition{AttributeName: aws.String(ix.SK), AttributeType: types.ScalarAttributeTypeS})
+		in.GlobalSecondaryIndexes = append(in.GlobalSecondaryIndexes, types.GlobalSecondaryIndex{
+			IndexName: aws.String(ix.Name),
 			KeySchema: []types.KeySchemaElement{
-				{AttributeName: aws.String(AttrListPK), KeyType: types.KeyTypeHash},
-				{AttributeName: aws.String(AttrListSK), KeyType: types.KeyTypeRange},
+				{AttributeName: aws.String(ix.PK), KeyType: types.KeyTypeHash},
+				{AttributeName: aws.String(ix.SK), KeyType: types.KeyTypeRange},
 			},
 			Projection: &types.Projection{ProjectionType: types.ProjectionTypeKeysOnly},
-		}},
-	})
+		})
+	}
+	_, err := client.CreateTable(ctx, in)
 	var exists *types.ResourceInUseException
 	if err != nil && !errors.As(err, &exists) {
 		return fmt.Errorf("create table %s: %w", table, err)

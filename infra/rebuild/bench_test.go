@@ -11,7 +11,6 @@ import (
 	"github.com/chronicle-go/chronicle/domain/user"
 	"github.com/chronicle-go/chronicle/infra/awstest"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
-	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/readmodel/readmodeltest"
 	"github.com/chronicle-go/chronicle/infra/rebuild"
 	"github.com/chronicle-go/chronicle/infra/rebuild/rebuildtest"
@@ -56,7 +55,7 @@ func BenchmarkRebuildUserView(b *testing.B) {
 			var total time.Duration
 			var folded int64
 			for b.Loop() {
-				res, err := rb.Run(ctx, readmodel.ProjectionUserView, rebuild.Options{Segments: segments, Writers: writers, Settle: -1})
+				res, err := rb.Run(ctx, userviews.ProjectionUserView, rebuild.Options{Segments: segments, Writers: writers, Settle: -1})
 				if err != nil || !res.Done {
 					b.Fatalf("%+v %v", res, err)
 				}

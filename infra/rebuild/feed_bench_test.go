@@ -50,7 +50,7 @@ func BenchmarkFeedCatchUp(b *testing.B) {
 		b.Fatal(err)
 	}
 	rmName := awstest.TableName("readmodel")
-	if err := readmodel.CreateTable(ctx, client, rmName); err != nil {
+	if err := userviews.CreateTable(ctx, client, rmName); err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() {
@@ -62,7 +62,7 @@ func BenchmarkFeedCatchUp(b *testing.B) {
 	rb := rebuild.New(client, table, store, rm, user.NewRegistry(), userviews.Projections(), slog.New(slog.DiscardHandler))
 	cps := feed.NewCheckpoints(client, rmName)
 	run := func(o rebuild.Options) float64 {
-		res, err := rb.Run(ctx, readmodel.ProjectionUserView, o)
+		res, err := rb.Run(ctx, userviews.ProjectionUserView, o)
 		if err != nil || !res.Done || res.RunEvents != int64(events/perUser*perUser) {
 			b.Fatalf("%+v %v", res, err)
 		}

@@ -16,7 +16,6 @@ import (
 	"github.com/chronicle-go/chronicle/infra/feed"
 	"github.com/chronicle-go/chronicle/infra/notifier"
 	"github.com/chronicle-go/chronicle/infra/projector"
-	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/rebuild"
 	"github.com/chronicle-go/chronicle/infra/rebuild/rebuildtest"
 	"github.com/chronicle-go/chronicle/infra/relay"
@@ -75,7 +74,7 @@ func TestRebuildFromFeedThenFollow(t *testing.T) {
 	const window = 2 * time.Second
 	reader := dynamo.New(e.client, e.tables, dynamo.WithFeedWindow(window))
 	src := &rebuild.FeedSource{Feed: reader, Checkpoints: feed.NewCheckpoints(e.client, e.rmName), PageSize: 300}
-	for _, p := range []string{readmodel.ProjectionUserView, readmodel.ProjectionActorActivity} {
+	for _, p := range []string{userviews.ProjectionUserView, userviews.ProjectionActorActivity} {
 		// First run: live writes after the first page, then cut after the second.
 		runCtx, cut := context.WithCancel(ctx)
 		pages := 0
@@ -106,7 +105,7 @@ func TestRebuildFromFeedThenFollow(t *testing.T) {
 	checkViews(t, e, ids)
 	// Every event of the feed, up to now, reached both projections.
 	time.Sleep(window) // the feed shows an event once it is behind the window
-	rep, err := feed.AuditCompleteness(ctx, reader, feed.Stores{Views: e.rm, Mails: notifier.NewMails(e.rm.Client(), e.rm.Table())}, userviews.Projections(), dynamo.FeedCursor{})
+	rep, err := feed.AuditCompleteness(ctx, reader, feed.Stores{Views: e.rm.Store, Mails: notifier.NewMails(e.rm.Client(), e.rm.Table())}, userviews.Projections(), dynamo.FeedCursor{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,7 @@ type env struct {
 	client *dynamodb.Client
 	events *dynamo.Store
 	tables dynamo.Tables
-	rm     *readmodel.Store
+	rm     *userviews.Store
 	rmName string
 	rb     *rebuild.Rebuilder
 }
@@ -50,7 +50,7 @@ func newEnv(t *testing.T, events *dynamo.Store, tables dynamo.Tables) env {
 		events, tables = readmodeltest.EventStore(t)
 	}
 	rmName := awstest.TableName("readmodel")
-	if err := readmodel.CreateTable(t.Context(), client, rmName); err != nil {
+	if err := userviews.CreateTable(t.Context(), client, rmName); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -58,9 +58,9 @@ func newEnv(t *testing.T, events *dynamo.Store, tables dynamo.Tables) env {
 		defer cancel()
 		_ = readmodel.DeleteTable(ctx, client, rmName)
 	})
-	rm := readmodel.New(client, rmName, readmodel.WithGenerationTTL(0))
+	rm := userviews.New(readmodel.New(client, rmName, readmodel.WithGenerationTTL(0)))
 	return env{client: client, events: events, tables: tables, rm: rm, rmName: rmName,
-		rb: rebuild.New(client, tables.Events, events, rm, user.NewRegistry(), userviews.Projections(), slog.New(slog.DiscardHandler))}
+		rb: rebuild.New(client, tables.Events, events, rm.Store, user.NewRegistry(), userviews.Projections(), slog.New(slog.DiscardHandler))}
 }
 
 // fold is the view the event store says user id should have.
@@ -73,7 +73,7 @@ func fold(t *testing.T, e env, id string) user.View {
 	if err := user.NewRegistry().DecodeAll(recs); err != nil {
 		t.Fatal(err)
 	}
-	return readmodel.FoldUser(recs).View
+	return userviews.FoldUser(recs).View
 }
 
 func checkViews(t *testing.T, e env, ids []string) {
@@ -200,7 +200,7 @@ func TestRebuildWithinBudget(t *testing.T) {
 			t.Fatal("rebuild never finished")
 		}
 		// A budget already spent: each run does one page per segment at most.
-		res, err := e.rb.Run(ctx, readmodel.ProjectionUserView, rebuild.Options{Segments: 2, PageSize: 10, Settle: -1,
+		res, err := e.rb.Run(ctx, userviews.ProjectionUserView, rebuild.Options{Segments: 2, PageSize: 10, Settle: -1,
 			Until: time.Now().Add(-time.Second)})
 		if err != nil {
 			t.Fatal(err)
@@ -257,7 +257,7 @@ func TestRebuildFollowsLiveEvents(t *testing.T) {
 		}
 	}
 	pages := 0
-	res, err := e.rb.Run(ctx, readmodel.ProjectionUserView, rebuild.Options{Segments: 1, PageSize: 5, Settle: -1,
+	res, err := e.rb.Run(ctx, userviews.ProjectionUserView, rebuild.Options{Segments: 1, PageSize: 5, Settle: -1,
 		Progress: func(p rebuild.Progress) {
 			if p.Phase != rebuild.PhaseScanning {
 				return
@@ -322,7 +322,7 @@ func TestAuditAndRepair(t *testing.T) {
 		len(rep.Differences[0].Fields) != 1 || rep.Differences[0].Fields[0].Field != "name" {
 		t.Fatalf("audit after corruption: %+v", rep.Differences)
 	}
-	if _, err := e.rb.Aggregate(ctx, readmodel.ProjectionUserView, victim); err != nil {
+	if _, err := e.rb.Aggregate(ctx, userviews.ProjectionUserView, victim); err != nil {
 		t.Fatal(err)
 	}
 	if rep, err = e.rb.Audit(ctx, rebuild.AuditOptions{}); err != nil || len(rep.Differences) != 0 {
@@ -333,7 +333,7 @@ func TestAuditAndRepair(t *testing.T) {
 // corrupt overwrites the name in the view row of id, as a bug might.
 func corrupt(t *testing.T, e env, id string, v user.View) {
 	t.Helper()
-	g, err := e.rm.Generation(t.Context(), readmodel.ProjectionUserView)
+	g, err := e.rm.Generation(t.Context(), userviews.ProjectionUserView)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,15 +373,15 @@ func TestRebuildListsUsersAndAuditRepairsTheIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.rb.Run(ctx, readmodel.ProjectionUserView, rebuild.Options{Settle: -1}); err != nil {
+	if _, err := e.rb.Run(ctx, userviews.ProjectionUserView, rebuild.Options{Settle: -1}); err != nil {
 		t.Fatal(err)
 	}
-	if g, err := e.rm.Generation(ctx, readmodel.ProjectionUserView); err != nil || g.Active < 2 {
+	if g, err := e.rm.Generation(ctx, userviews.ProjectionUserView); err != nil || g.Active < 2 {
 		t.Fatalf("generation after the rebuild: %+v, %v", g, err)
 	}
 	listed := func() map[string]bool {
 		t.Helper()
-		page, err := e.rm.ListUsers(ctx, "", readmodel.MaxLimit, "")
+		page, err := e.rm.ListUsers(ctx, "", userviews.MaxLimit, "")
 		if err != nil || page.Next != "" {
 			t.Fatalf("list: %+v, %v", page, err)
 		}
@@ -406,7 +406,7 @@ func TestRebuildListsUsersAndAuditRepairsTheIndex(t *testing.T) {
 		victim = id
 		break
 	}
-	g, err := e.rm.Generation(ctx, readmodel.ProjectionUserView)
+	g, err := e.rm.Generation(ctx, userviews.ProjectionUserView)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -416,7 +416,7 @@ func TestRebuildListsUsersAndAuditRepairsTheIndex(t *testing.T) {
 			"pk": &types.AttributeValueMemberS{Value: "g" + itoa(g.Active) + "#user#" + victim}, "sk": &types.AttributeValueMemberS{Value: "view"},
 		},
 		UpdateExpression:         aws.String("REMOVE #p, #s"),
-		ExpressionAttributeNames: map[string]string{"#p": readmodel.AttrListPK, "#s": readmodel.AttrListSK},
+		ExpressionAttributeNames: map[string]string{"#p": userviews.AttrListPK, "#s": userviews.AttrListSK},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -437,7 +437,7 @@ func TestRebuildListsUsersAndAuditRepairsTheIndex(t *testing.T) {
 	if want := []string{victim + " " + userviews.DiffIndex}; !reflect.DeepEqual(kinds, want) {
 		t.Fatalf("audit: %v, want %v (%+v)", kinds, want, rep.Differences)
 	}
-	if _, err := e.rb.Aggregate(ctx, readmodel.ProjectionUserView, victim); err != nil {
+	if _, err := e.rb.Aggregate(ctx, userviews.ProjectionUserView, victim); err != nil {
 		t.Fatal(err)
 	}
 	if got := listed(); !maps.Equal(got, live) {

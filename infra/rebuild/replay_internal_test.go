@@ -32,7 +32,7 @@ func TestReplayAcrossInvocations(t *testing.T) {
 	ddb, client := awstest.DynamoDB(t), awstest.SQS(t)
 	_, tables := readmodeltest.EventStore(t)
 	table := awstest.TableName("readmodel")
-	if err := readmodel.CreateTable(ctx, ddb, table); err != nil {
+	if err := userviews.CreateTable(ctx, ddb, table); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -69,7 +69,7 @@ func TestReplayAcrossInvocations(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	send(Request{Projection: readmodel.ProjectionUserView, Segments: 2})
+	send(Request{Projection: userviews.ProjectionUserView, Segments: 2})
 	slices := 0
 	for deadline := time.Now().Add(time.Minute); ; {
 		if time.Now().After(deadline) {
@@ -93,7 +93,7 @@ func TestReplayAcrossInvocations(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	g, err := rm.Generation(ctx, readmodel.ProjectionUserView)
+	g, err := rm.Generation(ctx, userviews.ProjectionUserView)
 	if err != nil || g.Active != 2 || g.Building != 0 {
 		t.Fatalf("generation %+v %v", g, err)
 	}
@@ -101,13 +101,13 @@ func TestReplayAcrossInvocations(t *testing.T) {
 		t.Fatalf("done in %d slices: the budget did not bound them", slices)
 	}
 	for _, id := range ids {
-		if v, ok, err := rm.UserView(ctx, id); err != nil || !ok || v.Version != 3 {
+		if v, ok, err := userviews.New(rm).UserView(ctx, id); err != nil || !ok || v.Version != 3 {
 			t.Fatalf("view of %s: %+v %v %v", id, v, ok, err)
 		}
 	}
 
 	// A continuation of the finished build, delivered again: nothing happens.
-	send(Request{Projection: readmodel.ProjectionUserView, Generation: 2})
+	send(Request{Projection: userviews.ProjectionUserView, Generation: 2})
 	ev, err := relaytest.Receive(ctx, client, q, 1, 30)
 	if err != nil || len(ev.Records) != 1 {
 		t.Fatal(len(ev.Records), err)
@@ -119,7 +119,7 @@ func TestReplayAcrossInvocations(t *testing.T) {
 	if _, err := relaytest.Acknowledge(ctx, client, q, ev, resp); err != nil {
 		t.Fatal(err)
 	}
-	if g, _ := rm.Generation(ctx, readmodel.ProjectionUserView); g.Active != 2 || g.Building != 0 || g.Latest != 2 {
+	if g, _ := rm.Generation(ctx, userviews.ProjectionUserView); g.Active != 2 || g.Building != 0 || g.Latest != 2 {
 		t.Fatalf("generation after a stale continuation: %+v", g)
 	}
 	if ev, _ := relaytest.Receive(ctx, client, q, 1, 30); len(ev.Records) != 0 {

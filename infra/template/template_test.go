@@ -15,6 +15,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/template"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 const (
@@ -554,7 +555,7 @@ func TestTablesExpireWhatTheCodeExpires(t *testing.T) {
 }
 
 // TestUserListIndex: ReadModelTable declares the index the user list
-// queries (readmodel.UsersIndex) as readmodel.CreateTable makes it for the
+// queries (userviews.UsersIndex) as userviews.CreateTable makes it for the
 // tests: the list's keys, both strings, keys only; and the queries function
 // may query that index, and only that one, there.
 func TestUserListIndex(t *testing.T) {
@@ -573,7 +574,7 @@ func TestUserListIndex(t *testing.T) {
 			types[a.AttributeName] = a.AttributeType
 		}
 		for _, g := range tb.Resource.GlobalSecondaryIndexes {
-			if g.IndexName != readmodel.UsersIndex {
+			if g.IndexName != userviews.UsersIndex {
 				t.Errorf("ReadModelTable: index %s is not one the code queries", g.IndexName)
 				continue
 			}
@@ -582,7 +583,7 @@ func TestUserListIndex(t *testing.T) {
 			for _, k := range g.KeySchema {
 				keys = append(keys, k.KeyType+" "+k.AttributeName+":"+types[k.AttributeName])
 			}
-			want := []string{"HASH " + readmodel.AttrListPK + ":S", "RANGE " + readmodel.AttrListSK + ":S"}
+			want := []string{"HASH " + userviews.AttrListPK + ":S", "RANGE " + userviews.AttrListSK + ":S"}
 			if !slices.Equal(keys, want) {
 				t.Errorf("index %s keys %v, want %v", g.IndexName, keys, want)
 			}
@@ -592,7 +593,7 @@ func TestUserListIndex(t *testing.T) {
 		}
 	}
 	if !found {
-		t.Fatalf("ReadModelTable has no index %s", readmodel.UsersIndex)
+		t.Fatalf("ReadModelTable has no index %s", userviews.UsersIndex)
 	}
 	sts, err := tpl.Statements()
 	if err != nil {
@@ -608,12 +609,12 @@ func TestUserListIndex(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if v == "arn:ReadModelTable.Arn/index/"+readmodel.UsersIndex {
+			if v == "arn:ReadModelTable.Arn/index/"+userviews.UsersIndex {
 				granted = true
 			}
 		}
 	}
 	if !granted {
-		t.Errorf("QueriesFunction may not query %s", readmodel.UsersIndex)
+		t.Errorf("QueriesFunction may not query %s", userviews.UsersIndex)
 	}
 }

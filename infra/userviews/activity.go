@@ -15,32 +15,32 @@ import (
 // no state: its applied version is all it reads.
 type activity struct{}
 
-func (activity) Name() string         { return readmodel.ProjectionActorActivity }
+func (activity) Name() string         { return ProjectionActorActivity }
 func (activity) EventTypes() []string { return nil }
 func (activity) Decodes() bool        { return false }
 
 func (activity) Owns(logicalPK, sk string) bool {
 	return strings.HasPrefix(logicalPK, "actor#") ||
-		(strings.HasPrefix(logicalPK, "user#") && sk == "applied#"+readmodel.ProjectionActorActivity)
+		(strings.HasPrefix(logicalPK, "user#") && sk == "applied#"+ProjectionActorActivity)
 }
 
 func (activity) Read(ctx context.Context, rm *readmodel.Store, id string) (projection.State, int64, error) {
-	v, err := rm.ActivityApplied(ctx, id)
+	v, err := New(rm).ActivityApplied(ctx, id)
 	return nil, v, err
 }
 
 func (activity) Write(ctx context.Context, rm *readmodel.Store, _ projection.State, applied int64, run []es.Record) error {
-	return rm.SaveActivityRun(ctx, applied, run)
+	return New(rm).SaveActivityRun(ctx, applied, run)
 }
 
 func (activity) Put(ctx context.Context, rm *readmodel.Store, stream []es.Record, _ bool) error {
-	return rm.PutActivity(ctx, stream)
+	return New(rm).PutActivity(ctx, stream)
 }
 
 // Audit compares the actor-activity applied version with the stream's.
-func (activity) Audit(ctx context.Context, st *readmodel.Store, recs []es.Record) ([]projection.Difference, error) {
+func (activity) Audit(ctx context.Context, rm *readmodel.Store, recs []es.Record) ([]projection.Difference, error) {
 	id, version := recs[0].AggregateID, recs[len(recs)-1].Version
-	act, err := st.ActivityApplied(ctx, id)
+	act, err := New(rm).ActivityApplied(ctx, id)
 	if err != nil {
 		return nil, err
 	}

@@ -1,13 +1,16 @@
 // Package userviews holds the User service's projections: the user view
 // (with its email lookup and the user list's index keys) and the actor
-// activity, each a projection.Projection over the read-model table. The
-// projector, the rebuild and the audit run them because the service
-// registers them (Projections), not because they know them.
+// activity, each a projection.Projection over the read-model table, and
+// the store of their rows (Store): what the projections write, what the
+// User API's queries read (the view, the email lookup, the user list, an
+// actor's activity, the applied versions). The projector, the rebuild and
+// the audit run the projections because the service registers them
+// (Projections), not because they know them.
 //
 // They live here, apart from both the framework (infra/projection,
 // infra/readmodel's table core) and the domain (domain/user keeps the pure
 // fold, user.ApplyView): this is the one place that knows how a user's
-// rows are laid out, written live, put by a rebuild and audited.
+// rows are laid out (Store), written live, put by a rebuild and audited.
 package userviews
 
 import (

@@ -17,17 +17,17 @@ import (
 // lookup of the address a live user holds, the user list's index keys.
 type userView struct{}
 
-func (userView) Name() string         { return readmodel.ProjectionUserView }
+func (userView) Name() string         { return ProjectionUserView }
 func (userView) EventTypes() []string { return slices.Clone(userEvents) }
 func (userView) Decodes() bool        { return true }
 
 func (userView) Owns(logicalPK, sk string) bool {
-	return (strings.HasPrefix(logicalPK, "user#") && (sk == "view" || sk == "applied#"+readmodel.ProjectionUserView)) ||
+	return (strings.HasPrefix(logicalPK, "user#") && (sk == "view" || sk == "applied#"+ProjectionUserView)) ||
 		(strings.HasPrefix(logicalPK, "email#") && sk == "lookup")
 }
 
 func (userView) Read(ctx context.Context, rm *readmodel.Store, id string) (projection.State, int64, error) {
-	return rm.UserViewForUpdate(ctx, id)
+	return New(rm).UserViewForUpdate(ctx, id)
 }
 
 func (userView) Write(ctx context.Context, rm *readmodel.Store, before projection.State, applied int64, run []es.Record) error {
@@ -35,18 +35,19 @@ func (userView) Write(ctx context.Context, rm *readmodel.Store, before projectio
 	if !ok {
 		return fmt.Errorf("user view: state %T, want user.View", before)
 	}
-	return rm.SaveUserViewRun(ctx, v, applied, run)
+	return New(rm).SaveUserViewRun(ctx, v, applied, run)
 }
 
 func (userView) Put(ctx context.Context, rm *readmodel.Store, stream []es.Record, force bool) error {
-	_, err := rm.PutUserView(ctx, readmodel.FoldUser(stream), force)
+	_, err := New(rm).PutUserView(ctx, FoldUser(stream), force)
 	return err
 }
 
 // Audit compares the user's view (with its user-list index keys), its
 // applied version and the email lookup with the fold of stream.
-func (userView) Audit(ctx context.Context, st *readmodel.Store, recs []es.Record) ([]projection.Difference, error) {
-	want := readmodel.FoldUser(recs).View
+func (userView) Audit(ctx context.Context, rm *readmodel.Store, recs []es.Record) ([]projection.Difference, error) {
+	st := New(rm)
+	want := FoldUser(recs).View
 	id, version := recs[0].AggregateID, recs[len(recs)-1].Version
 	var diffs []projection.Difference
 	got, applied, err := st.UserViewForUpdate(ctx, id)

@@ -21,6 +21,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/rebuild"
 	"github.com/chronicle-go/chronicle/infra/relay"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // TestRedeliveredWelcomeMailIsNotSentAgain: SQS delivers a message at least
@@ -127,7 +128,7 @@ func TestSnapshotsAndRemoteRebuild(t *testing.T) {
 	eventually(t, 30*time.Second, "the view at v3", view)
 
 	rm := readmodel.New(ddb, lr.r.TableName("ReadModelTable"))
-	projections := []string{readmodel.ProjectionUserView, readmodel.ProjectionActorActivity}
+	projections := []string{userviews.ProjectionUserView, userviews.ProjectionActorActivity}
 	before := map[string]int64{}
 	for _, p := range projections {
 		g, err := rm.Generation(ctx, p)

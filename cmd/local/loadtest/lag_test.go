@@ -39,7 +39,7 @@ const (
 )
 
 // BenchmarkProjectionLag: the time from a command's 2xx answer to the read
-// model holding its version (readmodel.Store.UserView, polled every 20ms),
+// model holding its version (userviews.Store.UserView, polled every 20ms),
 // at a steady rate of commands (renames of 50 users in turn, one create in
 // ten), sent open-loop on a ticker, with the whole read side running as
 // template.yaml has it (relay, projector, notifier). Its floor is the shortest pipeline over

@@ -27,6 +27,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/deadletter"
 	"github.com/chronicle-go/chronicle/infra/notifier"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // BenchmarkScaling: does the read side keep up with the write side, and at
@@ -166,7 +167,7 @@ func startScaling(b *testing.B, stack, stateDir string, c int) *scalingService {
 	}
 	s.r, s.base, s.token = r, "http://"+ln.Addr().String(), token
 	ddb, table := dynamodb.NewFromConfig(cfg), r.TableName("ReadModelTable")
-	s.views = readmodel.New(ddb, table)
+	s.views = userviews.New(readmodel.New(ddb, table))
 	s.mails = notifier.NewMails(ddb, table)
 	s.failures = deadletter.New(ddb, table)
 	return s

@@ -32,6 +32,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/awstest"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/relay/relaytest"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // templatePath is the repository's template, from this package.
@@ -43,7 +44,7 @@ type service struct {
 	r     *runner.Runner
 	base  string
 	token string
-	views *readmodel.Store
+	views *userviews.Store
 	sqs   *sqs.Client
 	// lastAsync is when the last stream or queue invocation ended (unix ns).
 	lastAsync atomic.Int64
@@ -100,7 +101,7 @@ func startService(b *testing.B, template string) *service {
 		b.Fatal(err)
 	}
 	s.r, s.base, s.token = r, "http://"+ln.Addr().String(), token
-	s.views = readmodel.New(dynamodb.NewFromConfig(cfg), r.TableName("ReadModelTable"))
+	s.views = userviews.New(readmodel.New(dynamodb.NewFromConfig(cfg), r.TableName("ReadModelTable")))
 	return s
 }
 

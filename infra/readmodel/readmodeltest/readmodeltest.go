@@ -12,6 +12,7 @@ import (
 	"github.com/chronicle-go/chronicle/infra/awstest"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // cleanupTimeout bounds a table deletion after the test; the test's own
@@ -24,14 +25,15 @@ func Store(tb testing.TB) *readmodel.Store {
 	return readmodel.New(awstest.DynamoDB(tb), Table(tb))
 }
 
-// Table creates a new read-model table, deleted when the test ends, and
-// returns its name: for the table's other stores (mail leases, failure
-// records) and for clients a test wraps (faults).
+// Table creates a new read-model table as template.yaml declares it (with
+// the user list's index: userviews.CreateTable), deleted when the test
+// ends, and returns its name: for the table's other stores (mail leases,
+// failure records) and for clients a test wraps (faults).
 func Table(tb testing.TB) string {
 	tb.Helper()
 	client := awstest.DynamoDB(tb)
 	table := awstest.TableName("readmodel")
-	if err := readmodel.CreateTable(tb.Context(), client, table); err != nil {
+	if err := userviews.CreateTable(tb.Context(), client, table); err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() {

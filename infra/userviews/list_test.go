@@ -1,4 +1,4 @@
-package readmodel_test
+package userviews_test
 
 import (
 	"encoding/base64"
@@ -15,11 +15,12 @@ import (
 	"github.com/chronicle-go/chronicle/domain/user"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/readmodel/readmodeltest"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // listIDs pages through the user list of status, limit at a time, and
 // returns the ids in the order listed and the names by id.
-func listIDs(t *testing.T, s *readmodel.Store, status user.Status, limit int) ([]string, map[string]user.View) {
+func listIDs(t *testing.T, s *userviews.Store, status user.Status, limit int) ([]string, map[string]user.View) {
 	t.Helper()
 	var ids []string
 	views := map[string]user.View{}
@@ -54,7 +55,7 @@ func listIDs(t *testing.T, s *readmodel.Store, status user.Status, limit int) ([
 // reactivation moves it back, and a deletion removes it.
 func TestUserListFollowsStatus(t *testing.T) {
 	t.Parallel()
-	s := readmodeltest.Store(t)
+	s := userviews.New(readmodeltest.Store(t))
 	a, b := uuid.Must(uuid.NewV7()).String(), uuid.Must(uuid.NewV7()).String()
 	check := func(step string, status user.Status, want ...string) {
 		t.Helper()
@@ -106,7 +107,7 @@ func TestUserListFollowsStatus(t *testing.T) {
 // newest first (createdAt, then id), whatever the page size.
 func TestUserListPages(t *testing.T) {
 	t.Parallel()
-	s := readmodeltest.Store(t)
+	s := userviews.New(readmodeltest.Store(t))
 	const n = 50
 	type created struct {
 		id string
@@ -159,7 +160,7 @@ func TestUserListPages(t *testing.T) {
 // for the same status is ErrBadCursor, never a query of other keys.
 func TestUserListRefusesForeignCursors(t *testing.T) {
 	t.Parallel()
-	s := readmodeltest.Store(t)
+	s := userviews.New(readmodeltest.Store(t))
 	for i := range 3 {
 		id := uuid.Must(uuid.NewV7()).String()
 		project(t, s, record(t, id, 1, user.Created{Name: "U", Email: fmt.Sprintf("c%d@example.com", i)}, t0.Add(time.Duration(i)*time.Second), "admin"))
@@ -198,11 +199,11 @@ func TestUserListRefusesForeignCursors(t *testing.T) {
 // reads (the active one), never the rows of a rebuild's new generation.
 func TestUserListReadsItsGeneration(t *testing.T) {
 	t.Parallel()
-	s := readmodeltest.Store(t)
+	s := userviews.New(readmodeltest.Store(t))
 	old, fresh := uuid.Must(uuid.NewV7()).String(), uuid.Must(uuid.NewV7()).String()
 	project(t, s, record(t, old, 1, user.Created{Name: "Old", Email: "old@example.com"}, t0, "admin"))
-	g2 := s.At(readmodel.ProjectionUserView, 2)
-	fold := readmodel.FoldUser([]es.Record{record(t, fresh, 1, user.Created{Name: "New", Email: "new@example.com"}, t0, "admin")})
+	g2 := userviews.New(s.At(userviews.ProjectionUserView, 2))
+	fold := userviews.FoldUser([]es.Record{record(t, fresh, 1, user.Created{Name: "New", Email: "new@example.com"}, t0, "admin")})
 	if _, err := g2.PutUserView(t.Context(), fold, false); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package readmodel
+package userviews
 
 import (
 	"encoding/json"
@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/chronicle-go/chronicle/domain/user"
+	"github.com/chronicle-go/chronicle/infra/readmodel"
 )
 
 // The user view item is written by hand (viewItem, viewFromItem). avView is
@@ -28,7 +29,7 @@ type avView struct {
 }
 
 func avViewItem(g int64, id string, v user.View, body []byte) (map[string]types.AttributeValue, error) {
-	item := avView{PK: genPK(g, userPK(id)), SK: skView, View: string(body), Version: v.Version}
+	item := avView{PK: readmodel.GenerationPK(g, userPK(id)), SK: skView, View: string(body), Version: v.Version}
 	if listed(v) {
 		item.ListPK, item.ListSK = listPK(g, v.Status, shardOf(id)), listSK(v.CreatedAt, id)
 	}
@@ -97,8 +98,8 @@ func TestAttributeValueViewItem(t *testing.T) {
 // count times in a row, so the machine's load would differ between the two;
 // run rounds of all four instead, and compare each round's pair:
 //
-//	go test -c -o /tmp/readmodel.test ./infra/readmodel/
-//	for i in $(seq 60); do /tmp/readmodel.test -test.run '^$' -test.bench ViewItemCodec -test.benchtime 30ms; done
+//	go test -c -o /tmp/userviews.test ./infra/userviews/
+//	for i in $(seq 60); do /tmp/userviews.test -test.run '^$' -test.bench ViewItemCodec -test.benchtime 30ms; done
 //
 // encode is the item around a view's JSON body (made once, as the store
 // makes it before either codec runs); decode reads the item and its body

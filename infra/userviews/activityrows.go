@@ -1,4 +1,4 @@
-package readmodel
+package userviews
 
 import (
 	"context"
@@ -10,9 +10,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/chronicle-go/chronicle/infra/dynamo/attr"
-
 	"github.com/chronicle-go/chronicle/domain/es"
+	"github.com/chronicle-go/chronicle/infra/dynamo/attr"
+	"github.com/chronicle-go/chronicle/infra/readmodel"
 )
 
 // attrRecord holds an activity item's es.Record as JSON (its json tags).
@@ -36,13 +36,13 @@ func (s *Store) ActivityApplied(ctx context.Context, aggregateID string) (int64,
 // event, so writing it twice changes nothing. An event without an actor only
 // moves the applied version.
 func (s *Store) SaveActivity(ctx context.Context, rec es.Record) error {
-	g, err := s.gen(ctx, ProjectionActorActivity)
+	g, err := s.GenerationOf(ctx, ProjectionActorActivity)
 	if err != nil {
 		return err
 	}
 	applied := s.appliedPutItem(g, rec.AggregateID, ProjectionActorActivity, rec, rec.Version-1)
 	if rec.Metadata.Actor == "" {
-		_, err = s.client.PutItem(ctx, &dynamodb.PutItemInput{
+		_, err = s.Client().PutItem(ctx, &dynamodb.PutItemInput{
 			TableName: applied.TableName, Item: applied.Item, ConditionExpression: applied.ConditionExpression,
 			ExpressionAttributeNames: applied.ExpressionAttributeNames, ExpressionAttributeValues: applied.ExpressionAttributeValues,
 			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
@@ -52,19 +52,19 @@ func (s *Store) SaveActivity(ctx context.Context, rec es.Record) error {
 		if merr != nil {
 			return fmt.Errorf("save activity of %s v%d: %w", rec.AggregateID, rec.Version, merr)
 		}
-		_, err = s.client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		_, err = s.Client().TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
 			{Put: applied},
 			{Put: &types.Put{
-				TableName: aws.String(s.table),
+				TableName: aws.String(s.Table()),
 				Item:      activityItem(g, rec, body),
 			}},
 		}})
 	}
-	if OwnApplied(err, rec) { // a lost reply's retry found its own write
+	if readmodel.OwnApplied(err, rec) { // a lost reply's retry found its own write
 		return nil
 	}
-	if conditionFailed(err) {
-		return fmt.Errorf("save activity of %s v%d: %w", rec.AggregateID, rec.Version, ErrConflict)
+	if readmodel.ConditionFailed(err) {
+		return fmt.Errorf("save activity of %s v%d: %w", rec.AggregateID, rec.Version, readmodel.ErrConflict)
 	}
 	if err != nil {
 		return fmt.Errorf("save activity of %s v%d: %w", rec.AggregateID, rec.Version, err)
@@ -76,25 +76,25 @@ func (s *Store) SaveActivity(ctx context.Context, rec es.Record) error {
 // activity; body is rec's JSON.
 func activityItem(g int64, rec es.Record, body []byte) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{
-		attrPK: str(genPK(g, actorPK(rec.Metadata.Actor))), attrSK: str(activitySK(rec)),
-		attrRecord: str(string(body)),
+		attrPK: readmodel.S(readmodel.GenerationPK(g, actorPK(rec.Metadata.Actor))), attrSK: readmodel.S(activitySK(rec)),
+		attrRecord: readmodel.S(string(body)),
 	}
 }
 
 // activitySK orders an actor's events by time, the event id breaking ties.
-func activitySK(rec es.Record) string { return stamp(rec.OccurredAt) + "#" + rec.ID }
+func activitySK(rec es.Record) string { return readmodel.Stamp(rec.OccurredAt) + "#" + rec.ID }
 
 // ActorActivity returns the events actor sub caused, newest first, at most
 // limit of them (DefaultLimit when limit <= 0, at most MaxLimit), starting
 // after cursor ("" for the newest). next is the cursor of the following
 // page, "" when there is none. A cursor not made by this query for sub is
-// ErrBadCursor.
+// readmodel.ErrBadCursor.
 func (s *Store) ActorActivity(ctx context.Context, sub string, limit int, cursor string) (recs []es.Record, next string, err error) {
 	if limit <= 0 {
 		limit = DefaultLimit
 	}
 	limit = min(limit, MaxLimit)
-	g, err := s.gen(ctx, ProjectionActorActivity)
+	g, err := s.GenerationOf(ctx, ProjectionActorActivity)
 	if err != nil {
 		return nil, "", err
 	}
@@ -102,9 +102,9 @@ func (s *Store) ActorActivity(ctx context.Context, sub string, limit int, cursor
 	// stays valid across a rebuild's switch (the sort keys are the same).
 	pk := actorPK(sub)
 	in := &dynamodb.QueryInput{
-		TableName:                 aws.String(s.table),
+		TableName:                 aws.String(s.Table()),
 		KeyConditionExpression:    aws.String("pk = :pk"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(genPK(g, pk))},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": readmodel.S(readmodel.GenerationPK(g, pk))},
 		ScanIndexForward:          aws.Bool(false),
 	}
 	if cursor != "" {
@@ -112,14 +112,14 @@ func (s *Store) ActorActivity(ctx context.Context, sub string, limit int, cursor
 		if err != nil {
 			return nil, "", err
 		}
-		in.ExclusiveStartKey = key(genPK(g, pk), sk)
+		in.ExclusiveStartKey = readmodel.Key(readmodel.GenerationPK(g, pk), sk)
 	}
 	// One more than asked for tells whether there is a next page, so that
 	// the last page never hands out a cursor to an empty one.
 	var items []map[string]types.AttributeValue
 	for len(items) <= limit {
 		in.Limit = aws.Int32(int32(limit + 1 - len(items)))
-		out, err := s.client.Query(ctx, in)
+		out, err := s.Client().Query(ctx, in)
 		if err != nil {
 			return nil, "", fmt.Errorf("query activity of %q: %w", sub, err)
 		}
@@ -166,11 +166,11 @@ func encodeCursor(pk, sk string) string {
 func decodeCursor(cursor, pk string) (string, error) {
 	b, err := base64.RawURLEncoding.DecodeString(cursor)
 	if err != nil {
-		return "", fmt.Errorf("cursor: %w", ErrBadCursor)
+		return "", fmt.Errorf("cursor: %w", readmodel.ErrBadCursor)
 	}
 	var k cursorKey
 	if err := json.Unmarshal(b, &k); err != nil || k.PK != pk || k.SK == "" {
-		return "", fmt.Errorf("cursor: %w", ErrBadCursor)
+		return "", fmt.Errorf("cursor: %w", readmodel.ErrBadCursor)
 	}
 	return k.SK, nil
 }

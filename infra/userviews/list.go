@@ -1,4 +1,4 @@
-package readmodel
+package userviews
 
 import (
 	"context"
@@ -17,9 +17,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/google/uuid"
 
-	"github.com/chronicle-go/chronicle/domain/es/backoff"
 	"github.com/chronicle-go/chronicle/domain/user"
 	"github.com/chronicle-go/chronicle/infra/dynamo/attr"
+	"github.com/chronicle-go/chronicle/infra/readmodel"
 )
 
 // The user list is a sparse global secondary index, UsersIndex, over the
@@ -63,10 +63,10 @@ func shardOf(id string) int {
 }
 
 func listPK(g int64, status user.Status, shard int) string {
-	return genPK(g, fmt.Sprintf("users#%s#%02d", status, shard))
+	return readmodel.GenerationPK(g, fmt.Sprintf("users#%s#%02d", status, shard))
 }
 
-func listSK(createdAt time.Time, id string) string { return stamp(createdAt) + "#" + id }
+func listSK(createdAt time.Time, id string) string { return readmodel.Stamp(createdAt) + "#" + id }
 
 // listed reports whether a view belongs in the user list.
 func listed(v user.View) bool {
@@ -87,12 +87,12 @@ func listed(v user.View) bool {
 // proves the two write the same items.
 func viewItem(g int64, id string, v user.View, body []byte) map[string]types.AttributeValue {
 	item := map[string]types.AttributeValue{
-		attrPK: str(genPK(g, userPK(id))), attrSK: str(skView),
-		attrView: str(string(body)), attrVersion: num(v.Version),
+		attrPK: readmodel.S(readmodel.GenerationPK(g, userPK(id))), attrSK: readmodel.S(skView),
+		attrView: readmodel.S(string(body)), attrVersion: readmodel.N(v.Version),
 	}
 	if listed(v) {
-		item[AttrListPK] = str(listPK(g, v.Status, shardOf(id)))
-		item[AttrListSK] = str(listSK(v.CreatedAt, id))
+		item[AttrListPK] = readmodel.S(listPK(g, v.Status, shardOf(id)))
+		item[AttrListSK] = readmodel.S(listSK(v.CreatedAt, id))
 	}
 	return item
 }
@@ -102,13 +102,13 @@ func viewItem(g int64, id string, v user.View, body []byte) map[string]types.Att
 // for; "" when they agree or there is no view. A view written before the
 // index existed has none: a repair (rebuild.Aggregate) writes them.
 func (s *Store) IndexMismatch(ctx context.Context, id string) (string, error) {
-	g, err := s.gen(ctx, ProjectionUserView)
+	g, err := s.GenerationOf(ctx, ProjectionUserView)
 	if err != nil {
 		return "", err
 	}
-	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName:      aws.String(s.table),
-		Key:            key(genPK(g, userPK(id)), skView),
+	out, err := s.Client().GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(s.Table()),
+		Key:            readmodel.Key(readmodel.GenerationPK(g, userPK(id)), skView),
 		ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
@@ -149,7 +149,7 @@ type UserPage struct {
 // of status when it is not "" (active or suspended), at most limit of them
 // (DefaultLimit when limit <= 0, at most MaxLimit), after cursor ("" from
 // the newest). A cursor not handed out by ListUsers for the same status is
-// ErrBadCursor. The read is eventually consistent: a user whose view
+// readmodel.ErrBadCursor. The read is eventually consistent: a user whose view
 // changed between the index read and the view read is left out of the page
 // when it no longer matches, so a page may hold fewer than limit users
 // while Next is set.
@@ -172,7 +172,7 @@ func (s *Store) ListUsers(ctx context.Context, status user.Status, limit int, cu
 			return UserPage{}, err
 		}
 	}
-	g, err := s.gen(ctx, ProjectionUserView)
+	g, err := s.GenerationOf(ctx, ProjectionUserView)
 	if err != nil {
 		return UserPage{}, err
 	}
@@ -270,11 +270,11 @@ func (s *Store) fillShards(ctx context.Context, shards []*listShard, after strin
 // than after ("" for no bound).
 func (s *Store) queryShard(ctx context.Context, sh *listShard, after string, chunk int32) error {
 	in := &dynamodb.QueryInput{
-		TableName:                 aws.String(s.table),
+		TableName:                 aws.String(s.Table()),
 		IndexName:                 aws.String(UsersIndex),
 		KeyConditionExpression:    aws.String("#p = :p"),
 		ExpressionAttributeNames:  map[string]string{"#p": AttrListPK},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":p": str(sh.pk)},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":p": readmodel.S(sh.pk)},
 		ScanIndexForward:          aws.Bool(false),
 		Limit:                     aws.Int32(chunk),
 		ExclusiveStartKey:         sh.next,
@@ -282,9 +282,9 @@ func (s *Store) queryShard(ctx context.Context, sh *listShard, after string, chu
 	if after != "" {
 		in.KeyConditionExpression = aws.String("#p = :p AND #s < :after")
 		in.ExpressionAttributeNames["#s"] = AttrListSK
-		in.ExpressionAttributeValues[":after"] = str(after)
+		in.ExpressionAttributeValues[":after"] = readmodel.S(after)
 	}
-	out, err := s.client.Query(ctx, in)
+	out, err := s.Client().Query(ctx, in)
 	if err != nil {
 		return fmt.Errorf("list users: query %s: %w", sh.pk, err)
 	}
@@ -310,15 +310,15 @@ func (s *Store) viewsOf(ctx context.Context, entries []listEntry) (map[string]us
 	for chunk := range slices.Chunk(entries, maxBatchGet) {
 		keys := make([]map[string]types.AttributeValue, 0, len(chunk))
 		for _, e := range chunk {
-			keys = append(keys, key(e.pk, skView))
+			keys = append(keys, readmodel.Key(e.pk, skView))
 		}
-		pending := map[string]types.KeysAndAttributes{s.table: {Keys: keys}}
+		pending := map[string]types.KeysAndAttributes{s.Table(): {Keys: keys}}
 		for attempt := 0; len(pending) > 0; attempt++ {
-			out, err := s.client.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: pending})
+			out, err := s.Client().BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: pending})
 			if err != nil {
 				return nil, fmt.Errorf("list users: get views: %w", err)
 			}
-			for _, item := range out.Responses[s.table] {
+			for _, item := range out.Responses[s.Table()] {
 				pk, err := attr.String(item, attrPK)
 				if err != nil {
 					return nil, fmt.Errorf("list users: %w", err)
@@ -332,7 +332,7 @@ func (s *Store) viewsOf(ctx context.Context, entries []listEntry) (map[string]us
 			// Keys left unprocessed (throttling) are asked for again.
 			pending = out.UnprocessedKeys
 			if len(pending) > 0 {
-				if err := backoff.Sleep(ctx, retryPause.Delay(attempt+1, 0)); err != nil {
+				if err := readmodel.Pause(ctx, attempt+1); err != nil {
 					return nil, err
 				}
 			}
@@ -346,7 +346,7 @@ func (s *Store) viewsOf(ctx context.Context, entries []listEntry) (map[string]us
 // the shards the server derives from the status, for entries older than
 // the cursor's, so a cursor can only ever move a caller within the list it
 // may read. It is checked in full (a fixed-width stamp and a canonical
-// UUID) so that anything else is ErrBadCursor, and it stays valid across
+// UUID) so that anything else is readmodel.ErrBadCursor, and it stays valid across
 // a rebuild's switch, as listSk does not depend on the generation.
 type listCursor struct {
 	Status string `json:"s,omitempty"`
@@ -359,7 +359,7 @@ func encodeListCursor(status user.Status, after string) string {
 }
 
 func decodeListCursor(cursor string, status user.Status) (string, error) {
-	bad := fmt.Errorf("list cursor: %w", ErrBadCursor)
+	bad := fmt.Errorf("list cursor: %w", readmodel.ErrBadCursor)
 	b, err := base64.RawURLEncoding.DecodeString(cursor)
 	if err != nil {
 		return "", bad
@@ -372,8 +372,8 @@ func decodeListCursor(cursor string, status user.Status) (string, error) {
 	if !ok {
 		return "", bad
 	}
-	t, err := time.Parse(stampLayout, at)
-	if err != nil || stamp(t) != at {
+	t, err := time.Parse(readmodel.StampLayout, at)
+	if err != nil || readmodel.Stamp(t) != at {
 		return "", bad
 	}
 	u, err := uuid.Parse(id)

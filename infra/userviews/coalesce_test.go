@@ -1,7 +1,6 @@
-package readmodel_test
+package userviews_test
 
 import (
-	"context"
 	"errors"
 	"reflect"
 	"testing"
@@ -16,11 +15,12 @@ import (
 	"github.com/chronicle-go/chronicle/infra/faults"
 	"github.com/chronicle-go/chronicle/infra/readmodel"
 	"github.com/chronicle-go/chronicle/infra/readmodel/readmodeltest"
+	"github.com/chronicle-go/chronicle/infra/userviews"
 )
 
 // saveRun folds recs into the stored view of their user and writes them as
 // one run, as the projector does.
-func saveRun(t *testing.T, s *readmodel.Store, recs ...es.Record) error {
+func saveRun(t *testing.T, s *userviews.Store, recs ...es.Record) error {
 	t.Helper()
 	before, applied, err := s.UserViewForUpdate(t.Context(), recs[0].AggregateID)
 	if err != nil {
@@ -34,7 +34,7 @@ func saveRun(t *testing.T, s *readmodel.Store, recs ...es.Record) error {
 func TestSaveUserViewRunIsConditional(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	s := readmodeltest.Store(t)
+	s := userviews.New(readmodeltest.Store(t))
 	id := uuid.NewString()
 	v1 := record(t, id, 1, user.Created{Name: "Ada", Email: id + "@example.com"}, t0, "")
 	v2 := record(t, id, 2, user.Renamed{Name: "Ada L."}, t0.Add(time.Second), "")
@@ -69,7 +69,7 @@ func TestSaveUserViewRunIsConditional(t *testing.T) {
 func TestSaveUserViewRunReclaimsAnAddressTakenBack(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	s := readmodeltest.Store(t)
+	s := userviews.New(readmodeltest.Store(t))
 	x, y := uuid.NewString(), uuid.NewString()
 	a, b := "a-"+x+"@example.com", "b-"+x+"@example.com"
 	if err := saveRun(t, s, record(t, x, 1, user.Created{Name: "X", Email: a}, t0, "")); err != nil {
@@ -111,7 +111,7 @@ func TestSaveUserViewRunReclaimsAnAddressTakenBack(t *testing.T) {
 func TestSaveActivityRun(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	s := readmodeltest.Store(t)
+	s := userviews.New(readmodeltest.Store(t))
 	id, actor := uuid.NewString(), "sub-"+uuid.NewString()
 	var recs []es.Record
 	for v := int64(1); v <= 30; v++ {
@@ -139,7 +139,7 @@ func TestSaveActivityRun(t *testing.T) {
 	if err := s.SaveActivityRun(ctx, 2, recs[2:]); err != nil {
 		t.Fatal(err)
 	}
-	acts, _, err := s.ActorActivity(ctx, actor, readmodel.MaxLimit, "")
+	acts, _, err := s.ActorActivity(ctx, actor, userviews.MaxLimit, "")
 	if err != nil || len(acts) != 27 {
 		t.Errorf("activity: %d rows, %v; want 27", len(acts), err)
 	}
@@ -154,19 +154,8 @@ func TestSaveActivityRun(t *testing.T) {
 func TestRunLostReplies(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	plain := awstest.DynamoDB(t)
-	table := awstest.TableName("readmodel")
-	if err := readmodel.CreateTable(ctx, plain, table); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := readmodel.DeleteTable(ctx, plain, table); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
-	s := readmodel.New(dynamodb.NewFromConfig(faults.WithLostReplies(awstest.Config(t), faults.New(11), 1)), table)
+	table := readmodeltest.Table(t)
+	s := userviews.New(readmodel.New(dynamodb.NewFromConfig(faults.WithLostReplies(awstest.Config(t), faults.New(11), 1)), table))
 	id, actor := uuid.NewString(), "sub-"+uuid.NewString()
 	recs := []es.Record{
 		record(t, id, 1, user.Created{Name: "Ada", Email: "ada-" + id + "@example.com"}, t0, actor),

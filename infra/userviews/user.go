@@ -1,4 +1,4 @@
-package readmodel
+package userviews
 
 import (
 	"context"
@@ -12,32 +12,30 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/chronicle-go/chronicle/infra/dynamo/attr"
-
 	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/domain/user"
+	"github.com/chronicle-go/chronicle/infra/dynamo/attr"
+	"github.com/chronicle-go/chronicle/infra/readmodel"
 )
 
-// Attributes of the user items.
+// Attributes of the user items (besides attrVersion and attrEventID).
 const (
-	attrView    = "view"    // view: the user.View as JSON
-	attrVersion = "version" // view, applied version, lookup: a user version
-	attrEventID = "eventId" // applied version: the event that set it
-	attrUserID  = "userId"  // lookup: the user holding the address
-	attrSince   = "since"   // lookup: when the holder claimed it (stamp)
+	attrView   = "view"   // view: the user.View as JSON
+	attrUserID = "userId" // lookup: the user holding the address
+	attrSince  = "since"  // lookup: when the holder claimed it (stamp)
 )
 
 // UserView returns the view of user id, if the projection has seen it. A
 // deleted user's view is kept, with status deleted. The read is eventually
 // consistent.
 func (s *Store) UserView(ctx context.Context, id string) (user.View, bool, error) {
-	g, err := s.gen(ctx, ProjectionUserView)
+	g, err := s.GenerationOf(ctx, ProjectionUserView)
 	if err != nil {
 		return user.View{}, false, err
 	}
-	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: aws.String(s.table),
-		Key:       key(genPK(g, userPK(id)), skView),
+	out, err := s.Client().GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(s.Table()),
+		Key:       readmodel.Key(readmodel.GenerationPK(g, userPK(id)), skView),
 	})
 	if err != nil {
 		return user.View{}, false, fmt.Errorf("get view of user %s: %w", id, err)
@@ -57,13 +55,13 @@ func (s *Store) UserView(ctx context.Context, id string) (user.View, bool, error
 // lower-cased before the look-up.
 func (s *Store) UserIDByEmail(ctx context.Context, email string) (string, bool, error) {
 	email = strings.ToLower(email)
-	g, err := s.gen(ctx, ProjectionUserView)
+	g, err := s.GenerationOf(ctx, ProjectionUserView)
 	if err != nil {
 		return "", false, err
 	}
-	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: aws.String(s.table),
-		Key:       key(genPK(g, emailPK(email)), skLookup),
+	out, err := s.Client().GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(s.Table()),
+		Key:       readmodel.Key(readmodel.GenerationPK(g, emailPK(email)), skLookup),
 	})
 	if err != nil {
 		return "", false, fmt.Errorf("look up email %q: %w", email, err)
@@ -83,7 +81,7 @@ func (s *Store) UserIDByEmail(ctx context.Context, email string) (string, bool, 
 // that has not seen the aggregate is absent. The read is strongly consistent.
 func (s *Store) AppliedVersions(ctx context.Context, aggregateID string) (map[string]int64, error) {
 	applied := map[string]int64{}
-	for _, p := range Projections {
+	for _, p := range Names() {
 		v, err := s.appliedVersion(ctx, aggregateID, p)
 		if err != nil {
 			return nil, fmt.Errorf("applied versions of %s: %w", aggregateID, err)
@@ -98,13 +96,13 @@ func (s *Store) AppliedVersions(ctx context.Context, aggregateID string) (map[st
 // appliedVersion is the version of aggregateID that projection applied (0:
 // none), read consistently.
 func (s *Store) appliedVersion(ctx context.Context, aggregateID, projection string) (int64, error) {
-	g, err := s.gen(ctx, projection)
+	g, err := s.GenerationOf(ctx, projection)
 	if err != nil {
 		return 0, err
 	}
-	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName:      aws.String(s.table),
-		Key:            key(genPK(g, userPK(aggregateID)), appliedPrefix+projection),
+	out, err := s.Client().GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(s.Table()),
+		Key:            readmodel.Key(readmodel.GenerationPK(g, userPK(aggregateID)), appliedPrefix+projection),
 		ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
@@ -124,11 +122,11 @@ func (s *Store) appliedVersion(ctx context.Context, aggregateID, projection stri
 // projection applied (0 when it has not seen the user), read consistently:
 // the starting point of SaveUserView.
 func (s *Store) UserViewForUpdate(ctx context.Context, id string) (user.View, int64, error) {
-	g, err := s.gen(ctx, ProjectionUserView)
+	g, err := s.GenerationOf(ctx, ProjectionUserView)
 	if err != nil {
 		return user.View{}, 0, err
 	}
-	items, err := s.userItems(ctx, genPK(g, userPK(id)))
+	items, err := s.userItems(ctx, readmodel.GenerationPK(g, userPK(id)))
 	if err != nil {
 		return user.View{}, 0, err
 	}
@@ -156,9 +154,9 @@ func (s *Store) UserViewForUpdate(ctx context.Context, id string) (user.View, in
 // latest: the event store's guard lets only one live user hold an address at
 // a time, so the latest claim is the current one. A user frees an address
 // only while it is the holder. Every lookup written is conditional on what
-// was read, so a concurrent change is ErrConflict, not a lost update.
+// was read, so a concurrent change is readmodel.ErrConflict, not a lost update.
 func (s *Store) SaveUserView(ctx context.Context, before, after user.View, rec es.Record) error {
-	g, err := s.gen(ctx, ProjectionUserView)
+	g, err := s.GenerationOf(ctx, ProjectionUserView)
 	if err != nil {
 		return err
 	}
@@ -178,7 +176,7 @@ func (s *Store) putUserView(ctx context.Context, g int64, before, after user.Vie
 	}
 	items := []types.TransactWriteItem{
 		{Put: s.appliedPutItem(g, id, ProjectionUserView, last, prev)},
-		{Put: &types.Put{TableName: aws.String(s.table), Item: viewItem(g, id, after, viewJSON)}},
+		{Put: &types.Put{TableName: aws.String(s.Table()), Item: viewItem(g, id, after, viewJSON)}},
 	}
 	old := before.HeldEmail()
 	if reclaim {
@@ -196,15 +194,15 @@ func (s *Store) putUserView(ctx context.Context, g int64, before, after user.Vie
 		return fmt.Errorf("save view of user %s v%d: %w", id, last.Version, err)
 	}
 	items = append(items, lookups...)
-	if _, err := s.client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items}); err != nil {
+	if _, err := s.Client().TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items}); err != nil {
 		// The SDK's ClientRequestToken already makes its retry of an
 		// applied transaction succeed; ownApplied covers a store that does
 		// not keep tokens.
-		if OwnApplied(err, last) {
+		if readmodel.OwnApplied(err, last) {
 			return nil
 		}
-		if conditionFailed(err) {
-			return fmt.Errorf("save view of user %s v%d: %w", id, last.Version, ErrConflict)
+		if readmodel.ConditionFailed(err) {
+			return fmt.Errorf("save view of user %s v%d: %w", id, last.Version, readmodel.ErrConflict)
 		}
 		return fmt.Errorf("save view of user %s v%d: %w", id, last.Version, err)
 	}
@@ -226,11 +224,11 @@ func (s *Store) lookupChanges(ctx context.Context, g int64, id, old, new string,
 		}
 		if ok && cur.userID == id {
 			items = append(items, types.TransactWriteItem{Delete: &types.Delete{
-				TableName:                 aws.String(s.table),
-				Key:                       key(genPK(g, emailPK(old)), skLookup),
+				TableName:                 aws.String(s.Table()),
+				Key:                       readmodel.Key(readmodel.GenerationPK(g, emailPK(old)), skLookup),
 				ConditionExpression:       aws.String("#u = :u AND #since = :since"),
 				ExpressionAttributeNames:  map[string]string{"#u": attrUserID, "#since": attrSince},
-				ExpressionAttributeValues: map[string]types.AttributeValue{":u": str(cur.userID), ":since": str(cur.since)},
+				ExpressionAttributeValues: map[string]types.AttributeValue{":u": readmodel.S(cur.userID), ":since": readmodel.S(cur.since)},
 			}})
 		}
 	}
@@ -239,12 +237,12 @@ func (s *Store) lookupChanges(ctx context.Context, g int64, id, old, new string,
 		if err != nil {
 			return nil, err
 		}
-		since := stamp(sinceAt)
+		since := readmodel.Stamp(sinceAt)
 		put := &types.Put{
-			TableName: aws.String(s.table),
+			TableName: aws.String(s.Table()),
 			Item: map[string]types.AttributeValue{
-				attrPK: str(genPK(g, emailPK(new))), attrSK: str(skLookup),
-				attrUserID: str(id), attrSince: str(since), attrVersion: num(rec.Version),
+				attrPK: readmodel.S(readmodel.GenerationPK(g, emailPK(new))), attrSK: readmodel.S(skLookup),
+				attrUserID: readmodel.S(id), attrSince: readmodel.S(since), attrVersion: readmodel.N(rec.Version),
 			},
 		}
 		switch {
@@ -253,7 +251,7 @@ func (s *Store) lookupChanges(ctx context.Context, g int64, id, old, new string,
 		case cur.userID == id || cur.since <= since:
 			put.ConditionExpression = aws.String("#u = :u AND #since = :since")
 			put.ExpressionAttributeNames = map[string]string{"#u": attrUserID, "#since": attrSince}
-			put.ExpressionAttributeValues = map[string]types.AttributeValue{":u": str(cur.userID), ":since": str(cur.since)}
+			put.ExpressionAttributeValues = map[string]types.AttributeValue{":u": readmodel.S(cur.userID), ":since": readmodel.S(cur.since)}
 		default:
 			put = nil // a later claim by another user already holds it
 		}
@@ -270,9 +268,9 @@ type lookupItem struct {
 }
 
 func (s *Store) lookup(ctx context.Context, g int64, email string) (lookupItem, bool, error) {
-	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName:      aws.String(s.table),
-		Key:            key(genPK(g, emailPK(email)), skLookup),
+	out, err := s.Client().GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(s.Table()),
+		Key:            readmodel.Key(readmodel.GenerationPK(g, emailPK(email)), skLookup),
 		ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
@@ -296,10 +294,10 @@ func (s *Store) lookup(ctx context.Context, g int64, email string) (lookupItem, 
 // prev (absent for 0).
 func (s *Store) appliedPutItem(g int64, id, projection string, rec es.Record, prev int64) *types.Put {
 	put := &types.Put{
-		TableName: aws.String(s.table),
+		TableName: aws.String(s.Table()),
 		Item: map[string]types.AttributeValue{
-			attrPK: str(genPK(g, userPK(id))), attrSK: str(appliedPrefix + projection),
-			attrVersion: num(rec.Version), attrEventID: str(rec.ID),
+			attrPK: readmodel.S(readmodel.GenerationPK(g, userPK(id))), attrSK: readmodel.S(appliedPrefix + projection),
+			attrVersion: readmodel.N(rec.Version), attrEventID: readmodel.S(rec.ID),
 		},
 		// The old item tells a lost reply's retry from a conflict: ownApplied.
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
@@ -309,7 +307,7 @@ func (s *Store) appliedPutItem(g int64, id, projection string, rec es.Record, pr
 	} else {
 		put.ConditionExpression = aws.String("#v = :prev")
 		put.ExpressionAttributeNames = map[string]string{"#v": attrVersion}
-		put.ExpressionAttributeValues = map[string]types.AttributeValue{":prev": num(prev)}
+		put.ExpressionAttributeValues = map[string]types.AttributeValue{":prev": readmodel.N(prev)}
 	}
 	return put
 }
@@ -317,17 +315,17 @@ func (s *Store) appliedPutItem(g int64, id, projection string, rec es.Record, pr
 // userItems reads every item of a user's partition pk (the view and the
 // applied versions), consistently, keyed by sk.
 func (s *Store) userItems(ctx context.Context, pk string) (map[string]map[string]types.AttributeValue, error) {
-	_, logical := SplitGeneration(pk)
+	_, logical := readmodel.SplitGeneration(pk)
 	id := strings.TrimPrefix(logical, "user#")
 	in := &dynamodb.QueryInput{
-		TableName:                 aws.String(s.table),
+		TableName:                 aws.String(s.Table()),
 		KeyConditionExpression:    aws.String("pk = :pk"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(pk)},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": readmodel.S(pk)},
 		ConsistentRead:            aws.Bool(true),
 	}
 	items := map[string]map[string]types.AttributeValue{}
 	for {
-		out, err := s.client.Query(ctx, in)
+		out, err := s.Client().Query(ctx, in)
 		if err != nil {
 			return nil, fmt.Errorf("read user %s: %w", id, err)
 		}

@@ -1,4 +1,4 @@
-package readmodel
+package userviews
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/chronicle-go/chronicle/domain/es"
 	"github.com/chronicle-go/chronicle/domain/user"
+	"github.com/chronicle-go/chronicle/infra/readmodel"
 )
 
 // This file holds the projector's coalesced writes: a run of consecutive
@@ -33,7 +34,7 @@ import (
 //
 // A lost reply's retry finds its own write (the applied item holds the
 // last record's id and version) and succeeds; a concurrent change is
-// ErrConflict.
+// readmodel.ErrConflict.
 func (s *Store) SaveUserViewRun(ctx context.Context, before user.View, applied int64, recs []es.Record) error {
 	if len(recs) == 0 {
 		return nil
@@ -43,7 +44,7 @@ func (s *Store) SaveUserViewRun(ctx context.Context, before user.View, applied i
 		return fmt.Errorf("save view of user %s: run v%d..v%d does not follow v%d",
 			last.AggregateID, recs[0].Version, last.Version, applied)
 	}
-	g, err := s.gen(ctx, ProjectionUserView)
+	g, err := s.GenerationOf(ctx, ProjectionUserView)
 	if err != nil {
 		return err
 	}
@@ -85,7 +86,7 @@ func foldRun(before user.View, recs []es.Record) (after user.View, since time.Ti
 // Local a batch write plus a PutItem take less time than one transaction.
 //
 // A lost reply's retry of the version finds its own write and succeeds; a
-// concurrent change is ErrConflict.
+// concurrent change is readmodel.ErrConflict.
 func (s *Store) SaveActivityRun(ctx context.Context, applied int64, recs []es.Record) error {
 	if len(recs) == 0 {
 		return nil
@@ -95,7 +96,7 @@ func (s *Store) SaveActivityRun(ctx context.Context, applied int64, recs []es.Re
 		return fmt.Errorf("save activity of %s: run v%d..v%d does not follow v%d",
 			last.AggregateID, recs[0].Version, last.Version, applied)
 	}
-	g, err := s.gen(ctx, ProjectionActorActivity)
+	g, err := s.GenerationOf(ctx, ProjectionActorActivity)
 	if err != nil {
 		return err
 	}
@@ -103,20 +104,20 @@ func (s *Store) SaveActivityRun(ctx context.Context, applied int64, recs []es.Re
 	if err != nil {
 		return fmt.Errorf("save %w", err)
 	}
-	if err := s.batchWrite(ctx, puts); err != nil {
+	if err := s.BatchWrite(ctx, puts); err != nil {
 		return fmt.Errorf("save activity of %s v%d..v%d: %w", last.AggregateID, recs[0].Version, last.Version, err)
 	}
 	put := s.appliedPutItem(g, last.AggregateID, ProjectionActorActivity, last, applied)
-	_, err = s.client.PutItem(ctx, &dynamodb.PutItemInput{
+	_, err = s.Client().PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: put.TableName, Item: put.Item, ConditionExpression: put.ConditionExpression,
 		ExpressionAttributeNames: put.ExpressionAttributeNames, ExpressionAttributeValues: put.ExpressionAttributeValues,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
-	if OwnApplied(err, last) { // a lost reply's retry found its own write
+	if readmodel.OwnApplied(err, last) { // a lost reply's retry found its own write
 		return nil
 	}
-	if conditionFailed(err) {
-		return fmt.Errorf("save activity of %s v%d: %w", last.AggregateID, last.Version, ErrConflict)
+	if readmodel.ConditionFailed(err) {
+		return fmt.Errorf("save activity of %s v%d: %w", last.AggregateID, last.Version, readmodel.ErrConflict)
 	}
 	if err != nil {
 		return fmt.Errorf("save activity of %s v%d: %w", last.AggregateID, last.Version, err)
