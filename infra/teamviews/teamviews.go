@@ -25,6 +25,7 @@ package teamviews
 import (
 	"github.com/chronicle-go/chronicle/domain/team"
 	"github.com/chronicle-go/chronicle/infra/projection"
+	"github.com/chronicle-go/chronicle/infra/readmodel"
 )
 
 // Projection names: the suffix of their checkpoint keys, the names the
@@ -53,12 +54,12 @@ const DiffMembership = "membership"
 
 // Keys and attributes.
 const (
-	attrPK      = "pk"
-	attrSK      = "sk"
-	attrView    = "view"    // team view: team.View as JSON
-	attrState   = "state"   // user-teams state: team.State as JSON
-	attrVersion = "version" // the team version the item is at
-	attrEventID = "eventId" // the event at that version (a lost reply's retry finds its own write)
+	attrPK      = readmodel.AttrPK
+	attrSK      = readmodel.AttrSK
+	attrView    = "view"                // team view: team.View as JSON
+	attrState   = "state"               // user-teams state: team.State as JSON
+	attrVersion = readmodel.AttrVersion // the team version the item is at
+	attrEventID = readmodel.AttrEventID // the event at that version (readmodel.OwnApplied finds a lost reply's own write by it)
 	attrTeamID  = "teamId"
 	attrName    = "name"
 	attrRole    = "role"
