@@ -16,6 +16,7 @@ import (
 	"github.com/chronicle-go/chronicle/domain/user"
 	"github.com/chronicle-go/chronicle/infra/dynamo"
 	"github.com/chronicle-go/chronicle/infra/pii"
+	"github.com/chronicle-go/chronicle/infra/service"
 )
 
 // keyAliasSuffix names the stack's personal-data key as template.yaml's
@@ -56,8 +57,8 @@ func (a *app) cipher(ctx context.Context, ddb *dynamodb.Client) (*pii.Cipher, er
 	if err != nil {
 		return nil, err
 	}
-	reg := user.NewRegistry()
-	return pii.NewCipher(keys, reg.PersonalFields, map[string][]string{user.AggregateType: user.State{}.PersonalFields()}, pii.ForgetOn(reg.Erases)), nil
+	reg := service.Registry()
+	return pii.NewCipher(keys, reg, pii.ForgetOn(reg.Erases)), nil
 }
 
 // sealedTables is what the commands that write sealed personal data need:

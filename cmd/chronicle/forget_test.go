@@ -46,7 +46,7 @@ func TestForget(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := user.NewRegistry()
-	c := pii.NewCipher(keys, reg.PersonalFields, map[string][]string{user.AggregateType: user.State{}.PersonalFields()})
+	c := pii.NewCipher(keys, reg)
 	store := dynamo.New(s.ddb, dynamo.Tables{Events: s.name + "-events", Guards: s.name + "-guards"}, dynamo.WithCipher(c))
 	s.svc = es.NewService(user.Decider(), reg, store, es.Options{})
 	id := newID()

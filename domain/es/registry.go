@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"sync"
 )
 
@@ -19,6 +20,9 @@ type Registry struct {
 	personal map[string][]string
 	// erasing holds the type names whose events are Erasures.
 	erasing map[string]bool
+	// statePersonal lists, per aggregate type, the personal fields of its
+	// state (RegisterState): what a snapshot of it holds.
+	statePersonal map[string][]string
 }
 
 // PersonalData is an event (or a state, the shape of a snapshot) that
@@ -80,7 +84,8 @@ const maxUpcasts = 32
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{codecs: map[string]codec{}, upcasters: map[typeSchema]Upcaster{}, personal: map[string][]string{}, erasing: map[string]bool{}}
+	return &Registry{codecs: map[string]codec{}, upcasters: map[typeSchema]Upcaster{}, personal: map[string][]string{}, erasing: map[string]bool{},
+		statePersonal: map[string][]string{}}
 }
 
 // Register adds the event type T, whose current schema version is schema, under
@@ -114,6 +119,33 @@ func Register[T Event](r *Registry, schema int) {
 // PersonalFields returns the personal fields of the events of type typ,
 // as the type declares them (PersonalData); none for an unknown type.
 func (r *Registry) PersonalFields(typ string) []string { return r.personal[typ] }
+
+// RegisterState declares the state S of the aggregates of type
+// aggregateType (Decider.Type): when S is PersonalData, its snapshots hold
+// personal fields, which an adapter seals as it seals the events'. A state
+// that declares none needs no call. It panics on a second declaration of
+// the same aggregate type.
+func RegisterState[S any](r *Registry, aggregateType string) {
+	if _, dup := r.statePersonal[aggregateType]; dup {
+		panic(fmt.Sprintf("es: state of aggregate type %q registered twice", aggregateType))
+	}
+	var zero S
+	if p, ok := any(zero).(PersonalData); ok {
+		r.statePersonal[aggregateType] = p.PersonalFields()
+	}
+}
+
+// StatePersonalFields returns the personal fields of the states of each
+// aggregate type that declares some (RegisterState), by aggregate type.
+func (r *Registry) StatePersonalFields() map[string][]string {
+	out := make(map[string][]string, len(r.statePersonal))
+	for typ, fields := range r.statePersonal {
+		if len(fields) > 0 {
+			out[typ] = slices.Clone(fields)
+		}
+	}
+	return out
+}
 
 // Erases reports whether the events of type typ are Erasures.
 func (r *Registry) Erases(typ string) bool { return r.erasing[typ] }

@@ -3,6 +3,7 @@ package es_test
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -155,4 +156,33 @@ func TestDecodeAllScalars(t *testing.T) {
 			t.Errorf("%q: decoded without error", []string{string(bad[0].Data), string(bad[1].Data)})
 		}
 	}
+}
+
+type personalState struct{ Name string }
+
+func (personalState) PersonalFields() []string { return []string{"name"} }
+
+type plainState struct{ Count int }
+
+// TestRegisterState: an aggregate type whose state declares personal
+// fields lists them; one whose state declares none is left out; a second
+// declaration of a type is a programming error.
+func TestRegisterState(t *testing.T) {
+	r := es.NewRegistry()
+	es.RegisterState[personalState](r, "person")
+	es.RegisterState[plainState](r, "counter")
+	got := r.StatePersonalFields()
+	if len(got) != 1 || !slices.Equal(got["person"], []string{"name"}) {
+		t.Fatalf("StatePersonalFields() = %v, want person: [name] only", got)
+	}
+	got["person"][0] = "changed" // a copy: the caller cannot change the registry
+	if r.StatePersonalFields()["person"][0] != "name" {
+		t.Error("StatePersonalFields returned the registry's own slice")
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("a second declaration of person did not panic")
+		}
+	}()
+	es.RegisterState[personalState](r, "person")
 }

@@ -67,7 +67,8 @@ func (EmailChanged) PersonalFields() []string { return []string{"email", "previo
 // PersonalFields are the personal fields of State, the snapshot shape.
 func (State) PersonalFields() []string { return []string{"name", "email"} }
 
-// Register adds the user events to r at their current schema versions.
+// Register adds the user events to r at their current schema versions, and
+// the personal fields of the user state (what its snapshots hold).
 func Register(r *es.Registry) {
 	es.Register[Created](r, 1)
 	es.Register[Renamed](r, 1)
@@ -76,6 +77,7 @@ func Register(r *es.Registry) {
 	es.Register[Reactivated](r, 1)
 	es.Register[Deleted](r, 1)
 	es.Register[Forgotten](r, 1)
+	es.RegisterState[State](r, AggregateType) // snapshots hold the name and email
 }
 
 // NewRegistry returns a registry holding the user events.

@@ -5,8 +5,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
-	"github.com/chronicle-go/chronicle/domain/user"
 	"github.com/chronicle-go/chronicle/infra/pii"
+	"github.com/chronicle-go/chronicle/infra/service"
 )
 
 // userCipher is the cipher of the users' personal data from KEYS_TABLE
@@ -28,6 +28,6 @@ func userCipher(cfg aws.Config, ddb *dynamodb.Client, getenv Getenv) (*pii.Ciphe
 	if err != nil {
 		return nil, err
 	}
-	reg := user.NewRegistry()
-	return pii.NewCipher(keys, reg.PersonalFields, map[string][]string{user.AggregateType: user.State{}.PersonalFields()}, pii.ForgetOn(reg.Erases)), nil
+	reg := service.Registry() // every aggregate's declarations; a team declares none
+	return pii.NewCipher(keys, reg, pii.ForgetOn(reg.Erases)), nil
 }

@@ -266,7 +266,7 @@ func coldContainer(b *testing.B, f *fixture) *coldC {
 		b.Fatal(err)
 	}
 	reg := user.NewRegistry()
-	c := pii.NewCipher(keys, reg.PersonalFields, map[string][]string{user.AggregateType: user.State{}.PersonalFields()})
+	c := pii.NewCipher(keys, reg)
 	svc := es.NewService(user.Decider(), reg, dynamo.New(f.ddb, f.tables, dynamo.WithCipher(c)), es.Options{CacheSize: 16})
 	return &coldC{keys: keys, cipher: c, svc: svc}
 }

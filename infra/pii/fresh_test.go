@@ -71,7 +71,7 @@ func TestFreshSubjectKeyOneCall(t *testing.T) {
 	newCipher := func() (*pii.Keys, *pii.Cipher) {
 		k, err := pii.NewKeys(km, calls.client(t), pii.Config{KMSKeyID: keyID(t, f), Table: tableOf(t, f)})
 		must(t, err)
-		return k, pii.NewCipher(k, user.NewRegistry().PersonalFields, map[string][]string{user.AggregateType: user.State{}.PersonalFields()})
+		return k, pii.NewCipher(k, user.NewRegistry())
 	}
 	reg := user.NewRegistry()
 	first := func(id string) []es.Record {

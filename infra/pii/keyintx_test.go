@@ -88,7 +88,7 @@ func newBoxKMS(t testing.TB, f *fixture, cfg *aws.Config, oldPath bool, km *kms.
 		t.Fatal(err)
 	}
 	reg := user.NewRegistry()
-	b.cipher = pii.NewCipher(b.keys, reg.PersonalFields, map[string][]string{user.AggregateType: user.State{}.PersonalFields()}, pii.ForgetOn(reg.Erases))
+	b.cipher = pii.NewCipher(b.keys, reg, pii.ForgetOn(reg.Erases))
 	var sc dynamo.Cipher = b.cipher
 	if oldPath {
 		sc = sealOnly{b.cipher}

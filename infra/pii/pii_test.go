@@ -63,7 +63,7 @@ func newFixture(t testing.TB, snapshotEvery int) *fixture {
 		t.Fatal(err)
 	}
 	reg := user.NewRegistry()
-	f.cipher = pii.NewCipher(f.keys, reg.PersonalFields, map[string][]string{user.AggregateType: user.State{}.PersonalFields()})
+	f.cipher = pii.NewCipher(f.keys, reg)
 	f.store = dynamo.New(ddb, f.tables, dynamo.WithCipher(f.cipher))
 	f.svc = es.NewService(user.Decider(), reg, f.store, es.Options{SnapshotEvery: snapshotEvery})
 	return f
@@ -271,7 +271,7 @@ func TestKMSCalls(t *testing.T) {
 	cold, err := pii.NewKeys(kms.NewFromConfig(awstest.Config(t)), f.ddb, pii.Config{KMSKeyID: keyID(t, f), Table: tableOf(t, f)})
 	must(t, err)
 	reg := user.NewRegistry()
-	c := pii.NewCipher(cold, reg.PersonalFields, map[string][]string{user.AggregateType: user.State{}.PersonalFields()})
+	c := pii.NewCipher(cold, reg)
 	svc := es.NewService(user.Decider(), reg, dynamo.New(f.ddb, f.tables, dynamo.WithCipher(c)), es.Options{})
 	_, err = svc.Execute(t.Context(), id, user.ChangeEmail{Email: "cb@calls.example"}, es.ExecOptions{})
 	must(t, err)

@@ -43,7 +43,7 @@ func (f *fixture) container(t *testing.T, name string) *container {
 	keys, err := pii.NewKeys(kms.NewFromConfig(awstest.Config(t)), f.ddb, pii.Config{KMSKeyID: keyID(t, f), Table: tableOf(t, f)})
 	must(t, err)
 	reg := user.NewRegistry()
-	c := pii.NewCipher(keys, reg.PersonalFields, map[string][]string{user.AggregateType: user.State{}.PersonalFields()}, pii.ForgetOn(reg.Erases)) // as lambdafn's
+	c := pii.NewCipher(keys, reg, pii.ForgetOn(reg.Erases)) // as lambdafn's
 	store := dynamo.New(f.ddb, f.tables, dynamo.WithCipher(c), dynamo.WithAppendWindow(dynamo.AppendWindow))
 	svc := es.NewService(user.Decider(), reg, store, es.Options{SnapshotEvery: 5, CacheSize: 64})
 	h := httpapi.NewCommands(svc, slog.New(slog.NewTextHandler(io.Discard, nil)), httpapi.WithKeys(keys))

@@ -48,13 +48,21 @@ type Cipher struct {
 	erases func(typ string) bool
 }
 
-// NewCipher returns the cipher of keys for the events fields declares
-// (es.Registry.PersonalFields) and the states whose personal fields
-// snapshots lists by aggregate type (es.Snapshot.AggregateType; user:
-// map[string][]string{user.AggregateType: user.State{}.PersonalFields()}). The streams of an aggregate type that
+// Declarations are what a cipher seals, as the domain declares it: the
+// personal fields of each event type (es.PersonalData) and of each
+// aggregate type's state (es.RegisterState). *es.Registry declares both.
+type Declarations interface {
+	PersonalFields(typ string) []string
+	StatePersonalFields() map[string][]string
+}
+
+// NewCipher returns the cipher of keys for the personal fields reg
+// declares: the events' by type, the snapshots' by aggregate type
+// (es.Snapshot.AggregateType). The streams of an aggregate type that
 // declares no personal field in its events or its state (a team) never
 // get a data key.
-func NewCipher(keys *Keys, fields func(typ string) []string, snapshots map[string][]string, opts ...CipherOption) *Cipher {
+func NewCipher(keys *Keys, reg Declarations, opts ...CipherOption) *Cipher {
+	fields, snapshots := reg.PersonalFields, reg.StatePersonalFields()
 	c := &Cipher{keys: keys, fields: fields, snapshots: snapshots}
 	for _, typ := range slices.Sorted(maps.Keys(snapshots)) {
 		for _, f := range snapshots[typ] {

@@ -99,7 +99,7 @@ func (f *fixture) reader(t *testing.T, hold time.Duration) *reader {
 	must(t, err)
 	reg := user.NewRegistry()
 	r.keys = keys
-	r.cipher = pii.NewCipher(keys, reg.PersonalFields, map[string][]string{user.AggregateType: user.State{}.PersonalFields()}, pii.ForgetOn(reg.Erases))
+	r.cipher = pii.NewCipher(keys, reg, pii.ForgetOn(reg.Erases))
 	return r
 }
 

@@ -223,7 +223,7 @@ func TestConsumerCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cipher := pii.NewCipher(keys, user.NewRegistry().PersonalFields, map[string][]string{user.AggregateType: user.State{}.PersonalFields()})
+	cipher := pii.NewCipher(keys, user.NewRegistry())
 	store := dynamo.New(ddb, dynamo.Tables{Events: res.TableName("EventsTable")}, dynamo.WithCipher(cipher))
 	rm := readmodel.New(ddb, res.TableName("ReadModelTable"), readmodel.WithGenerationTTL(0))
 	rb := rebuild.New(ddb, res.TableName("EventsTable"), store, rm, user.NewRegistry(), userviews.Projections(), nil)
