@@ -107,8 +107,8 @@ func conditions(tpl *template.Template, r template.Resolver, c map[string]any) (
 // cannot parse) would pass a ForAllValues:StringLike {dynamodb:LeadingKeys:
 // [idem#*]} vacuously and reach every item; the recorder marks such a key
 // Unknown instead, and a statement that tests an unknown key does not hold
-// (fail closed: the call is denied, its message says why). A Scan is denied
-// in AWS under such a statement too.
+// (fail closed: the call is denied, its message says why). A Scan has no
+// leading keys at all: it is always Unknown, never vacuously allowed.
 func (s statement) conditionHolds(c Call) bool {
 	for _, cond := range s.condition {
 		if _, unknown := lookup(c.Unknown, cond.key); unknown {
