@@ -2,6 +2,7 @@ package iamcheck_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -231,14 +232,23 @@ func TestSetOperators(t *testing.T) {
 		{"any like if exists, key absent", "ForAnyValue:StringLikeIfExists", `["idem#*"]`, absent, true},
 		{"any equal", "ForAnyValue:StringEquals", `["idem#b"]`, call("email#a", "idem#b"), true},
 	}
-	loaded := map[string]map[string]*iamcheck.Policy{} // by condition
-	for _, c := range cases {
+	// One template, a statement per case, each on a table of its own.
+	var stmts strings.Builder
+	resource := func(i int) string { return fmt.Sprintf("arn:aws:dynamodb:us-east-1:123456789012:table/case-%d", i) }
+	for i, c := range cases {
+		fmt.Fprintf(&stmts, "\n              - Sid: Case%d\n                Effect: Allow\n                Action: [dynamodb:GetItem]\n"+
+			"                Resource: %q\n                Condition:\n                  %s:\n                    dynamodb:LeadingKeys: %s",
+			i, resource(i), c.op, c.values)
+	}
+	_, policies := stackOf(t, load(t, func(y string) string {
+		if strings.Count(y, idemStatement) != 1 {
+			t.Fatalf("template.yaml has not exactly one statement %q", idemStatement)
+		}
+		return strings.Replace(y, idemStatement, idemStatement+stmts.String(), 1)
+	}))
+	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			policies, ok := loaded[c.op+c.values]
-			if !ok {
-				_, policies = stackOf(t, load(t, withIdem(t, "dynamodb:GetItem", c.op, c.values)))
-				loaded[c.op+c.values] = policies
-			}
+			c.call.Resource = resource(i)
 			grants, err := policies["MembershipFunction"].Check(c.call)
 			if c.granted && err != nil {
 				t.Errorf("%+v: %v, want granted", c.call, err)
