@@ -72,7 +72,11 @@ func TestLeadingKeysRequestShapes(t *testing.T) {
 		}, ""},
 		{"GetItem of another item", func(ctx context.Context, c *dynamodb.Client) {
 			_, _ = c.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(guards), Key: pk("email#a@b.c")})
-		}, `dynamodb:GetItem on arn:aws:dynamodb:us-east-1:123456789012:table/s-guards (dynamodb:LeadingKeys ["email#a@b.c"]) not granted`},
+		}, `dynamodb:GetItem on arn:aws:dynamodb:us-east-1:123456789012:table/s-guards (dynamodb:LeadingKeys ["email#a@b.c"]) not granted; add to MembershipRole:
+  - Effect: Allow
+    Action: [dynamodb:GetItem]
+    Resource: !GetAtt GuardsTable.Arn
+    # where the role's items are only these: Condition: {ForAllValues:StringLike: {dynamodb:LeadingKeys: ["email#*"]}}`},
 		{"GetItem by table ARN", func(ctx context.Context, c *dynamodb.Client) {
 			_, _ = c.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String("arn:aws:dynamodb:us-east-1:123456789012:table/s-guards"), Key: pk("idem#r1")})
 		}, ""},

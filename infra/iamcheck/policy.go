@@ -258,6 +258,10 @@ func (p *Policy) denied(c Call) *DeniedError {
 		}
 		e.Suggestion += fmt.Sprintf("\n    Condition: {StringEquals: {%s}}", strings.Join(conds, ", "))
 	}
+	if prefixes := keyPrefixes(c.Sets[LeadingKeysKey]); len(prefixes) > 0 {
+		e.Suggestion += fmt.Sprintf("\n    # where the role's items are only these: Condition: {ForAllValues:StringLike: {%s: [%s]}}",
+			LeadingKeysKey, strings.Join(prefixes, ", "))
+	}
 	for _, s := range p.stmts {
 		if !s.deny && s.conditionHolds(c) && slices.ContainsFunc(s.resources, func(r string) bool { return Match(r, c.Resource) }) {
 			e.Extend = s.name()
@@ -265,6 +269,22 @@ func (p *Policy) denied(c Call) *DeniedError {
 		}
 	}
 	return e
+}
+
+// keyPrefixes are the patterns "idem#*" of the leading keys' prefixes (up
+// to the first "#"), for the suggestion of an item-scoped statement; none
+// when a key has no such prefix (a bare id: nothing to scope by).
+func keyPrefixes(keys []string) []string {
+	var out []string
+	for _, k := range keys {
+		prefix, _, ok := strings.Cut(k, "#")
+		if !ok || prefix == "" {
+			return nil
+		}
+		out = append(out, fmt.Sprintf("%q", prefix+"#*"))
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // matchAction matches an action pattern of a statement: case-insensitive,
