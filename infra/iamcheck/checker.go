@@ -40,7 +40,11 @@ type Checker struct {
 // stack's, for the ARNs of tables and identities that requests name
 // without one. Every distinct call goes to the sinks.
 func NewChecker(policies map[string]*Policy, account string, sinks ...Sink) *Checker {
-	return &Checker{policies: policies, arns: &arns{partition: "aws", account: account}, sinks: sinks, seen: map[string]bool{}}
+	pks := partitionKeys{}
+	for _, p := range policies {
+		maps.Copy(pks, p.partitionKeys)
+	}
+	return &Checker{policies: policies, arns: &arns{partition: "aws", account: account, partitionKeys: pks}, sinks: sinks, seen: map[string]bool{}}
 }
 
 // APIOptions returns the middleware to add to the aws.Config of the
@@ -66,7 +70,15 @@ func (c *Checker) Check(call Call) Record {
 		}
 		rec.Grants = grants
 	}
-	key := strings.Join([]string{call.Function, call.By, call.Action, call.Resource, fmt.Sprint(call.Context)}, "\x00")
+	// Calls that differ only in the items they touch (Sets) are one call
+	// when the same grants allow them: the log keeps one line per outcome,
+	// not one per item. A denial's message names the items.
+	grants := make([]string, 0, len(rec.Grants))
+	for _, g := range rec.Grants {
+		grants = append(grants, g.Key())
+	}
+	key := strings.Join([]string{call.Function, call.By, call.Action, call.Resource, fmt.Sprint(call.Context),
+		strings.Join(grants, " "), rec.Denied}, "\x00")
 	c.mu.Lock()
 	first := !c.seen[key]
 	c.seen[key] = true

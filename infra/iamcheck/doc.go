@@ -10,12 +10,16 @@
 //     template.Resolver to the names of the stack under test) and Policy.Check
 //     matches a call against it as IAM does: actions case-insensitively,
 //     resources case-sensitively, "*" and "?" as wildcards, Deny first,
-//     StringEquals/StringLike conditions on the keys the call carries.
+//     StringEquals/StringLike conditions on the keys the call carries, and
+//     ForAllValues:/ForAnyValue: on the multivalued ones (dynamodb:LeadingKeys:
+//     see conditionHolds for the empty set, and why the check fails closed).
 //   - Checker.APIOptions is a middleware for a function's SDK clients that
 //     turns every operation into the calls IAM authorizes (an action on a
 //     resource ARN: a table, an index, a stream, a queue, an SES identity;
 //     "*" for actions without resource-level permissions; a transaction per
-//     item) and checks each one. Only tests install it (the local runner when
+//     item), each DynamoDB item call with its leading keys (the partition
+//     keys of its items, the tables' key schemas read from the template),
+//     and checks each one. Only tests install it (the local runner when
 //     its Config asks; ForTest in package tests that build a handler
 //     themselves, on tables and queues of random names): nothing of it is
 //     in the functions' binaries.

@@ -20,6 +20,17 @@ type Call struct {
 	// Context holds the condition keys of the request that a statement's
 	// Condition may test (ses:FromAddress).
 	Context map[string]string `json:"context,omitempty"`
+	// Sets holds the multivalued condition keys of the request, which a
+	// statement tests with ForAllValues: or ForAnyValue:. The one the
+	// recorder fills is LeadingKeysKey: the partition-key values of the
+	// items the call touches, present (possibly empty) for every item
+	// action on a table whose partition key the check knows.
+	Sets map[string][]string `json:"sets,omitempty"`
+	// Unknown names the multivalued keys the recorder could not determine
+	// (a Scan's leading keys, a Query whose key condition it cannot read),
+	// with why. A statement that tests such a key does not hold: see
+	// statement.conditionHolds.
+	Unknown map[string]string `json:"unknown,omitempty"`
 	// By is "" for a call of the function's code, ByLambda for one that
 	// Lambda makes with the function's role (see LambdaCalls).
 	By string `json:"by,omitempty"`
@@ -70,6 +81,9 @@ type Policy struct {
 	// written renders a resolved ARN as the template would write it, for
 	// the messages; see newRenderer.
 	written func(arn string) string
+	// partitionKeys of the stack's tables (shared by the policies of one
+	// stack), for the recorder's leading keys.
+	partitionKeys partitionKeys
 }
 
 type statement struct {
@@ -100,13 +114,17 @@ func Policies(tpl *template.Template, r template.Resolver) (map[string]*Policy, 
 		byRole[s.Role] = append(byRole[s.Role], s)
 	}
 	written := newRenderer(tpl, r)
+	pks, err := tablePartitionKeys(tpl, r)
+	if err != nil {
+		return nil, err
+	}
 	out := map[string]*Policy{}
 	for _, f := range fns {
 		role := template.Target(f.Role)
 		if role == "" {
 			return nil, fmt.Errorf("function %s: Role %q is not a Fn::GetAtt of a role of the template", f.Name, f.Role)
 		}
-		p := &Policy{Function: f.Name, Role: role, written: written}
+		p := &Policy{Function: f.Name, Role: role, written: written, partitionKeys: pks}
 		for i, s := range byRole[role] {
 			st, err := resolveStatement(tpl, r, i, s)
 			if err != nil {
@@ -159,7 +177,7 @@ func resolveStatement(tpl *template.Template, r template.Resolver, i int, s temp
 func (p *Policy) Check(c Call) ([]Grant, error) {
 	var grants []Grant
 	for _, s := range p.stmts {
-		if !s.conditionHolds(c.Context) {
+		if !s.conditionHolds(c) {
 			continue
 		}
 		for _, a := range s.actions {
@@ -203,6 +221,7 @@ func (e *DeniedError) Error() string {
 	if e.Call.By == ByLambda {
 		by = " (by Lambda for it)"
 	}
+	by += e.Call.items()
 	if e.explicit {
 		return fmt.Sprintf("%s: %s on %s%s denied by %s statement %s", e.Call.Function, e.Call.Action, e.Call.Resource, by, e.Role, e.statement)
 	}
@@ -212,6 +231,19 @@ func (e *DeniedError) Error() string {
 		fmt.Fprintf(&b, "add %s to the Action of %s statement %s, or ", e.Call.Action, e.Role, e.Extend)
 	}
 	fmt.Fprintf(&b, "add to %s:\n%s", e.Role, e.Suggestion)
+	return b.String()
+}
+
+// items says which items a call touches, for a denial's message: its
+// leading keys, or why the check could not know them.
+func (c Call) items() string {
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(c.Sets)) {
+		fmt.Fprintf(&b, " (%s %q)", k, c.Sets[k])
+	}
+	for _, k := range slices.Sorted(maps.Keys(c.Unknown)) {
+		fmt.Fprintf(&b, " (%s unknown: %s)", k, c.Unknown[k])
+	}
 	return b.String()
 }
 
@@ -226,13 +258,33 @@ func (p *Policy) denied(c Call) *DeniedError {
 		}
 		e.Suggestion += fmt.Sprintf("\n    Condition: {StringEquals: {%s}}", strings.Join(conds, ", "))
 	}
+	if prefixes := keyPrefixes(c.Sets[LeadingKeysKey]); len(prefixes) > 0 {
+		e.Suggestion += fmt.Sprintf("\n    # where the role's items are only these: Condition: {ForAllValues:StringLike: {%s: [%s]}}",
+			LeadingKeysKey, strings.Join(prefixes, ", "))
+	}
 	for _, s := range p.stmts {
-		if !s.deny && s.conditionHolds(c.Context) && slices.ContainsFunc(s.resources, func(r string) bool { return Match(r, c.Resource) }) {
+		if !s.deny && s.conditionHolds(c) && slices.ContainsFunc(s.resources, func(r string) bool { return Match(r, c.Resource) }) {
 			e.Extend = s.name()
 			break
 		}
 	}
 	return e
+}
+
+// keyPrefixes are the patterns "idem#*" of the leading keys' prefixes (up
+// to the first "#"), for the suggestion of an item-scoped statement; none
+// when a key has no such prefix (a bare id: nothing to scope by).
+func keyPrefixes(keys []string) []string {
+	var out []string
+	for _, k := range keys {
+		prefix, _, ok := strings.Cut(k, "#")
+		if !ok || prefix == "" {
+			return nil
+		}
+		out = append(out, fmt.Sprintf("%q", prefix+"#*"))
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // matchAction matches an action pattern of a statement: case-insensitive,

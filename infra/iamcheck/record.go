@@ -30,6 +30,9 @@ type arns struct {
 	// names only the iterator, IAM authorizes it on the stream.
 	mu        sync.Mutex
 	iterators map[string]string
+	// partitionKeys of the stack's tables, for the leading keys of the
+	// DynamoDB item calls.
+	partitionKeys partitionKeys
 }
 
 // middleware returns an APIOptions entry that hands the calls of every
@@ -65,48 +68,11 @@ func (a *arns) calls(region, service, op string, params any) []Call {
 	}
 	table := func(name *string) string { return a.table(region, aws.ToString(name)) }
 	queue := func(u *string) string { return a.queue(region, aws.ToString(u)) }
+	if calls, ok := a.dynamoCalls(region, op, params); ok {
+		return calls
+	}
 	switch in := params.(type) {
-	// DynamoDB: items, queries and tables.
-	case *dynamodb.GetItemInput:
-		return one("dynamodb:GetItem", table(in.TableName))
-	case *dynamodb.PutItemInput:
-		return one("dynamodb:PutItem", table(in.TableName))
-	case *dynamodb.UpdateItemInput:
-		return one("dynamodb:UpdateItem", table(in.TableName))
-	case *dynamodb.DeleteItemInput:
-		return one("dynamodb:DeleteItem", table(in.TableName))
-	case *dynamodb.QueryInput:
-		return one("dynamodb:Query", index(table(in.TableName), in.IndexName))
-	case *dynamodb.ScanInput:
-		return one("dynamodb:Scan", index(table(in.TableName), in.IndexName))
-	case *dynamodb.BatchGetItemInput:
-		return perTable(op, "dynamodb:BatchGetItem", a, region, keys(in.RequestItems))
-	case *dynamodb.BatchWriteItemInput:
-		return perTable(op, "dynamodb:BatchWriteItem", a, region, keys(in.RequestItems))
-	case *dynamodb.TransactWriteItemsInput:
-		// IAM authorizes a transaction item by item, as the single-item actions.
-		var out []Call
-		for _, it := range in.TransactItems {
-			switch {
-			case it.Put != nil:
-				out = append(out, Call{Action: "dynamodb:PutItem", Resource: table(it.Put.TableName), Operation: op})
-			case it.Update != nil:
-				out = append(out, Call{Action: "dynamodb:UpdateItem", Resource: table(it.Update.TableName), Operation: op})
-			case it.Delete != nil:
-				out = append(out, Call{Action: "dynamodb:DeleteItem", Resource: table(it.Delete.TableName), Operation: op})
-			case it.ConditionCheck != nil:
-				out = append(out, Call{Action: "dynamodb:ConditionCheckItem", Resource: table(it.ConditionCheck.TableName), Operation: op})
-			}
-		}
-		return dedupe(out)
-	case *dynamodb.TransactGetItemsInput:
-		var out []Call
-		for _, it := range in.TransactItems {
-			if it.Get != nil {
-				out = append(out, Call{Action: "dynamodb:GetItem", Resource: table(it.Get.TableName), Operation: op})
-			}
-		}
-		return dedupe(out)
+	// DynamoDB: tables (items and queries: dynamoCalls).
 	case *dynamodb.DescribeTableInput:
 		return one("dynamodb:DescribeTable", table(in.TableName))
 	case *dynamodb.DescribeTimeToLiveInput:
@@ -250,14 +216,6 @@ func (a *arns) sesIdentity(region, identity string) string {
 	return fmt.Sprintf("arn:%s:ses:%s:%s:identity/%s", a.partition, region, a.account, identity)
 }
 
-func perTable(op, action string, a *arns, region string, tables []string) []Call {
-	out := make([]Call, 0, len(tables))
-	for _, t := range tables {
-		out = append(out, Call{Action: action, Resource: a.table(region, t), Operation: op})
-	}
-	return out
-}
-
 func keys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
@@ -267,10 +225,15 @@ func keys[V any](m map[string]V) []string {
 	return out
 }
 
+// dedupe drops the calls that repeat another's action, resource and
+// condition keys.
 func dedupe(calls []Call) []Call {
+	id := func(c Call) string {
+		return fmt.Sprint(c.Action, " ", c.Resource, " ", c.Context, c.Sets, c.Unknown)
+	}
 	return slices.CompactFunc(slices.SortedFunc(slices.Values(calls), func(x, y Call) int {
-		return strings.Compare(x.Action+" "+x.Resource, y.Action+" "+y.Resource)
-	}), func(x, y Call) bool { return x.Action == y.Action && x.Resource == y.Resource })
+		return strings.Compare(id(x), id(y))
+	}), func(x, y Call) bool { return id(x) == id(y) })
 }
 
 // rememberIterators keeps the stream of each shard iterator a stream call
