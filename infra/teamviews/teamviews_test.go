@@ -212,13 +212,21 @@ func TestRandomTeamRunsMatchTheFold(t *testing.T) {
 // tombstone), and both projections agree with the fold (the audit reads
 // every row; the readers are checked on a sample). Through lost replies
 // (every write applied, its reply lost, the SDK sending it again) nothing
-// changes.
+// changes. Under the projector's and the replay's roles (the IAM check),
+// every call of the chunked path is granted.
 func TestTeamRows(t *testing.T) {
 	t.Parallel()
 	table := readmodeltest.Table(t)
 	in := faults.New(7)
 	plain := readmodel.New(awstest.DynamoDB(t), table)
 	lost := readmodel.New(dynamodb.NewFromConfig(faults.WithLostReplies(awstest.Config(t), in, 1)), table)
+	// The chunked writes' ConditionCheckItem, under the roles of the two
+	// functions that write the projections: the projector live, the
+	// replay in a rebuild.
+	as := func(function string) *readmodel.Store {
+		return readmodel.New(dynamodb.NewFromConfig(awstest.Config(t),
+			awstest.UnderIAM[*dynamodb.Options](t, function, map[string]string{"ReadModelTable": table})), table)
+	}
 	for _, c := range []struct {
 		name      string
 		rm        *readmodel.Store
@@ -230,6 +238,8 @@ func TestTeamRows(t *testing.T) {
 		{"chunks of DynamoDB's limit", plain, bigTeam, teamviews.UserTeams},
 		{"lost replies/one transaction", lost, 3, teamviews.UserTeams},
 		{"lost replies/chunks of 5", lost, 12, teamviews.UserTeamsChunked(5)},
+		{"projector's role/chunks of 5", as("ProjectorFunction"), 12, teamviews.UserTeamsChunked(5)},
+		{"replay's role/chunks of 5", as("ReplayFunction"), 12, teamviews.UserTeamsChunked(5)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			scenario(t, c.rm, c.size, []projection.Projection{teamviews.View, c.userTeams})
