@@ -71,29 +71,16 @@ func TestFailedMessagesComeBackInSeconds(t *testing.T) {
 		t.Fatalf("failures %v, %v; want both messages", failedIDs(resp), err)
 	}
 
-	want := []string{ev.Records[0].MessageId, ev.Records[1].MessageId}
-	var got []string
-	for deadline := failedAt.Add(5 * time.Second); len(got) < len(want); {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s, received again %v of %v: the failed messages wait the queue's %d s visibility timeout",
-				time.Since(failedAt).Round(time.Millisecond), got, want, visibility)
-		}
-		again, err := relaytest.Receive(ctx, client, q, 10, visibility)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range again.Records {
-			got = append(got, m.MessageId)
-		}
-		if _, err := relaytest.Acknowledge(ctx, client, q, again, events.SQSEventResponse{}); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(100 * time.Millisecond) // polling with the deadline above
+	want := slices.Sorted(slices.Values([]string{ev.Records[0].MessageId, ev.Records[1].MessageId}))
+	got, err := relaytest.Redelivered(ctx, client, q, want, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("after %s, received again %v of %v: the failed messages wait the queue's %d s visibility timeout",
+			time.Since(failedAt).Round(time.Millisecond), got, want, visibility)
 	}
 	t.Logf("failed messages received again %s after the batch", time.Since(failedAt).Round(time.Millisecond))
-	if slices.Sort(got); !slices.Equal(got, slices.Sorted(slices.Values(want))) {
-		t.Errorf("received again %v, want %v", got, want)
-	}
 }
 
 // slowView delays every write of the projection it wraps by delay (or

@@ -134,6 +134,42 @@ func Bodies(ctx context.Context, client *sqs.Client, q *Queue, visibility int) (
 	}
 }
 
+// Redelivered receives from q, acknowledging what it receives as a
+// consumer would, until every message of ids has come back or within has
+// passed, polling every 100 ms; it returns the ids of ids received again,
+// sorted. A failed message's backoff is checked with it: without one, the
+// message waits out the queue's visibility timeout.
+func Redelivered(ctx context.Context, client *sqs.Client, q *Queue, ids []string, within time.Duration) ([]string, error) {
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	var got []string
+	for deadline := time.Now().Add(within); len(got) < len(want) && time.Now().Before(deadline); {
+		ev, err := Receive(ctx, client, q, 10, 30)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range ev.Records {
+			if want[m.MessageId] && !slices.Contains(got, m.MessageId) {
+				got = append(got, m.MessageId)
+			}
+		}
+		if _, err := Acknowledge(ctx, client, q, ev, events.SQSEventResponse{}); err != nil {
+			return nil, err
+		}
+		if len(got) < len(want) {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	slices.Sort(got)
+	return got, nil
+}
+
 // Acknowledge deletes the messages of ev that resp does not report failed,
 // as Lambda's event source mapping does, and returns how many it deleted.
 func Acknowledge(ctx context.Context, client *sqs.Client, q *Queue, ev events.SQSEvent, resp events.SQSEventResponse) (int, error) {
