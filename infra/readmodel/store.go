@@ -28,6 +28,7 @@ package readmodel
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -141,6 +142,21 @@ func OwnApplied(err error, rec es.Record) bool {
 	id, errID := attr.String(old, AttrEventID)
 	v, errV := attr.Int(old, AttrVersion)
 	return errID == nil && errV == nil && id == rec.ID && v == rec.Version
+}
+
+// AppliedWrite is the outcome of a projection's write whose applied-version
+// item moves to rec: nil when it succeeded, or when a lost reply's retry
+// found its own write (OwnApplied); ErrConflict when the item's condition
+// failed otherwise (another writer moved it: reload and apply again); else
+// err. what names the write in the error ("save activity of").
+func AppliedWrite(err error, rec es.Record, what string) error {
+	switch {
+	case err == nil, OwnApplied(err, rec):
+		return nil
+	case ConditionFailed(err):
+		return fmt.Errorf("%s %s v%d: %w", what, rec.AggregateID, rec.Version, ErrConflict)
+	}
+	return fmt.Errorf("%s %s v%d: %w", what, rec.AggregateID, rec.Version, err)
 }
 
 // oldHas reports whether err is a failed condition whose old item (asked for

@@ -61,13 +61,7 @@ func (teamView) Write(ctx context.Context, rm *readmodel.Store, before projectio
 		vals[":prev"] = readmodel.N(applied)
 	}
 	err := putView(ctx, rm, v, run[len(run)-1], cond, vals)
-	if err == nil || readmodel.OwnApplied(err, run[len(run)-1]) {
-		return nil
-	}
-	if readmodel.ConditionFailed(err) {
-		return fmt.Errorf("team view of %s v%d: %w", v.ID, v.Version, readmodel.ErrConflict)
-	}
-	return err
+	return readmodel.AppliedWrite(err, run[len(run)-1], "team view of")
 }
 
 // Put writes the fold of stream unless the item is at or past its last

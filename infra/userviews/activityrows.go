@@ -60,16 +60,7 @@ func (s *Store) SaveActivity(ctx context.Context, rec es.Record) error {
 			}},
 		}})
 	}
-	if readmodel.OwnApplied(err, rec) { // a lost reply's retry found its own write
-		return nil
-	}
-	if readmodel.ConditionFailed(err) {
-		return fmt.Errorf("save activity of %s v%d: %w", rec.AggregateID, rec.Version, readmodel.ErrConflict)
-	}
-	if err != nil {
-		return fmt.Errorf("save activity of %s v%d: %w", rec.AggregateID, rec.Version, err)
-	}
-	return nil
+	return readmodel.AppliedWrite(err, rec, "save activity of")
 }
 
 // activityItem is the item, in generation g, of rec in its actor's

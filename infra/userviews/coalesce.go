@@ -113,14 +113,5 @@ func (s *Store) SaveActivityRun(ctx context.Context, applied int64, recs []es.Re
 		ExpressionAttributeNames: put.ExpressionAttributeNames, ExpressionAttributeValues: put.ExpressionAttributeValues,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
-	if readmodel.OwnApplied(err, last) { // a lost reply's retry found its own write
-		return nil
-	}
-	if readmodel.ConditionFailed(err) {
-		return fmt.Errorf("save activity of %s v%d: %w", last.AggregateID, last.Version, readmodel.ErrConflict)
-	}
-	if err != nil {
-		return fmt.Errorf("save activity of %s v%d: %w", last.AggregateID, last.Version, err)
-	}
-	return nil
+	return readmodel.AppliedWrite(err, last, "save activity of")
 }

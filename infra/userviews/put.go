@@ -126,16 +126,7 @@ func (s *Store) putFreshUserView(ctx context.Context, g int64, f UserFold) error
 		}})
 	}
 	_, err = s.Client().TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
-	if readmodel.OwnApplied(err, f.Last) {
-		return nil
-	}
-	if readmodel.ConditionFailed(err) {
-		return fmt.Errorf("put view of user %s: %w", id, readmodel.ErrConflict)
-	}
-	if err != nil {
-		return fmt.Errorf("put view of user %s v%d: %w", id, f.View.Version, err)
-	}
-	return nil
+	return readmodel.AppliedWrite(err, f.Last, "put view of user")
 }
 
 // PutActivity stores the activity items of recs, the stream of one

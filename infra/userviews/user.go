@@ -194,19 +194,11 @@ func (s *Store) putUserView(ctx context.Context, g int64, before, after user.Vie
 		return fmt.Errorf("save view of user %s v%d: %w", id, last.Version, err)
 	}
 	items = append(items, lookups...)
-	if _, err := s.Client().TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items}); err != nil {
-		// The SDK's ClientRequestToken already makes its retry of an
-		// applied transaction succeed; ownApplied covers a store that does
-		// not keep tokens.
-		if readmodel.OwnApplied(err, last) {
-			return nil
-		}
-		if readmodel.ConditionFailed(err) {
-			return fmt.Errorf("save view of user %s v%d: %w", id, last.Version, readmodel.ErrConflict)
-		}
-		return fmt.Errorf("save view of user %s v%d: %w", id, last.Version, err)
-	}
-	return nil
+	// The SDK's ClientRequestToken already makes its retry of an applied
+	// transaction succeed; OwnApplied covers a store that does not keep
+	// tokens.
+	_, err = s.Client().TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+	return readmodel.AppliedWrite(err, last, "save view of user")
 }
 
 // lookupChanges are the lookup writes, in generation g, of a user going
